@@ -1,0 +1,5 @@
+from __future__ import annotations
+
+from dripper.cli import main
+
+main()

@@ -1,0 +1,1 @@
+"""Customers: values, address rules, CSV import and export."""
