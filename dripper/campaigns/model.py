@@ -1,0 +1,123 @@
+"""What a campaign file means once loaded: immutable values, no I/O.
+
+Durations are timedeltas, times of day are naive `time`s (read in each customer's zone by the
+planner), dates are `date`s. Line numbers are kept where a later error must point back at the
+file (expressions carry their own).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, time, timedelta
+from pathlib import Path
+
+from dripper.campaigns.expressions import Expression
+
+
+@dataclass(frozen=True)
+class EventTrigger:
+    """`trigger: {event: purchase, if: ...}`: enroll each time the event is recorded (and the
+    condition, evaluated then, holds)."""
+
+    event: str
+    condition: Expression | None = None
+
+
+@dataclass(frozen=True)
+class DateTrigger:
+    """`trigger: {date: customer.birthday, annually: true}`: enroll on the day the expression
+    names (a date or an ISO `YYYY-MM-DD` string), once, or once a year."""
+
+    date: Expression
+    annually: bool = False
+
+
+@dataclass(frozen=True)
+class WhenTrigger:
+    """`trigger: {when: ...}`: enroll once, when the customer is first seen to match."""
+
+    condition: Expression
+
+
+Trigger = EventTrigger | DateTrigger | WhenTrigger
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """`schedule: {every: 6w, starting: 2027-01-05}`: a run on `starting` and every `every`
+    after it; each run enrolls the audience."""
+
+    every: timedelta
+    starting: date
+
+
+@dataclass(frozen=True)
+class Goal:
+    """A later event of type `event` (within `within` of enrollment, if set) converts the
+    enrollment and ends it."""
+
+    event: str
+    within: timedelta | None = None
+
+
+@dataclass(frozen=True)
+class Step:
+    """One email of a campaign, due `after` the enrollment (not the previous step)."""
+
+    id: str
+    after: timedelta
+    send_at: time | None
+    condition: Expression | None
+    subjects: tuple[str, ...]  # more than one: A/B variants
+    template: str  # relative to the templates folder
+    line: int
+
+
+@dataclass(frozen=True)
+class Edition:
+    """One newsletter edition: a Markdown file with `title` (and optional `not_before`)."""
+
+    slug: str  # the file stem; what the store records as used
+    title: str
+    not_before: date | None
+    markdown: str  # the body, front matter removed
+    html: str  # the body rendered by CommonMark, raw HTML off
+    text: str  # the text part of the email: the Markdown itself reads well as plain text
+    path: Path
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """A loaded, valid campaign file."""
+
+    name: str
+    description: str
+    path: Path
+    file: str  # `path` as shown in messages
+    trigger: Trigger | None
+    schedule: Schedule | None
+    goal: Goal | None
+    exit_on: frozenset[str]
+    audience: Expression | None
+    transactional: bool
+    steps: tuple[Step, ...]
+    editions: tuple[Edition, ...] = ()
+    editions_dir: Path | None = None
+
+    @property
+    def recurring(self) -> bool:
+        return self.schedule is not None
+
+    def step(self, step_id: str) -> Step | None:
+        """The step with this id, or None."""
+        for step in self.steps:
+            if step.id == step_id:
+                return step
+        return None
+
+    def edition(self, slug: str) -> Edition | None:
+        """The edition with this slug (file stem), or None."""
+        for edition in self.editions:
+            if edition.slug == slug:
+                return edition
+        return None

@@ -1,0 +1,206 @@
+"""Reading a campaign's `steps:` list: ids, offsets, send times, conditions, subjects and
+templates, with every problem reported by file, line and key.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from datetime import timedelta
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from jinja2 import TemplateError, TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment
+
+from dripper.campaigns.expressions import Expression, ExpressionError
+from dripper.campaigns.model import Step
+from dripper.campaigns.yamlnodes import Entry, NodeReader
+
+STEP_KEYS = ("id", "after", "send_at", "if", "subject", "template")
+STEP_ID = re.compile(r"[a-z0-9-]+")
+TEMPLATE_SUFFIXES = (".mjml", ".html")
+
+# Subjects are compiled here only to catch syntax errors and unknown filters when the campaign
+# loads; the renderer compiles them again in its own environment.
+_SUBJECTS = SandboxedEnvironment(autoescape=False)
+
+
+class TemplateFolder:
+    """The templates folder, listed once so that a missing template can suggest a close name."""
+
+    def __init__(self, folder: Path, shown: str) -> None:
+        self.folder = folder
+        self.shown = shown  # as messages show it
+        self.present = folder.is_dir()
+        self.names = (
+            sorted(
+                p.relative_to(folder).as_posix()
+                for p in folder.rglob("*")
+                if p.suffix in TEMPLATE_SUFFIXES and p.is_file()
+            )
+            if self.present
+            else []
+        )
+
+    def check(self, name: str) -> str | None:
+        """What is wrong with `template: name`, or None."""
+        pure = PurePosixPath(name)
+        if pure.is_absolute() or PureWindowsPath(name).is_absolute() or ".." in pure.parts:
+            return (
+                f"template {name!r} must be a path inside the templates folder ({self.shown}),"
+                " without '..'"
+            )
+        if pure.suffix not in TEMPLATE_SUFFIXES:
+            return f"template {name!r} must end in .mjml or .html"
+        if not self.present:
+            return None  # the missing folder is reported once, not for every step
+        path = self.folder / name
+        if not path.is_file():
+            close = difflib.get_close_matches(name, self.names, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            return f"template {name!r} not found in {self.shown}{hint}"
+        # A symlink inside the folder could still point anywhere on the machine.
+        if not path.resolve().is_relative_to(self.folder.resolve()):
+            return f"template {name!r} leads outside the templates folder ({self.shown})"
+        return None
+
+
+def read_expression(reader: NodeReader, entry: Entry) -> Expression | None:
+    """The expression at `entry`, compiled; a problem and None when it does not compile."""
+    source = reader.string(entry, what="an expression")
+    if source is None:
+        return None
+    try:
+        return Expression.compile(source, file=reader.file, line=entry.line, key=entry.key)
+    except ExpressionError as exc:
+        reader.problem(entry.line, entry.key, exc.reason)
+        return None
+
+
+def read_steps(reader: NodeReader, entry: Entry, templates: TemplateFolder) -> tuple[Step, ...]:
+    """Every step of `steps:`; ids must be unique and offsets in sending order."""
+    items = reader.sequence(entry)
+    if items is None:
+        return ()
+    if not items:
+        reader.problem(entry.line, entry.key, "no steps: a campaign needs at least one")
+        return ()
+    steps: list[Step] = []
+    ids: dict[str, Entry] = {}
+    previous: tuple[Entry, timedelta, str] | None = None  # the last offset, and as written
+    for item in items:
+        before = len(reader.problems)
+        fields = reader.mapping(item, STEP_KEYS)
+        if fields is None:
+            continue
+        step_id = _step_id(reader, item, fields, ids)
+        after = None
+        if "after" in fields:
+            after = reader.duration(fields["after"])
+        else:
+            reader.problem(
+                item.line,
+                f"{item.key}.after",
+                "missing 'after' (the delay from enrollment: 0 to send at once)",
+            )
+        if after is not None:
+            if previous is not None and after < previous[1]:
+                earlier = str(fields["after"].node.value)
+                reader.problem(
+                    fields["after"].line,
+                    fields["after"].key,
+                    f"{earlier} is earlier than {previous[2]} in {previous[0].key}: offsets count "
+                    "from enrollment, not from the previous step, so list steps in sending order",
+                )
+            previous = (item, after, str(fields["after"].node.value))
+        send_at = reader.time_of_day(fields["send_at"]) if "send_at" in fields else None
+        condition = read_expression(reader, fields["if"]) if "if" in fields else None
+        subjects = _subjects(reader, item, fields)
+        template = _template(reader, item, fields, templates)
+        if len(reader.problems) > before or step_id is None or after is None or not template:
+            continue  # reported; the campaign will not load, so the step need not exist
+        steps.append(Step(step_id, after, send_at, condition, subjects, template, item.line))
+    return tuple(steps)
+
+
+def _step_id(
+    reader: NodeReader, item: Entry, fields: dict[str, Entry], ids: dict[str, Entry]
+) -> str | None:
+    if "id" not in fields:
+        reader.problem(
+            item.line,
+            f"{item.key}.id",
+            "missing 'id' (a short name like second-sale, used in stats and previews)",
+        )
+        return None
+    entry = fields["id"]
+    step_id = reader.string(
+        entry, what="step id", pattern=STEP_ID, rule="use lower-case letters, digits and '-'"
+    )
+    if step_id is None:
+        return None
+    if step_id in ids:
+        first = ids[step_id]
+        step = first.key.rsplit(".", 1)[0]
+        reader.problem(
+            entry.line,
+            entry.key,
+            f"duplicate step id '{step_id}' (also {step} at line {first.line})",
+        )
+        return None
+    ids[step_id] = entry
+    return step_id
+
+
+def _subjects(reader: NodeReader, item: Entry, fields: dict[str, Entry]) -> tuple[str, ...]:
+    if "subject" not in fields:
+        reader.problem(item.line, f"{item.key}.subject", "missing 'subject'")
+        return ()
+    entry = fields["subject"]
+    items = reader.sequence(entry, allow_scalar=True)
+    if items is None:
+        return ()
+    if not items:
+        reader.problem(entry.line, entry.key, "no subjects: give one, or a list of A/B variants")
+        return ()
+    subjects = []
+    for subject_entry, subject in reader.strings(items, "a subject"):
+        wrong = _subject_problem(subject)
+        if wrong is None:
+            subjects.append(subject.strip())
+        else:
+            reader.problem(subject_entry.line, subject_entry.key, wrong)
+    return tuple(subjects)
+
+
+def _subject_problem(subject: str) -> str | None:
+    if "\n" in subject.strip() or "\r" in subject:
+        return "a subject is one line"
+    try:
+        _SUBJECTS.from_string(subject)
+    except TemplateSyntaxError as exc:
+        return f"subject does not compile: {exc.message}"
+    except TemplateError as exc:
+        return f"subject does not compile: {exc}"
+    return None
+
+
+def _template(
+    reader: NodeReader, item: Entry, fields: dict[str, Entry], templates: TemplateFolder
+) -> str | None:
+    if "template" not in fields:
+        reader.problem(
+            item.line,
+            f"{item.key}.template",
+            "missing 'template' (a file in the templates folder, like welcome.mjml)",
+        )
+        return None
+    entry = fields["template"]
+    name = reader.string(entry, what="a template file name")
+    if name is None:
+        return None
+    wrong = templates.check(name)
+    if wrong is not None:
+        reader.problem(entry.line, entry.key, wrong)
+        return None
+    return name
