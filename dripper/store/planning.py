@@ -1,0 +1,431 @@
+"""Persistence for the drip engine: enrollments and the outbox.
+
+Every function takes an open connection, so the caller decides the transaction: an event,
+the enrollments it causes and their outbox rows commit together (DESIGN 7), and planning
+runs again as a no-op thanks to the unique keys (INSERT ... ON CONFLICT DO NOTHING).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dripper.customers.addresses import address_hash
+from dripper.customers.model import Customer
+from dripper.engine.model import (
+    ActiveEnrollment,
+    Ending,
+    EnrollmentStatus,
+    EventFacts,
+    NewEnrollment,
+    SendStatus,
+)
+from dripper.store import rows
+from dripper.store.engine import Dialect
+from dripper.store.schema import (
+    campaign_state,
+    customers,
+    delivery_attempts,
+    enrollments,
+    events,
+    outbox,
+    suppressions,
+)
+from dripper.store.sql import chunks, insert_ignoring
+
+
+def customer_batches(
+    conn: Connection, *, after_id: int, limit: int, changed_since: datetime | None = None
+) -> list[Customer]:
+    """The next page of subscribed customers by id (keyset pagination: flat memory for any
+    number of customers), optionally only those changed since a moment."""
+    c = customers.c
+    query = sa.select(customers).where(c.id > after_id, c.status == "subscribed")
+    if changed_since is not None:
+        query = query.where(c.updated_at >= changed_since)
+    return [rows.customer(r) for r in conn.execute(query.order_by(c.id).limit(limit)).mappings()]
+
+
+def active_enrollments(conn: Connection, customer_id: int) -> list[ActiveEnrollment]:
+    """A customer's active enrollments, each with the last step sent (for attribution)."""
+    e, o = enrollments.c, outbox.c
+    last_sent = (
+        sa.select(o.step)
+        .where(o.enrollment_id == e.id, o.status == SendStatus.SENT.value)
+        .order_by(o.sent_at.desc(), o.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    query = sa.select(
+        e.id, e.campaign, e.occurrence, e.enrolled_at, e.event_id, last_sent.label("last_sent")
+    ).where(e.customer_id == customer_id, e.status == EnrollmentStatus.ACTIVE.value)
+    return [
+        ActiveEnrollment(r.id, r.campaign, r.occurrence, r.enrolled_at, r.event_id, r.last_sent)
+        for r in conn.execute(query)
+    ]
+
+
+def save_enrollments(
+    conn: Connection,
+    dialect: Dialect,
+    planned: Sequence[tuple[int, NewEnrollment]],
+    *,
+    now: datetime,
+) -> int:
+    """Insert (customer id, enrollment) pairs and their outbox rows; those that exist
+    already are left alone. Returns how many enrollments were new."""
+    created = 0
+    for batch in chunks(planned, 500):
+        stmt = insert_ignoring(dialect, enrollments, ("customer_id", "campaign", "occurrence"))
+        inserted = conn.execute(
+            stmt.returning(
+                enrollments.c.id,
+                enrollments.c.customer_id,
+                enrollments.c.campaign,
+                enrollments.c.occurrence,
+            ),
+            [
+                {
+                    "customer_id": cid,
+                    "campaign": new.campaign,
+                    "occurrence": new.occurrence,
+                    "enrolled_at": new.enrolled_at,
+                    "event_id": new.event_id,
+                    "status": EnrollmentStatus.ACTIVE.value,
+                }
+                for cid, new in batch
+            ],
+        ).all()
+        ids = {(r.customer_id, r.campaign, r.occurrence): r.id for r in inserted}
+        created += len(ids)
+        sends: list[dict[str, Any]] = []
+        for cid, new in batch:
+            enrollment_id = ids.get((cid, new.campaign, new.occurrence))
+            if enrollment_id is None:
+                continue  # planned before: its rows exist
+            for send in new.sends:
+                skipped = send.skip_reason is not None
+                sends.append(
+                    {
+                        "enrollment_id": enrollment_id,
+                        "customer_id": cid,
+                        "campaign": new.campaign,
+                        "occurrence": new.occurrence,
+                        "step": send.step,
+                        "due_at": send.due_at,
+                        "next_attempt_at": send.due_at,
+                        "status": (SendStatus.SKIPPED if skipped else SendStatus.PLANNED).value,
+                        "reason": send.skip_reason,
+                        "variant": send.variant,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+        for rows_batch in chunks(sends, 1000):
+            conn.execute(
+                insert_ignoring(dialect, outbox, ("customer_id", "campaign", "occurrence", "step")),
+                rows_batch,
+            )
+    return created
+
+
+def end_enrollments(conn: Connection, endings: Iterable[Ending], *, now: datetime) -> None:
+    """Convert or exit enrollments; their sends still planned are cancelled."""
+    for ending in endings:
+        values: dict[str, Any] = {
+            "status": ending.status.value,
+            "ended_at": now,
+            "end_reason": ending.reason,
+        }
+        if ending.status is EnrollmentStatus.CONVERTED:
+            values.update(
+                converted_at=now,
+                converted_event_id=ending.event_id,
+                attributed_step=ending.attributed_step,
+            )
+        changed = conn.execute(
+            sa.update(enrollments)
+            .where(
+                enrollments.c.id == ending.enrollment_id,
+                enrollments.c.status == EnrollmentStatus.ACTIVE.value,
+            )
+            .values(values)
+        ).rowcount
+        if changed:
+            cancel_planned(
+                conn, enrollment_ids=[ending.enrollment_id], reason=ending.reason, now=now
+            )
+
+
+def cancel_planned(
+    conn: Connection, *, enrollment_ids: Sequence[int], reason: str, now: datetime
+) -> int:
+    return conn.execute(
+        sa.update(outbox)
+        .where(
+            outbox.c.enrollment_id.in_(enrollment_ids),
+            outbox.c.status == SendStatus.PLANNED.value,
+        )
+        .values(status=SendStatus.CANCELLED.value, reason=reason, updated_at=now)
+    ).rowcount
+
+
+def event_facts(record: Any) -> EventFacts:
+    return EventFacts(record.id, record.type, record.at, dict(record.data))
+
+
+# --- the send side ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DueSend:
+    """A claimed outbox row with everything the send-time checks need."""
+
+    id: int
+    enrollment_id: int
+    campaign: str
+    occurrence: str
+    step: str
+    due_at: datetime
+    variant: int
+    message_id: str
+    attempts: int
+    customer: Customer
+    enrollment_status: EnrollmentStatus
+    event: EventFacts | None
+    suppressed: bool
+
+
+def claim_due(
+    conn: Connection,
+    dialect: Dialect,
+    *,
+    now: datetime,
+    limit: int,
+    owner: str,
+    lease_until: datetime,
+    new_message_id: Callable[[], str],
+) -> list[DueSend]:
+    """Claim up to `limit` planned sends due by `now` and load what deciding needs.
+
+    PostgreSQL: FOR UPDATE SKIP LOCKED, so any number of daemons share the outbox. SQLite:
+    the caller's transaction began IMMEDIATE (one writer), and one daemon runs per file.
+    """
+    o = outbox.c
+    pick = (
+        sa.select(o.id)
+        .where(o.status == SendStatus.PLANNED.value, o.next_attempt_at <= now)
+        .order_by(o.next_attempt_at, o.id)
+        .limit(limit)
+    )
+    if dialect == "postgresql":
+        pick = pick.with_for_update(skip_locked=True)
+    ids = list(conn.execute(pick).scalars())
+    if not ids:
+        return []
+    conn.execute(
+        sa.update(outbox)
+        .where(o.id.in_(ids))
+        .values(
+            status=SendStatus.SENDING.value,
+            lease_owner=owner,
+            lease_until=lease_until,
+            updated_at=now,
+        )
+    )
+    # A Message-ID is made once per delivery and kept for every retry of it.
+    missing = conn.execute(sa.select(o.id).where(o.id.in_(ids), o.message_id.is_(None))).scalars()
+    for oid in missing:
+        conn.execute(sa.update(outbox).where(o.id == oid).values(message_id=new_message_id()))
+    claimed = conn.execute(sa.select(outbox).where(o.id.in_(ids)).order_by(o.next_attempt_at))
+    rows_ = list(claimed.mappings())
+    customer_ids = {r["customer_id"] for r in rows_}
+    people = {
+        r["id"]: rows.customer(r)
+        for r in conn.execute(
+            sa.select(customers).where(customers.c.id.in_(customer_ids))
+        ).mappings()
+    }
+    enrollment_rows = {
+        r.id: r
+        for r in conn.execute(
+            sa.select(enrollments.c.id, enrollments.c.status, enrollments.c.event_id).where(
+                enrollments.c.id.in_({r["enrollment_id"] for r in rows_})
+            )
+        )
+    }
+    event_ids = {e.event_id for e in enrollment_rows.values() if e.event_id is not None}
+    facts = (
+        {
+            r.id: event_facts(r)
+            for r in conn.execute(sa.select(events).where(events.c.id.in_(event_ids)))
+        }
+        if event_ids
+        else {}
+    )
+    hashes = {address_hash(p.email): cid for cid, p in people.items()}
+    blocked = {
+        hashes[h]
+        for h in conn.execute(
+            sa.select(suppressions.c.address_hash).where(suppressions.c.address_hash.in_(hashes))
+        ).scalars()
+    }
+    result = []
+    for r in rows_:
+        enrollment = enrollment_rows[r["enrollment_id"]]
+        result.append(
+            DueSend(
+                id=r["id"],
+                enrollment_id=r["enrollment_id"],
+                campaign=r["campaign"],
+                occurrence=r["occurrence"],
+                step=r["step"],
+                due_at=r["due_at"],
+                variant=r["variant"] or 0,
+                message_id=r["message_id"],
+                attempts=r["attempts"],
+                customer=people[r["customer_id"]],
+                enrollment_status=EnrollmentStatus(enrollment.status),
+                event=facts.get(enrollment.event_id) if enrollment.event_id else None,
+                suppressed=r["customer_id"] in blocked,
+            )
+        )
+    return result
+
+
+def recent_sends(
+    conn: Connection, customer_ids: Iterable[int], *, since: datetime, campaigns: Sequence[str]
+) -> dict[int, list[datetime]]:
+    """Sends to these customers since `since` from the given (non-transactional)
+    campaigns: what the frequency cap counts."""
+    o = outbox.c
+    found: dict[int, list[datetime]] = {}
+    ids = list(customer_ids)
+    if not ids or not campaigns:
+        return found
+    query = sa.select(o.customer_id, o.sent_at).where(
+        o.customer_id.in_(ids),
+        o.status == SendStatus.SENT.value,
+        o.sent_at > since,
+        o.campaign.in_(campaigns),
+    )
+    for row in conn.execute(query):
+        found.setdefault(row.customer_id, []).append(row.sent_at)
+    return found
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What became of one claimed send."""
+
+    id: int
+    status: SendStatus  # SENT, FAILED, SKIPPED, CANCELLED, AMBIGUOUS, or PLANNED (deferred)
+    reason: str | None = None
+    next_attempt_at: datetime | None = None  # for PLANNED
+    attempted: bool = False  # a delivery attempt was made (record it)
+    outcome: str | None = None
+    smtp_code: int | None = None
+    smtp_enhanced: str | None = None
+    smtp_reply: str | None = None
+    started_at: datetime | None = None
+
+
+def record_results(conn: Connection, results: Sequence[SendResult], *, now: datetime) -> None:
+    """Write outcomes: the outbox row, the attempt, and completed enrollments."""
+    touched: set[int] = set()
+    for result in results:
+        values: dict[str, Any] = {
+            "status": result.status.value,
+            "reason": result.reason,
+            "lease_owner": None,
+            "lease_until": None,
+            "updated_at": now,
+        }
+        if result.status is SendStatus.SENT:
+            values["sent_at"] = now
+        if result.next_attempt_at is not None:
+            values["next_attempt_at"] = result.next_attempt_at
+        if result.attempted:
+            values["attempts"] = outbox.c.attempts + 1
+            conn.execute(
+                sa.insert(delivery_attempts).values(
+                    outbox_id=result.id,
+                    started_at=result.started_at or now,
+                    finished_at=now,
+                    outcome=result.outcome,
+                    smtp_code=result.smtp_code,
+                    smtp_enhanced=result.smtp_enhanced,
+                    smtp_reply=result.smtp_reply,
+                )
+            )
+        conn.execute(sa.update(outbox).where(outbox.c.id == result.id).values(values))
+        touched.add(result.id)
+    complete_finished(conn, touched, now=now)
+
+
+def complete_finished(conn: Connection, outbox_ids: Iterable[int], *, now: datetime) -> None:
+    """Active enrollments with no send left to come are completed."""
+    ids = list(outbox_ids)
+    if not ids:
+        return
+    o, e = outbox.c, enrollments.c
+    enrollment_ids = set(conn.execute(sa.select(o.enrollment_id).where(o.id.in_(ids))).scalars())
+    pending = set(
+        conn.execute(
+            sa.select(o.enrollment_id).where(
+                o.enrollment_id.in_(enrollment_ids),
+                o.status.in_([SendStatus.PLANNED.value, SendStatus.SENDING.value]),
+            )
+        ).scalars()
+    )
+    done = enrollment_ids - pending
+    if done:
+        conn.execute(
+            sa.update(enrollments)
+            .where(e.id.in_(done), e.status == EnrollmentStatus.ACTIVE.value)
+            .values(status=EnrollmentStatus.COMPLETED.value, ended_at=now)
+        )
+
+
+def release_expired_leases(conn: Connection, *, now: datetime) -> int:
+    """Sends claimed by a daemon that died: back to planned (issue 5 refines this for leases
+    that expired while the message was in flight)."""
+    return conn.execute(
+        sa.update(outbox)
+        .where(outbox.c.status == SendStatus.SENDING.value, outbox.c.lease_until < now)
+        .values(status=SendStatus.PLANNED.value, lease_owner=None, lease_until=None, updated_at=now)
+    ).rowcount
+
+
+def next_due(conn: Connection) -> datetime | None:
+    """When the next planned send falls due (for the daemon's sleep and `simulate`)."""
+    return conn.execute(
+        sa.select(sa.func.min(outbox.c.next_attempt_at)).where(
+            outbox.c.status == SendStatus.PLANNED.value
+        )
+    ).scalar()
+
+
+# --- campaign state (schedule runs, editions used, date-trigger scans) --------------------
+
+
+def load_state(conn: Connection, campaign: str) -> dict[str, Any]:
+    data = conn.execute(
+        sa.select(campaign_state.c.data).where(campaign_state.c.campaign == campaign)
+    ).scalar()
+    return dict(data) if isinstance(data, Mapping) else {}
+
+
+def save_state(conn: Connection, dialect: Dialect, campaign: str, data: Mapping[str, Any]) -> None:
+    stmt = insert_ignoring(dialect, campaign_state, ("campaign",))
+    conn.execute(stmt, {"campaign": campaign, "paused": False, "data": dict(data)})
+    conn.execute(
+        sa.update(campaign_state)
+        .where(campaign_state.c.campaign == campaign)
+        .values(data=dict(data))
+    )

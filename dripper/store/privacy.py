@@ -1,0 +1,144 @@
+"""Unsubscribes, suppressions and forgetting: the rules that make "stop" final.
+
+A suppressed address is never emailed again and no import can resubscribe it; a
+forgotten customer leaves nothing behind but the hash of their address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dripper.customers.addresses import address_hash
+from dripper.customers.model import Status
+from dripper.store import rows
+from dripper.store.customers import customer_id
+from dripper.store.engine import Dialect
+from dripper.store.records import (
+    EnrollmentStatus,
+    SendStatus,
+    SuppressionReason,
+    SuppressionRecord,
+)
+from dripper.store.schema import (
+    customers,
+    delivery_attempts,
+    enrollments,
+    events,
+    outbox,
+    suppressions,
+    tracking_events,
+)
+from dripper.store.sql import chunks, insert_ignoring
+
+
+def suppress(
+    conn: Connection,
+    dialect: Dialect,
+    email: str,
+    *,
+    reason: SuppressionReason,
+    now: datetime,
+) -> bool:
+    """Put the address on the suppression list (the first reason given stays) and, if it is
+    a customer's, unsubscribe them and cancel what was planned for them. True if the
+    customer exists."""
+    conn.execute(
+        insert_ignoring(dialect, suppressions, ["address_hash"]).values(
+            address_hash=address_hash(email),
+            email=email,
+            reason=reason.value,
+            created_at=now,
+        )
+    )
+    cid = customer_id(conn, email)
+    if cid is None:
+        return False
+    why = "unsubscribed" if reason is SuppressionReason.UNSUBSCRIBED else f"suppressed: {reason}"
+    conn.execute(
+        sa.update(customers)
+        .where(customers.c.id == cid, customers.c.status != Status.UNSUBSCRIBED.value)
+        .values(status=Status.UNSUBSCRIBED.value, unsubscribed_at=now, updated_at=now)
+    )
+    # Only what has not started: a row being sent right now finishes, and the send-time
+    # check stops anything that slips through.
+    conn.execute(
+        sa.update(outbox)
+        .where(outbox.c.customer_id == cid, outbox.c.status == SendStatus.PLANNED.value)
+        .values(status=SendStatus.CANCELLED.value, reason=why, updated_at=now)
+    )
+    conn.execute(
+        sa.update(enrollments)
+        .where(
+            enrollments.c.customer_id == cid,
+            enrollments.c.status == EnrollmentStatus.ACTIVE.value,
+        )
+        .values(status=EnrollmentStatus.CANCELLED.value, ended_at=now, end_reason=why)
+    )
+    return True
+
+
+def unsubscribe(
+    conn: Connection,
+    dialect: Dialect,
+    email: str,
+    *,
+    reason: SuppressionReason,
+    now: datetime,
+) -> bool:
+    """Unsubscribe a customer (idempotent); False, and nothing written, if there is none."""
+    if customer_id(conn, email) is None:
+        return False
+    return suppress(conn, dialect, email, reason=reason, now=now)
+
+
+def forget(conn: Connection, dialect: Dialect, email: str, *, now: datetime) -> bool:
+    """Erase the customer and every row about them; keep the address hash suppressed and no
+    plain copy of the address anywhere. False if there was nothing to erase."""
+    digest = address_hash(email)
+    cleared = conn.execute(
+        sa.update(suppressions)
+        .where(suppressions.c.address_hash == digest, suppressions.c.email.is_not(None))
+        .values(email=None)
+    ).rowcount
+    cid = customer_id(conn, email)
+    if cid is None:
+        return cleared > 0
+    # Explicit deletes, children first, rather than trusting ON DELETE CASCADE alone: a
+    # SQLite connection opened without `PRAGMA foreign_keys=ON` would skip the cascades.
+    theirs = sa.select(outbox.c.id).where(outbox.c.customer_id == cid).scalar_subquery()
+    conn.execute(
+        sa.delete(tracking_events).where(
+            sa.or_(tracking_events.c.customer_id == cid, tracking_events.c.outbox_id.in_(theirs))
+        )
+    )
+    conn.execute(sa.delete(delivery_attempts).where(delivery_attempts.c.outbox_id.in_(theirs)))
+    for table in (outbox, enrollments, events):
+        conn.execute(sa.delete(table).where(table.c.customer_id == cid))
+    conn.execute(sa.delete(customers).where(customers.c.id == cid))
+    conn.execute(
+        insert_ignoring(dialect, suppressions, ["address_hash"]).values(
+            address_hash=digest,
+            email=None,
+            reason=SuppressionReason.FORGOTTEN.value,
+            created_at=now,
+        )
+    )
+    return True
+
+
+def suppression_for(conn: Connection, email: str) -> SuppressionRecord | None:
+    query = sa.select(suppressions).where(suppressions.c.address_hash == address_hash(email))
+    row = conn.execute(query).mappings().first()
+    return None if row is None else rows.suppression(row)
+
+
+def suppressed_hashes(conn: Connection, hashes: Iterable[str]) -> set[str]:
+    found: set[str] = set()
+    for batch in chunks(hashes):
+        query = sa.select(suppressions.c.address_hash).where(suppressions.c.address_hash.in_(batch))
+        found.update(conn.execute(query).scalars())
+    return found

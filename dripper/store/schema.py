@@ -1,0 +1,194 @@
+"""The tables, as SQLAlchemy Core. Migrations create them; this module only describes them
+for queries (a test checks that the two agree on both databases).
+
+State columns are plain strings checked in Python (the enums in `records` and
+`dripper.engine.model`), not CHECK constraints: adding a state later must not need a
+table rebuild on SQLite.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from dripper.store.types import ID, JSONType, UTCDateTime
+
+# Named constraints: a later SQLite migration (a table copy) can only drop or alter a
+# constraint it can name.
+metadata = sa.MetaData(
+    naming_convention={
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    }
+)
+
+
+def _id() -> sa.Column[int]:
+    return sa.Column("id", ID, primary_key=True)
+
+
+def _customer_fk(*, nullable: bool = False) -> sa.Column[int]:
+    return sa.Column(
+        "customer_id",
+        ID,
+        sa.ForeignKey("customers.id", ondelete="CASCADE"),
+        nullable=nullable,
+    )
+
+
+# sqlite_autoincrement on every table with a surrogate key: SQLite then never reuses an
+# id after a delete (`forget`), so a cursor such as "events processed up to id N" stays
+# correct, as it is with PostgreSQL sequences.
+
+customers = sa.Table(
+    "customers",
+    metadata,
+    _id(),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("first_name", sa.Text, nullable=False, server_default=""),
+    sa.Column("last_name", sa.Text, nullable=False, server_default=""),
+    sa.Column("timezone", sa.String(64)),
+    sa.Column("locale", sa.String(64)),
+    sa.Column("tags", JSONType, nullable=False),
+    sa.Column("attributes", JSONType, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="subscribed"),
+    sa.Column("unsubscribed_at", UTCDateTime),
+    sa.Column("purchases", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("total_spent_cents", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("first_purchase_at", UTCDateTime),
+    sa.Column("last_purchase_at", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sqlite_autoincrement=True,
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    _id(),
+    _customer_fk(),
+    sa.Column("type", sa.String(64), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("data", JSONType, nullable=False),
+    sa.Column("recorded_at", UTCDateTime, nullable=False),
+    sa.Index("ix_events_customer_type_at", "customer_id", "type", "at"),
+    sa.Index("ix_events_type_at", "type", "at"),
+    sqlite_autoincrement=True,
+)
+
+# event_id and converted_event_id point at events of the same customer and are deleted
+# with them; they carry no foreign key because PostgreSQL would then scan enrollments for
+# every event deleted by `forget` (or need two more indexes on a large table).
+enrollments = sa.Table(
+    "enrollments",
+    metadata,
+    _id(),
+    _customer_fk(),
+    sa.Column("campaign", sa.String(100), nullable=False),
+    sa.Column("occurrence", sa.String(100), nullable=False),
+    sa.Column("enrolled_at", UTCDateTime, nullable=False),
+    sa.Column("event_id", ID),
+    sa.Column("status", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("ended_at", UTCDateTime),
+    sa.Column("end_reason", sa.Text),
+    sa.Column("converted_at", UTCDateTime),
+    sa.Column("converted_event_id", ID),
+    sa.Column("attributed_step", sa.String(100)),
+    sa.UniqueConstraint(
+        "customer_id", "campaign", "occurrence", name="uq_enrollments_customer_campaign_occ"
+    ),
+    sa.Index("ix_enrollments_campaign_status", "campaign", "status"),
+    sqlite_autoincrement=True,
+)
+
+outbox = sa.Table(
+    "outbox",
+    metadata,
+    _id(),
+    sa.Column(
+        "enrollment_id",
+        ID,
+        sa.ForeignKey("enrollments.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    _customer_fk(),
+    # Denormalised from the enrollment: the uniqueness rule and the stats read them
+    # without a join.
+    sa.Column("campaign", sa.String(100), nullable=False),
+    sa.Column("occurrence", sa.String(100), nullable=False),
+    sa.Column("step", sa.String(100), nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="planned"),
+    sa.Column("variant", sa.Integer),
+    sa.Column("message_id", sa.String(255), unique=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    # When the row may next be claimed: due_at at first, pushed back by deferrals.
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("lease_owner", sa.String(255)),
+    sa.Column("lease_until", UTCDateTime),
+    sa.Column("reason", sa.Text),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.UniqueConstraint(
+        "customer_id", "campaign", "occurrence", "step", name="uq_outbox_send_once"
+    ),
+    sa.Index("ix_outbox_claim", "status", "next_attempt_at"),
+    sa.Index("ix_outbox_enrollment", "enrollment_id"),
+    sa.Index("ix_outbox_campaign_step", "campaign", "step"),
+    sqlite_autoincrement=True,
+)
+
+# A row is written before the message goes out: one without an outcome after a crash is
+# an attempt that may have been delivered.
+delivery_attempts = sa.Table(
+    "delivery_attempts",
+    metadata,
+    _id(),
+    sa.Column("outbox_id", ID, sa.ForeignKey("outbox.id", ondelete="CASCADE"), nullable=False),
+    sa.Column("started_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+    sa.Column("outcome", sa.String(16)),
+    sa.Column("smtp_code", sa.Integer),
+    sa.Column("smtp_enhanced", sa.String(16)),
+    sa.Column("smtp_reply", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Index("ix_delivery_attempts_outbox", "outbox_id"),
+    sqlite_autoincrement=True,
+)
+
+tracking_events = sa.Table(
+    "tracking_events",
+    metadata,
+    _id(),
+    sa.Column("outbox_id", ID, sa.ForeignKey("outbox.id", ondelete="CASCADE")),
+    _customer_fk(nullable=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("at", UTCDateTime, nullable=False),
+    # An image proxy's open or a link scanner's click: kept, but reported apart.
+    sa.Column("machine", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("url", sa.Text),
+    sa.Column("user_agent", sa.Text),
+    sa.Column("data", JSONType),
+    sa.Index("ix_tracking_events_outbox", "outbox_id"),
+    sa.Index("ix_tracking_events_customer", "customer_id"),
+    sa.Index("ix_tracking_events_kind_at", "kind", "at"),
+    sqlite_autoincrement=True,
+)
+
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("address_hash", sa.String(64), primary_key=True),
+    sa.Column("email", sa.String(320)),  # cleared when the customer is forgotten
+    sa.Column("reason", sa.String(16), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+campaign_state = sa.Table(
+    "campaign_state",
+    metadata,
+    sa.Column("campaign", sa.String(100), primary_key=True),
+    sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("paused_reason", sa.Text),
+    sa.Column("data", JSONType, nullable=False),
+)

@@ -1,0 +1,234 @@
+"""The `Store`: dripper's database, one short transaction per call.
+
+Each method opens its own transaction. Later code that must do several things atomically
+(record an event and the enrollments it causes) uses `transaction()` and the functions of
+`dripper.store.customers` and `dripper.store.privacy`, which take the connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from dripper.customers.model import Customer, CustomerData
+from dripper.store import customers as customer_ops
+from dripper.store import migrate, privacy, rows
+from dripper.store.engine import BEGIN_MODE, Dialect, create
+from dripper.store.records import (
+    EventRecord,
+    SuppressionReason,
+    SuppressionRecord,
+    Timeline,
+    UpsertCounts,
+)
+from dripper.store.schema import customers, enrollments, events, outbox, tracking_events
+
+
+def open_store(url: str) -> Store:
+    """Connect to the database at `url` (sqlite:///PATH or postgresql+psycopg://...).
+    Raises StoreError with one line if the URL is unusable or the database unreachable."""
+    engine, dialect = create(url)
+    return Store(engine, dialect)
+
+
+class Store:
+    def __init__(self, engine: Engine, dialect: Dialect) -> None:
+        self._engine = engine
+        self._dialect: Dialect = dialect
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._dialect
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- transactions -------------------------------------------------------------------
+
+    @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction, committed on success. On SQLite it takes the write lock at
+        BEGIN, so a read-then-write never fails half-way on a lock another process took."""
+        with self._engine.connect() as conn:
+            if self._dialect == "sqlite":
+                conn.execution_options(**{BEGIN_MODE: "IMMEDIATE"})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def reading(self) -> Iterator[Connection]:
+        """A read-only transaction: one consistent snapshot for several queries."""
+        with self._engine.connect() as conn:
+            if self._dialect == "postgresql":
+                # READ COMMITTED would give each query of a timeline its own snapshot.
+                conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            with conn.begin():
+                yield conn
+
+    # -- schema -------------------------------------------------------------------------
+
+    def current_revision(self) -> str | None:
+        return migrate.current_revision(self._engine)
+
+    def upgrade(self) -> None:
+        """Apply every pending migration (`dripper db upgrade`)."""
+        migrate.upgrade(self._engine, self._dialect)
+
+    def ensure_schema(self) -> None:
+        """What every command calls first: cheap when the schema is current."""
+        migrate.ensure_schema(self._engine, self._dialect)
+
+    # -- customers ----------------------------------------------------------------------
+
+    def upsert_customers(self, data: Sequence[CustomerData], *, now: datetime) -> UpsertCounts:
+        """Insert or merge many customers (unique addresses) in one transaction."""
+        with self.transaction() as conn:
+            return customer_ops.upsert_customers(conn, self._dialect, data, now=now)
+
+    def add_customer(self, data: CustomerData, *, now: datetime) -> Customer:
+        with self.transaction() as conn:
+            return customer_ops.add_customer(conn, self._dialect, data, now=now)
+
+    def get_customer(self, email: str) -> Customer | None:
+        with self.reading() as conn:
+            return customer_ops.get_customer(conn, email)
+
+    def count_customers(self) -> int:
+        with self.reading() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(customers)).scalar_one())
+
+    def iter_customers(self, batch_size: int = 1000) -> Iterator[Customer]:
+        """Every customer in id order, one batch in memory at a time. Each batch is its own
+        short read, so a long export never holds a transaction open."""
+        after = 0
+        while True:
+            query = (
+                sa.select(customers)
+                .where(customers.c.id > after)
+                .order_by(customers.c.id)
+                .limit(batch_size)
+            )
+            with self.reading() as conn:
+                batch = [rows.customer(row) for row in conn.execute(query).mappings()]
+            yield from batch
+            if len(batch) < batch_size:
+                return
+            after = batch[-1].id
+
+    # -- events -------------------------------------------------------------------------
+
+    def record_event(
+        self,
+        email: str,
+        type: str,
+        *,
+        at: datetime,
+        data: Mapping[str, Any],
+        now: datetime,
+    ) -> tuple[Customer, EventRecord]:
+        """Store an event (creating the customer if new); a purchase updates purchases,
+        total spent and the first/last purchase times. InputError for a bad amount."""
+        with self.transaction() as conn:
+            return customer_ops.record_event(
+                conn, self._dialect, email, type, at=at, data=data, now=now
+            )
+
+    def events_for(self, customer_id: int) -> list[EventRecord]:
+        with self.reading() as conn:
+            return customer_ops.events_for(conn, customer_id)
+
+    # -- unsubscribes, suppressions, forgetting -------------------------------------------
+
+    def unsubscribe(
+        self,
+        email: str,
+        *,
+        now: datetime,
+        reason: SuppressionReason | str = SuppressionReason.UNSUBSCRIBED,
+    ) -> bool:
+        """Unsubscribe and suppress a customer, cancelling their planned sends. False if
+        there is no such customer; calling it again changes nothing."""
+        with self.transaction() as conn:
+            return privacy.unsubscribe(
+                conn, self._dialect, email, reason=SuppressionReason(reason), now=now
+            )
+
+    def suppress(self, email: str, *, reason: SuppressionReason | str, now: datetime) -> bool:
+        """Suppress an address, customer or not (a customer is also unsubscribed). True if
+        the address belongs to a customer."""
+        with self.transaction() as conn:
+            return privacy.suppress(
+                conn, self._dialect, email, reason=SuppressionReason(reason), now=now
+            )
+
+    def suppression_for(self, email: str) -> SuppressionRecord | None:
+        with self.reading() as conn:
+            return privacy.suppression_for(conn, email)
+
+    def suppressed_hashes(self, hashes: Iterable[str]) -> set[str]:
+        """Which of these address hashes are suppressed."""
+        with self.reading() as conn:
+            return privacy.suppressed_hashes(conn, hashes)
+
+    def forget(self, email: str, *, now: datetime) -> bool:
+        """Erase the customer and everything about them, keeping only the suppressed hash.
+        False if nothing was stored about the address."""
+        with self.transaction() as conn:
+            return privacy.forget(conn, self._dialect, email, now=now)
+
+    # -- the customer's story -------------------------------------------------------------
+
+    def timeline(self, email: str) -> Timeline | None:
+        with self.reading() as conn:
+            customer = customer_ops.get_customer(conn, email)
+            if customer is None:
+                return None
+            cid = customer.id
+
+            def fetch(table: sa.Table, *order: sa.ColumnElement[Any]) -> list[Any]:
+                query = sa.select(table).where(table.c.customer_id == cid).order_by(*order)
+                return list(conn.execute(query).mappings())
+
+            return Timeline(
+                customer=customer,
+                events=tuple(map(rows.event, fetch(events, events.c.at, events.c.id))),
+                enrollments=tuple(
+                    map(
+                        rows.enrollment,
+                        fetch(enrollments, enrollments.c.enrolled_at, enrollments.c.id),
+                    )
+                ),
+                outbox=tuple(map(rows.outbox, fetch(outbox, outbox.c.due_at, outbox.c.id))),
+                tracking=tuple(map(rows.tracking, conn.execute(_tracking_of(cid)).mappings())),
+                suppression=privacy.suppression_for(conn, email),
+            )
+
+
+def _tracking_of(customer_id: int) -> sa.Select[Any]:
+    """Tracking rows of a customer: recorded against them or against one of their sends."""
+    theirs = sa.select(outbox.c.id).where(outbox.c.customer_id == customer_id)
+    return (
+        sa.select(tracking_events)
+        .where(
+            sa.or_(
+                tracking_events.c.customer_id == customer_id,
+                tracking_events.c.outbox_id.in_(theirs.scalar_subquery()),
+            )
+        )
+        .order_by(tracking_events.c.at, tracking_events.c.id)
+    )
