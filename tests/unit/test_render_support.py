@@ -1,0 +1,152 @@
+"""Helpers shared by the test_render_* modules: a project folder with the fixture
+templates, a customer, and small stand-ins for a campaign and a step. No tests here."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dripper.config import Config, load_config
+from dripper.customers.model import Customer, Status
+from dripper.render import RenderedEmail, Renderer
+
+FIXTURES = Path(__file__).resolve().parent.parent / "data" / "templates"
+NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
+SECRET_ENV = "DRIPPER_TEST_RENDER_SECRET"
+SECRET = "test-secret-0123456789abcdefghij"
+POSTAL = "1 Roastery Lane, Portland, OR 97201, USA"
+BASE_URL = "https://t.shop.test"
+CONFIG = f"""
+[sender]
+from = "Acme Coffee <hello@acme.test>"
+reply_to = "hello@acme.test"
+postal_address = "{POSTAL}"
+unsubscribe_mailto = "{{mailto}}"
+
+[company]
+name = "Acme Coffee"
+url = "https://acme.test"
+currency = "{{currency}}"
+
+[tracking]
+base_url = "{BASE_URL}"
+secret_env = "{SECRET_ENV}"
+opens = {{opens}}
+clicks = {{clicks}}
+"""
+
+
+@dataclass(frozen=True)
+class Campaign:
+    name: str = "welcome"
+    description: str = "Thank first-time buyers"
+    file: str = "campaigns/welcome.yaml"
+
+
+@dataclass(frozen=True)
+class Step:
+    template: str = "welcome.mjml"
+    subjects: tuple[str, ...] = ("Welcome, {{ customer.first_name }}!",)
+    id: str = "hello"
+    line: int = 7
+
+
+def make_config(
+    tmp_path: Path,
+    templates: dict[str, str] | None = None,
+    *,
+    opens: bool = True,
+    clicks: bool = True,
+    mailto: str = "",
+    currency: str = "USD",
+) -> Config:
+    """A project in `tmp_path`: config.toml and templates/ (the fixtures plus `templates`)."""
+    folder = tmp_path / "templates"
+    if not folder.exists():
+        shutil.copytree(FIXTURES, folder)
+    for name, text in (templates or {}).items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    config = tmp_path / "config.toml"
+    config.write_text(
+        CONFIG.format(
+            opens=str(opens).lower(), clicks=str(clicks).lower(), mailto=mailto, currency=currency
+        ),
+        encoding="utf-8",
+    )
+    return load_config(config)
+
+
+def make_renderer(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    templates: dict[str, str] | None = None,
+    **options: Any,
+) -> Renderer:
+    """A Renderer for real sends (the secret set) over a fresh project."""
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    return Renderer(make_config(tmp_path, templates, **options))
+
+
+def customer(**fields: Any) -> Customer:
+    values: dict[str, Any] = {
+        "id": 1,
+        "email": "zoe@example.com",
+        "first_name": "Zoë",
+        "last_name": "Ørsted",
+        "timezone": "Europe/Copenhagen",
+        "locale": "da",
+        "tags": ("espresso",),
+        "attributes": {"favorite_coffee": "Kenya AA"},
+        "status": Status.SUBSCRIBED,
+        "created_at": datetime(2026, 12, 31, 23, 30, tzinfo=UTC),
+        "purchases": 2,
+        "total_spent": Decimal("1234.5"),
+    }
+    values.update(fields)
+    return Customer(**values)
+
+
+def render(
+    renderer: Renderer,
+    template: str = "welcome.mjml",
+    who: Customer | None = None,
+    **step: Any,
+) -> RenderedEmail:
+    return renderer.render(
+        Campaign(),
+        Step(template=template, **step),
+        who or customer(),
+        now=NOW,
+        message_id=renderer.new_message_id(),
+    )
+
+
+def parse(mime: bytes) -> EmailMessage:
+    """The stdlib's reading of an email, strict policy."""
+    message = email.message_from_bytes(mime, policy=email.policy.default)
+    assert isinstance(message, EmailMessage)
+    return message
+
+
+def parts(mime: bytes) -> tuple[str, str]:
+    """(text, html) as the stdlib decodes them, line ends back to "\n" as in Python."""
+    message = parse(mime)
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert text is not None
+    assert html is not None
+    return (
+        str(text.get_content()).replace("\r\n", "\n"),
+        str(html.get_content()).replace("\r\n", "\n"),
+    )
