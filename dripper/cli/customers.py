@@ -1,0 +1,250 @@
+"""`dripper customers ...`: import, add, show, export, forget, unsubscribe."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from dripper.cli.common import app, config_option, is_terminal
+from dripper.errors import InputError
+
+if TYPE_CHECKING:
+    from dripper.customers.csvio import ParsedSheet
+
+
+def _address(email: str) -> str:
+    from dripper.customers.addresses import normalize_email
+
+    try:
+        return normalize_email(email)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+@click.group()
+@config_option
+def customers() -> None:
+    """Manage customers: import, add, show, export, forget, unsubscribe."""
+
+
+@customers.command("import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--skip-invalid", is_flag=True, help="Import the good rows even if some are bad.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@config_option
+def import_(file: Path, skip_invalid: bool, as_json: bool) -> None:
+    """Import customers from a CSV file (columns: email, first_name, last_name, timezone,
+    locale, tags; any other column becomes an attribute).
+
+    A file with any bad row imports nothing (exit 2) unless --skip-invalid is given.
+    Suppressed and unsubscribed addresses stay so.
+    """
+    ctx = app()
+    sheet = _read_sheet(file)
+    if sheet.ignored_columns:
+        click.echo(
+            f"{file}: ignoring column(s) dripper computes itself: "
+            + ", ".join(sheet.ignored_columns),
+            err=True,
+        )
+    for problem in sheet.problems:
+        click.echo(problem.render(str(file)), err=True)
+    if sheet.problems and not skip_invalid:
+        raise InputError(
+            f"{file}: {len(sheet.problems)} bad row(s); nothing imported "
+            "(fix them, or use --skip-invalid to import the good rows)"
+        )
+    store = ctx.store()
+    with _spinner(f"Writing {len(sheet.rows):,} customers"):
+        counts = store.upsert_customers(sheet.rows, now=ctx.now())
+    summary = {
+        "file": str(file),
+        "rows": sheet.data_rows,
+        "inserted": counts.inserted,
+        "updated": counts.updated,
+        "merged_duplicates": sheet.merged,
+        "kept_suppressed": counts.suppressed,
+        "bad_rows_skipped": len(sheet.problems),
+    }
+    if as_json:
+        click.echo(json.dumps(summary))
+        return
+    parts = [f"{counts.inserted:,} new", f"{counts.updated:,} updated"]
+    if sheet.merged:
+        parts.append(f"{sheet.merged:,} duplicate row(s) merged")
+    if counts.suppressed:
+        parts.append(f"{counts.suppressed:,} suppressed address(es) kept unsubscribed")
+    if sheet.problems:
+        parts.append(f"{len(sheet.problems):,} bad row(s) skipped")
+    click.echo(f"{file}: {sheet.data_rows:,} row(s): " + ", ".join(parts))
+
+
+def _read_sheet(file: Path) -> ParsedSheet:
+    from dripper.customers.csvio import read_customers_csv
+
+    try:
+        if not is_terminal():
+            return read_customers_csv(file)
+        from rich.progress import Progress
+
+        with file.open("rb") as raw:
+            total = max(
+                sum(chunk.count(b"\n") for chunk in iter(lambda: raw.read(1 << 20), b"")) - 1, 1
+            )
+        with Progress(transient=True) as progress:
+            task = progress.add_task(f"Checking {file.name}", total=total)
+            return read_customers_csv(file, on_row=lambda n: progress.advance(task, n))
+    except FileNotFoundError:
+        raise InputError(f"{file}: no such file") from None
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{file}: not UTF-8 text (byte {exc.start}): save it as CSV UTF-8"
+        ) from None
+    except OSError as exc:
+        raise InputError(f"{file}: cannot read: {exc.strerror}") from None
+
+
+class _spinner:
+    """A status spinner on a terminal; silent in a pipe."""
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._status: Any = None
+
+    def __enter__(self) -> None:
+        if is_terminal():
+            from rich.console import Console
+
+            self._status = Console(stderr=True).status(self._text)
+            self._status.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._status is not None:
+            self._status.__exit__(*exc)
+
+
+@customers.command()
+@click.argument("email")
+@click.option("--first-name", default=None)
+@click.option("--last-name", default=None)
+@click.option("--timezone", default=None, help="IANA name, e.g. Europe/Berlin.")
+@click.option("--locale", default=None, help="e.g. en, pt-BR.")
+@click.option("--tag", "tags", multiple=True, help="A tag (repeatable).")
+@click.option(
+    "--attr", "attrs", multiple=True, metavar="KEY=VALUE", help="An attribute (repeatable)."
+)
+@config_option
+def add(
+    email: str,
+    first_name: str | None,
+    last_name: str | None,
+    timezone: str | None,
+    locale: str | None,
+    tags: tuple[str, ...],
+    attrs: tuple[str, ...],
+) -> None:
+    """Add a customer, or update the fields given for an existing one."""
+    import io
+
+    from dripper.customers.csvio import parse_customers
+
+    # One row through the CSV validator: `add` and `import` accept exactly the same values.
+    header = ["email", "first_name", "last_name", "timezone", "locale"]
+    row = [email, first_name or "", last_name or "", timezone or "", locale or ""]
+    if tags:
+        header.append("tags")
+        row.append(";".join(tags))
+    for item in attrs:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"--attr {item!r}: expected KEY=VALUE")
+        header.append(key.strip())
+        row.append(value)
+    buffer = io.StringIO()
+    import csv
+
+    csv.writer(buffer).writerows([header, row])
+    buffer.seek(0)
+    sheet = parse_customers(buffer)
+    if sheet.problems:
+        raise InputError("; ".join(p.message for p in sheet.problems))
+    ctx = app()
+    customer = ctx.store().add_customer(sheet.rows[0], now=ctx.now())
+    click.echo(f"{customer.email}: {customer.status.value}")
+
+
+@customers.command()
+@click.argument("email")
+@click.option("--json", "as_json", is_flag=True, help="Print the timeline as JSON.")
+@config_option
+def show(email: str, as_json: bool) -> None:
+    """Show a customer: fields, derived values, events, enrollments and planned/sent steps."""
+    from dripper.cli.timeline import print_timeline, timeline_json
+
+    address = _address(email)
+    timeline = app().store().timeline(address)
+    if timeline is None:
+        raise InputError(f"{address}: no such customer")
+    if as_json:
+        click.echo(json.dumps(timeline_json(timeline), indent=2, default=str))
+    else:
+        print_timeline(timeline)
+
+
+@customers.command()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File (default: stdout).",
+)
+@config_option
+def export(output: Path | None) -> None:
+    """Export every customer as CSV (cells a spreadsheet would run as formulas are escaped)."""
+    from dripper.customers.csvio import export_rows, write_csv
+
+    store = app().store()
+    names: dict[str, None] = {}
+    for customer in store.iter_customers():  # first pass: the union of attribute names
+        names.update(dict.fromkeys(customer.attributes))
+    rows = export_rows(store.iter_customers(), sorted(names))
+    if output is None:
+        count = write_csv(sys.stdout, rows)
+    else:
+        with output.open("w", newline="", encoding="utf-8") as handle:
+            count = write_csv(handle, rows)
+        click.echo(f"wrote {count:,} customer(s) to {output}", err=True)
+
+
+@customers.command()
+@click.argument("email")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@config_option
+def forget(email: str, yes: bool) -> None:
+    """Erase a customer and everything about them; keep only a hash of the address on the
+    suppression list so they are never emailed again."""
+    address = _address(email)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise InputError(f"forgetting {address} cannot be undone: add --yes to confirm")
+        click.confirm(f"Erase {address} and all their history? This cannot be undone", abort=True)
+    ctx = app()
+    if not ctx.store().forget(address, now=ctx.now()):
+        raise InputError(f"{address}: no such customer (nothing erased)")
+    click.echo(f"{address}: erased; its hash stays on the suppression list")
+
+
+@customers.command()
+@click.argument("email")
+@config_option
+def unsubscribe(email: str) -> None:
+    """Unsubscribe a customer: nothing more is sent, planned emails are cancelled."""
+    address = _address(email)
+    ctx = app()
+    if not ctx.store().unsubscribe(address, now=ctx.now()):
+        raise InputError(f"{address}: no such customer")
+    click.echo(f"{address}: unsubscribed")

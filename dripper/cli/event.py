@@ -1,0 +1,96 @@
+"""`dripper event TYPE EMAIL`: record what a customer did."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from dripper.cli.common import app, config_option
+from dripper.errors import InputError
+
+if TYPE_CHECKING:
+    from dripper.cli.common import AppContext
+    from dripper.runner import Runner
+
+_TYPE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
+
+
+def parse_event_data(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"--data: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(data, dict):
+        raise InputError("--data: expected a JSON object, like '{\"amount\": 24.5}'")
+    return data
+
+
+@click.command()
+@click.argument("event_type", metavar="TYPE")
+@click.argument("email")
+@click.option("--data", "data_text", metavar="JSON", help="Event data, e.g. '{\"amount\": 24.5}'.")
+@click.option("--at", "at_text", metavar="TIME", help="When it happened (ISO 8601; default: now).")
+@config_option
+def event(event_type: str, email: str, data_text: str | None, at_text: str | None) -> None:
+    """Record an event (purchase, signup, ...) for a customer, creating them if new.
+
+    A `purchase` with an `amount` updates purchases and total_spent.
+    """
+    from dripper.customers.addresses import normalize_email
+    from dripper.timeparse import parse_instant
+
+    ctx = app()
+    if not _TYPE.match(event_type):
+        raise InputError(
+            f"bad event type {event_type!r} (lower-case letters, digits, '_', '-', '.')"
+        )
+    try:
+        address = normalize_email(email)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    data = parse_event_data(data_text)
+    try:
+        at = parse_instant(at_text) if at_text else ctx.now()
+    except ValueError as exc:
+        raise InputError(f"--at: {exc}") from None
+    runner = _runner(ctx)
+    customer, _record, decisions = runner.record_event(
+        address, event_type, at=at, data=data, now=ctx.now()
+    )
+    for warning in decisions.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    summary = ""
+    if event_type == "purchase":
+        summary = f" (purchases: {customer.purchases}, total spent: {customer.total_spent:.2f})"
+    click.echo(f"recorded {event_type} for {customer.email} at {at.isoformat()}{summary}")
+    for ending in decisions.end:
+        click.echo(f"  {ending.status.value}: enrollment {ending.enrollment_id} ({ending.reason})")
+    for new in decisions.enroll:
+        click.echo(f"  enrolled in {new.campaign}: {len(new.sends)} step(s) planned")
+
+
+def _runner(ctx: AppContext) -> Runner:
+    """A runner for planning only. A campaign that does not load is left out with a
+    warning: the event itself must never be lost to a typo in a campaign file."""
+    from pathlib import Path
+
+    from dripper.campaigns import load_campaigns
+    from dripper.runner import Runner
+
+    config = ctx.config
+    campaigns, problems = load_campaigns(
+        config.campaigns_dir, config.templates_dir, display_base=Path.cwd()
+    )
+    broken = sorted({p.file for p in problems})
+    if broken:
+        click.echo(
+            f"warning: not planning for {', '.join(broken)} ({len(problems)} problem(s); "
+            "run `dripper check`)",
+            err=True,
+        )
+    return Runner(config, ctx.store(), campaigns)

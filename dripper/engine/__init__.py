@@ -1,0 +1,1 @@
+"""The drip engine: pure planning decisions (no I/O, `now` is an argument)."""

@@ -1,0 +1,99 @@
+"""Values the planning core reasons about. The store turns rows into these and back."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+
+class EnrollmentStatus(enum.StrEnum):
+    ACTIVE = "active"
+    COMPLETED = "completed"  # every step sent or skipped
+    CONVERTED = "converted"  # the goal was reached
+    EXITED = "exited"  # an exit_on event (a reply) ended it
+    CANCELLED = "cancelled"  # unsubscribed or suppressed
+
+
+class SendStatus(enum.StrEnum):
+    PLANNED = "planned"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+    AMBIGUOUS = "ambiguous"
+
+
+@dataclass(frozen=True)
+class EventFacts:
+    """An event as the planner sees it."""
+
+    id: int
+    type: str
+    at: datetime
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_context(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.type, "at": self.at, "data": dict(self.data)}
+
+
+@dataclass(frozen=True)
+class ActiveEnrollment:
+    id: int
+    campaign: str
+    occurrence: str
+    enrolled_at: datetime
+    event_id: int | None
+    last_sent_step: str | None = None
+
+
+@dataclass(frozen=True)
+class PlannedSend:
+    step: str
+    due_at: datetime
+    variant: int
+    skip_reason: str | None = None  # planned already too late to be worth sending
+
+
+@dataclass(frozen=True)
+class NewEnrollment:
+    campaign: str
+    occurrence: str
+    enrolled_at: datetime
+    event_id: int | None
+    sends: tuple[PlannedSend, ...]
+
+
+@dataclass(frozen=True)
+class Ending:
+    """An active enrollment that an event ends."""
+
+    enrollment_id: int
+    status: EnrollmentStatus
+    reason: str
+    event_id: int
+    attributed_step: str | None = None  # the last step sent before a conversion
+
+
+@dataclass(frozen=True)
+class EventDecisions:
+    enroll: tuple[NewEnrollment, ...] = ()
+    end: tuple[Ending, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+class Verdict(enum.StrEnum):
+    SEND = "send"
+    SKIP = "skip"  # this step is not sent; the enrollment goes on
+    DEFER = "defer"  # not now: try again at `until`
+    CANCEL = "cancel"  # never: the customer or the enrollment is gone
+
+
+@dataclass(frozen=True)
+class SendDecision:
+    verdict: Verdict
+    reason: str = ""
+    until: datetime | None = None

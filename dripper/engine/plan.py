@@ -1,0 +1,325 @@
+"""Planning decisions: who is enrolled in what, when each step falls due, what an event
+ends, and whether a due send goes out now. Pure: no I/O, `now` is always an argument.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime, timedelta, tzinfo
+from typing import TYPE_CHECKING, Any
+
+from dripper.engine.model import (
+    ActiveEnrollment,
+    Ending,
+    EnrollmentStatus,
+    EventDecisions,
+    EventFacts,
+    NewEnrollment,
+    PlannedSend,
+    SendDecision,
+    Verdict,
+)
+from dripper.engine.timing import after_quiet_hours, anniversary, due_at, start_of_day, zone
+
+if TYPE_CHECKING:
+    from datetime import time
+
+    from dripper.campaigns import Campaign, Edition, Step
+    from dripper.config import FrequencyCap
+    from dripper.customers.model import Customer
+
+# A send planned more than this long after it fell due (an event recorded with an old `--at`,
+# a birthday noticed days late) is recorded as skipped rather than sent out of context.
+STALE_AFTER = timedelta(days=1)
+
+
+def variant_for(email: str, campaign: str, step: str, count: int) -> int:
+    """A stable A/B variant per customer and step: the same on every run and machine."""
+    if count <= 1:
+        return 0
+    digest = hashlib.sha256(f"{campaign}\0{step}\0{email}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % count
+
+
+def context(
+    customer: Customer,
+    campaign: Campaign,
+    now: datetime,
+    event: EventFacts | None = None,
+    edition: Edition | None = None,
+) -> dict[str, Any]:
+    """What expressions see (DESIGN 2): customer, event, now, campaign, edition."""
+    return {
+        "customer": customer.as_context(),
+        "event": event.as_context() if event is not None else None,
+        "now": now,
+        "campaign": {"name": campaign.name, "description": campaign.description},
+        "edition": None if edition is None else {"title": edition.title, "slug": edition.slug},
+    }
+
+
+def plan_enrollment(
+    campaign: Campaign,
+    customer: Customer,
+    *,
+    occurrence: str,
+    enrolled_at: datetime,
+    event_id: int | None,
+    tz: tzinfo,
+    now: datetime,
+) -> NewEnrollment:
+    """An enrollment and one planned send per step, each due at its offset and local time.
+    A step that fell due long before `now` is planned as skipped (see STALE_AFTER)."""
+    sends = []
+    for step in campaign.steps:
+        due = due_at(enrolled_at, step.after, step.send_at, tz)
+        late = now - due > STALE_AFTER
+        sends.append(
+            PlannedSend(
+                step=step.id,
+                due_at=due,
+                variant=variant_for(customer.email, campaign.name, step.id, len(step.subjects)),
+                skip_reason=f"too late: due {due:%Y-%m-%d %H:%M} UTC, planned later"
+                if late
+                else None,
+            )
+        )
+    return NewEnrollment(campaign.name, occurrence, enrolled_at, event_id, tuple(sends))
+
+
+def _holds(expression: Any, ctx: Mapping[str, Any], warnings: list[str]) -> bool:
+    """Evaluate a condition; an error is a warning and counts as false (never a crash)."""
+    from dripper.campaigns import ExpressionError
+
+    try:
+        return bool(expression.evaluate(ctx))
+    except ExpressionError as exc:
+        warnings.append(str(exc))
+        return False
+
+
+def on_event(
+    campaigns: Sequence[Campaign],
+    customer: Customer,
+    event: EventFacts,
+    active: Iterable[ActiveEnrollment],
+    *,
+    fallback_tz: str,
+    now: datetime,
+) -> EventDecisions:
+    """What recording `event` does: goals reached, exits, and new enrollments.
+
+    `customer` is the customer as it is right after the event (derived fields included), so
+    `if: customer.purchases == 1` sees the purchase being recorded.
+    """
+    from dripper.campaigns import EventTrigger, WhenTrigger
+
+    by_name = {c.name: c for c in campaigns}
+    warnings: list[str] = []
+    ends: list[Ending] = []
+    for enrollment in active:
+        campaign = by_name.get(enrollment.campaign)
+        if campaign is None:
+            continue
+        goal = campaign.goal
+        if (
+            goal is not None
+            and goal.event == event.type
+            and event.id != enrollment.event_id
+            and event.at >= enrollment.enrolled_at
+            and (goal.within is None or event.at <= enrollment.enrolled_at + goal.within)
+        ):
+            ends.append(
+                Ending(
+                    enrollment.id,
+                    EnrollmentStatus.CONVERTED,
+                    f"goal reached: {event.type}",
+                    event.id,
+                    enrollment.last_sent_step,
+                )
+            )
+        elif event.type in campaign.exit_on:
+            ends.append(
+                Ending(enrollment.id, EnrollmentStatus.EXITED, f"exit on {event.type}", event.id)
+            )
+
+    enroll: list[NewEnrollment] = []
+    if customer.subscribed:
+        tz = zone(customer.timezone, fallback_tz)
+        for campaign in campaigns:
+            trigger = campaign.trigger
+            if isinstance(trigger, EventTrigger) and trigger.event == event.type:
+                ctx = context(customer, campaign, now, event)
+                if trigger.condition is None or _holds(trigger.condition, ctx, warnings):
+                    enroll.append(
+                        plan_enrollment(
+                            campaign,
+                            customer,
+                            occurrence=f"event:{event.id}",
+                            enrolled_at=event.at,
+                            event_id=event.id,
+                            tz=tz,
+                            now=now,
+                        )
+                    )
+            elif isinstance(trigger, WhenTrigger):
+                planned = when_enrollment(campaign, customer, now=now, fallback_tz=fallback_tz)
+                if planned is not None:
+                    enroll.append(planned)
+    return EventDecisions(tuple(enroll), tuple(ends), tuple(warnings))
+
+
+def when_enrollment(
+    campaign: Campaign,
+    customer: Customer,
+    *,
+    now: datetime,
+    fallback_tz: str,
+    warnings: list[str] | None = None,
+) -> NewEnrollment | None:
+    """`trigger: {when: ...}`: enroll once, the moment the customer is seen to match."""
+    from dripper.campaigns import WhenTrigger
+
+    trigger = campaign.trigger
+    assert isinstance(trigger, WhenTrigger)
+    if not customer.subscribed:
+        return None
+    if not _holds(trigger.condition, context(customer, campaign, now), warnings or []):
+        return None
+    return plan_enrollment(
+        campaign,
+        customer,
+        occurrence="once",
+        enrolled_at=now,
+        event_id=None,
+        tz=zone(customer.timezone, fallback_tz),
+        now=now,
+    )
+
+
+def _as_date(value: Any) -> date | None:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and value.strip():
+        try:
+            return date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            return None
+    return None
+
+
+def date_enrollment(
+    campaign: Campaign,
+    customer: Customer,
+    *,
+    now: datetime,
+    fallback_tz: str,
+    warnings: list[str] | None = None,
+    max_age: timedelta | None = None,
+) -> NewEnrollment | None:
+    """`trigger: {date: ..., annually: true}`: the enrollment due by `now`, if any.
+
+    The moment is the start of that day in the customer's zone, whenever the daemon notices
+    it; a date that passed before the customer was added is not greeted belatedly, and a
+    day older than `max_age` is history, not news (a daemon started in December does not
+    enroll every birthday since January).
+    """
+    from dripper.campaigns import DateTrigger, ExpressionError
+
+    trigger = campaign.trigger
+    assert isinstance(trigger, DateTrigger)
+    if not customer.subscribed:
+        return None
+    try:
+        value = trigger.date.evaluate(context(customer, campaign, now))
+    except ExpressionError as exc:
+        if warnings is not None:
+            warnings.append(str(exc))
+        return None
+    original = _as_date(value)
+    if original is None:
+        return None
+    tz = zone(customer.timezone, fallback_tz)
+    today = now.astimezone(tz).date()
+    day = anniversary(original, today.year) if trigger.annually else original
+    if day > today or customer.created_at.astimezone(tz).date() > day:
+        return None
+    if max_age is not None and today - day > max_age:
+        return None
+    occurrence = str(day.year) if trigger.annually else day.isoformat()
+    return plan_enrollment(
+        campaign,
+        customer,
+        occurrence=occurrence,
+        enrolled_at=start_of_day(day, tz),
+        event_id=None,
+        tz=tz,
+        now=now,
+    )
+
+
+def schedule_enrollment(
+    campaign: Campaign, customer: Customer, run: date, *, fallback_tz: str, now: datetime
+) -> NewEnrollment | None:
+    """One run of a recurring campaign for one customer: from the start of the run day in
+    the customer's zone, so a 09:00 step is 09:00 wherever they are."""
+    if not customer.subscribed:
+        return None
+    tz = zone(customer.timezone, fallback_tz)
+    return plan_enrollment(
+        campaign,
+        customer,
+        occurrence=run.isoformat(),
+        enrolled_at=start_of_day(run, tz),
+        event_id=None,
+        tz=tz,
+        now=now,
+    )
+
+
+def send_decision(
+    *,
+    campaign: Campaign,
+    step: Step,
+    customer: Customer,
+    suppressed: bool,
+    enrollment_status: EnrollmentStatus,
+    ctx: Mapping[str, Any],
+    now: datetime,
+    fallback_tz: str,
+    quiet_hours: tuple[time, time] | None,
+    cap: FrequencyCap | None,
+    recent_sends: Sequence[datetime],
+) -> SendDecision:
+    """The checks made when a send falls due (DESIGN 7), in order of finality.
+
+    `recent_sends` are this customer's non-transactional sends within the cap period.
+    """
+    if suppressed or not customer.subscribed:
+        reason = "unsubscribed" if not customer.subscribed else "suppressed"
+        return SendDecision(Verdict.CANCEL, reason)
+    if enrollment_status is not EnrollmentStatus.ACTIVE:
+        return SendDecision(Verdict.CANCEL, f"enrollment {enrollment_status.value}")
+    warnings: list[str] = []
+    if step.condition is not None and not _holds(step.condition, ctx, warnings):
+        reason = warnings[0] if warnings else f"if: {step.condition.source}"
+        return SendDecision(Verdict.SKIP, reason)
+    if campaign.audience is not None and not _holds(campaign.audience, ctx, warnings):
+        reason = warnings[0] if warnings else f"audience: {campaign.audience.source}"
+        return SendDecision(Verdict.SKIP, reason)
+    if campaign.transactional:
+        return SendDecision(Verdict.SEND)
+    tz = zone(customer.timezone, fallback_tz)
+    until = now
+    if cap is not None:
+        window = sorted(t for t in recent_sends if t > now - cap.period)
+        if len(window) >= cap.count:
+            until = window[len(window) - cap.count] + cap.period
+    # quiet hours last: a cap deferral may land in them
+    until = after_quiet_hours(until, quiet_hours, tz)
+    if until > now:
+        return SendDecision(Verdict.DEFER, "frequency cap or quiet hours", until)
+    return SendDecision(Verdict.SEND)

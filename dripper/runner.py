@@ -1,0 +1,496 @@
+"""The daemon's work, one pass at a time: plan what is due, then send what is due.
+
+This is the adapter layer around the pure planner (`dripper.engine.plan`): it reads state
+from the store in batches, asks the planner, writes the answers back in the same
+transaction, and hands rendered emails to the transport. It never reads the clock: every
+pass takes `now`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from dripper.engine import plan
+from dripper.engine.model import EventDecisions, SendStatus, Verdict
+from dripper.engine.timing import schedule_runs
+
+if TYPE_CHECKING:
+    from dripper.campaigns import Campaign, Edition
+    from dripper.config import Config
+    from dripper.customers.model import Customer
+    from dripper.render.renderer import Renderer
+    from dripper.store import Store
+    from dripper.store.planning import DueSend, SendResult
+    from dripper.store.records import EventRecord
+    from dripper.transport.base import Outcome, Transport
+
+log = logging.getLogger("dripper.run")
+
+LEASE = timedelta(minutes=15)  # a claimed send not finished by then goes back to the queue
+SCAN_EVERY = timedelta(minutes=15)  # date and time-dependent `when` triggers
+EARLIEST_OFFSET = timedelta(hours=14)  # UTC+14: where a run day begins first
+MAX_CATCH_UP = timedelta(days=7)  # older date-trigger days are history, not news
+
+
+@dataclass
+class Report:
+    """What one pass did; the CLI prints it, `simulate` collects it."""
+
+    enrolled: int = 0
+    sent: int = 0
+    skipped: int = 0
+    cancelled: int = 0
+    deferred: int = 0
+    failed: int = 0
+    ambiguous: int = 0
+    warnings: list[str] = field(default_factory=list)
+    deliveries: list[tuple[datetime, str, str, str, str]] = field(default_factory=list)
+
+    def add(self, other: Report) -> None:
+        for name in ("enrolled", "sent", "skipped", "cancelled", "deferred", "failed", "ambiguous"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.warnings += other.warnings
+        self.deliveries += other.deliveries
+
+    def summary(self) -> str:
+        parts = [f"{self.enrolled} enrolled", f"{self.sent} sent"]
+        for name in ("deferred", "skipped", "cancelled", "failed", "ambiguous"):
+            if getattr(self, name):
+                parts.append(f"{getattr(self, name)} {name}")
+        return ", ".join(parts)
+
+
+class Runner:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        campaigns: Sequence[Campaign],
+        *,
+        renderer: Renderer | None = None,
+        transport: Transport | None = None,
+        owner: str | None = None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.campaigns = list(campaigns)
+        self.by_name = {c.name: c for c in self.campaigns}
+        self.renderer = renderer
+        self.transport = transport
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+
+    # --- events ------------------------------------------------------------------------
+
+    def record_event(
+        self, email: str, type_: str, *, at: datetime, data: Mapping[str, Any], now: datetime
+    ) -> tuple[Customer, EventRecord, EventDecisions]:
+        """Store an event and everything it causes (enrollments, conversions, exits) in one
+        transaction: an event is never recorded without its plan, nor planned twice."""
+        from dripper.store import customers as customer_ops
+        from dripper.store import planning
+
+        with self.store.transaction() as conn:
+            customer, record = customer_ops.record_event(
+                conn, self.store.dialect, email, type_, at=at, data=data, now=now
+            )
+            active = planning.active_enrollments(conn, customer.id)
+            decisions = plan.on_event(
+                self.campaigns,
+                customer,
+                planning.event_facts(record),
+                active,
+                fallback_tz=self.config.timezone,
+                now=now,
+            )
+            planning.end_enrollments(conn, decisions.end, now=now)
+            planning.save_enrollments(
+                conn, self.store.dialect, [(customer.id, e) for e in decisions.enroll], now=now
+            )
+        for warning in decisions.warnings:
+            log.warning(warning)
+        return customer, record, decisions
+
+    # --- planning passes -----------------------------------------------------------------
+
+    def plan(self, now: datetime, *, force_scan: bool = False) -> Report:
+        """Enroll whoever is due: date triggers, `when` triggers, schedule runs."""
+        from dripper.campaigns import DateTrigger, WhenTrigger
+
+        report = Report()
+        for campaign in self.campaigns:
+            if campaign.schedule is not None:
+                report.add(self._schedule(campaign, now))
+            elif isinstance(campaign.trigger, DateTrigger | WhenTrigger):
+                report.add(self._scan(campaign, now, force=force_scan))
+        return report
+
+    def _scan(self, campaign: Campaign, now: datetime, *, force: bool) -> Report:
+        """Date and `when` triggers over the customers. A `when` that does not read `now`
+        only needs the customers changed since the last scan."""
+        from dripper.campaigns import DateTrigger, WhenTrigger
+        from dripper.store import planning
+
+        report = Report()
+        with self.store.reading() as conn:
+            state = planning.load_state(conn, campaign.name)
+        last = _parse_time(state.get("last_scan"))
+        trigger = campaign.trigger
+        time_dependent = isinstance(trigger, DateTrigger) or (
+            isinstance(trigger, WhenTrigger) and "now" in trigger.condition.names
+        )
+        if not force and last is not None and time_dependent and now - last < SCAN_EVERY:
+            return report
+        changed_since = None if time_dependent else last
+        for batch in self._customers(changed_since):
+            planned = []
+            for customer in batch:
+                if isinstance(trigger, DateTrigger):
+                    new = plan.date_enrollment(
+                        campaign,
+                        customer,
+                        now=now,
+                        fallback_tz=self.config.timezone,
+                        warnings=report.warnings,
+                        max_age=MAX_CATCH_UP,
+                    )
+                else:
+                    new = plan.when_enrollment(
+                        campaign,
+                        customer,
+                        now=now,
+                        fallback_tz=self.config.timezone,
+                        warnings=report.warnings,
+                    )
+                if new is not None:
+                    planned.append((customer.id, new))
+            if planned:
+                with self.store.transaction() as conn:
+                    report.enrolled += planning.save_enrollments(
+                        conn, self.store.dialect, planned, now=now
+                    )
+        with self.store.transaction() as conn:
+            planning.save_state(
+                conn, self.store.dialect, campaign.name, {**state, "last_scan": now.isoformat()}
+            )
+        return report
+
+    def _schedule(self, campaign: Campaign, now: datetime) -> Report:
+        """A recurring campaign: each run due enrolls every subscribed customer, with the
+        next unused edition; a run with no edition left is skipped with a warning."""
+        from dripper.store import planning
+
+        assert campaign.schedule is not None
+        report = Report()
+        with self.store.reading() as conn:
+            state = planning.load_state(conn, campaign.name)
+        runs: dict[str, str | None] = dict(state.get("runs", {}))
+        last = max((date.fromisoformat(r) for r in runs), default=None)
+        # A run day begins first at UTC+14; each customer's own day starts later.
+        until = (now + EARLIEST_OFFSET).date()
+        due = schedule_runs(campaign.schedule.starting, campaign.schedule.every, last, until)
+        if not due:
+            return report
+        for missed in due[:-1]:  # the daemon was down: send the latest run, not a backlog
+            runs[missed.isoformat()] = None
+            report.warnings.append(f"{campaign.name}: run of {missed} missed (daemon not running)")
+        run = due[-1]
+        edition = self._next_edition(campaign, runs, run)
+        if campaign.editions_dir is not None and edition is None:
+            runs[run.isoformat()] = None
+            report.warnings.append(
+                f"{campaign.name}: run of {run} skipped: no edition left in "
+                f"{campaign.editions_dir} (add a Markdown file; never an empty newsletter)"
+            )
+        else:
+            runs[run.isoformat()] = edition.slug if edition is not None else ""
+            for batch in self._customers(None):
+                planned = [
+                    (c.id, new)
+                    for c in batch
+                    if (
+                        new := plan.schedule_enrollment(
+                            campaign, c, run, fallback_tz=self.config.timezone, now=now
+                        )
+                    )
+                    is not None
+                ]
+                if planned:
+                    with self.store.transaction() as conn:
+                        report.enrolled += planning.save_enrollments(
+                            conn, self.store.dialect, planned, now=now
+                        )
+        with self.store.transaction() as conn:
+            planning.save_state(conn, self.store.dialect, campaign.name, {**state, "runs": runs})
+        for warning in report.warnings:
+            log.warning(warning)
+        return report
+
+    def _customers(self, changed_since: datetime | None) -> Iterator[list[Customer]]:
+        """Subscribed customers a page at a time, each page its own short read."""
+        from dripper.store import planning
+
+        after = 0
+        while True:
+            with self.store.reading() as conn:
+                batch = planning.customer_batches(
+                    conn, after_id=after, limit=1000, changed_since=changed_since
+                )
+            if not batch:
+                return
+            yield batch
+            after = batch[-1].id
+
+    @staticmethod
+    def _next_edition(
+        campaign: Campaign, runs: Mapping[str, str | None], run: date
+    ) -> Edition | None:
+        used = {slug for slug in runs.values() if slug}
+        for edition in campaign.editions:
+            if edition.slug in used:
+                continue
+            if edition.not_before is not None and edition.not_before > run:
+                continue
+            return edition
+        return None
+
+    def edition_for(self, campaign: Campaign, occurrence: str) -> Edition | None:
+        from dripper.store import planning
+
+        if not campaign.editions:
+            return None
+        with self.store.reading() as conn:
+            slug = planning.load_state(conn, campaign.name).get("runs", {}).get(occurrence)
+        return campaign.edition(slug) if slug else None
+
+    # --- sending -------------------------------------------------------------------------
+
+    async def send_due(self, now: datetime) -> Report:
+        """Claim what is due in batches, check, render, send and record each."""
+        from dripper.store import planning
+        from dripper.tokens import new_message_id
+
+        assert self.renderer is not None
+        assert self.transport is not None
+        sender = self.renderer.sender.email
+        report = Report()
+        with self.store.transaction() as conn:
+            planning.release_expired_leases(conn, now=now)
+        while True:
+            with self.store.transaction() as conn:
+                due = planning.claim_due(
+                    conn,
+                    self.store.dialect,
+                    now=now,
+                    limit=self.config.batch_size,
+                    owner=self.owner,
+                    lease_until=now + LEASE,
+                    new_message_id=lambda: new_message_id(sender),
+                )
+            if not due:
+                return report
+            results = await self._deliver(due, now, report)
+            with self.store.transaction() as conn:
+                planning.record_results(conn, results, now=now)
+                for result, send in zip(results, due, strict=True):
+                    if (
+                        result.status is SendStatus.FAILED
+                        and result.smtp_enhanced
+                        and result.smtp_enhanced.startswith("5.1.")
+                    ):
+                        from dripper.store.privacy import suppress
+                        from dripper.store.records import SuppressionReason
+
+                        suppress(
+                            conn,
+                            self.store.dialect,
+                            send.customer.email,
+                            reason=SuppressionReason.BOUNCED,
+                            now=now,
+                        )
+
+    async def _deliver(
+        self, due: Sequence[DueSend], now: datetime, report: Report
+    ) -> list[SendResult]:
+        from dripper.store import planning
+        from dripper.store.planning import SendResult
+
+        cap = self.config.max_per_customer
+        recent: dict[int, list[datetime]] = {}
+        if cap is not None:
+            with self.store.reading() as conn:
+                recent = planning.recent_sends(
+                    conn,
+                    {d.customer.id for d in due},
+                    since=now - cap.period,
+                    campaigns=[c.name for c in self.campaigns if not c.transactional],
+                )
+        # Decide in order first (the cap must count sends made earlier in this batch), then
+        # render and send concurrently.
+        results: dict[int, SendResult] = {}
+        to_send: list[tuple[DueSend, Campaign, Any, Edition | None]] = []
+        for send in due:
+            campaign = self.by_name.get(send.campaign)
+            step = campaign.step(send.step) if campaign is not None else None
+            if campaign is None or step is None:
+                what = "campaign" if campaign is None else "step"
+                results[send.id] = SendResult(
+                    send.id, SendStatus.CANCELLED, f"{what} no longer exists"
+                )
+                continue
+            edition = self.edition_for(campaign, send.occurrence) if campaign.editions else None
+            ctx = plan.context(send.customer, campaign, now, send.event, edition)
+            decision = plan.send_decision(
+                campaign=campaign,
+                step=step,
+                customer=send.customer,
+                suppressed=send.suppressed,
+                enrollment_status=send.enrollment_status,
+                ctx=ctx,
+                now=now,
+                fallback_tz=self.config.timezone,
+                quiet_hours=self.config.quiet_hours,
+                cap=cap,
+                recent_sends=recent.get(send.customer.id, []),
+            )
+            if decision.verdict is Verdict.SEND:
+                if not campaign.transactional:
+                    recent.setdefault(send.customer.id, []).append(now)
+                to_send.append((send, campaign, step, edition))
+            elif decision.verdict is Verdict.DEFER:
+                results[send.id] = SendResult(
+                    send.id, SendStatus.PLANNED, decision.reason, next_attempt_at=decision.until
+                )
+            else:
+                status = (
+                    SendStatus.SKIPPED if decision.verdict is Verdict.SKIP else SendStatus.CANCELLED
+                )
+                results[send.id] = SendResult(send.id, status, decision.reason)
+
+        concurrency = asyncio.Semaphore(int(self.config.transport.get("concurrency", 4)))
+
+        async def one(
+            send: DueSend, campaign: Campaign, step: Any, edition: Edition | None
+        ) -> SendResult:
+            async with concurrency:
+                return await self._send_one(send, campaign, step, edition, now)
+
+        sent = await asyncio.gather(*(one(*item) for item in to_send))
+        for result in sent:
+            results[result.id] = result
+        ordered = [results[d.id] for d in due]
+        for send, result in zip(due, ordered, strict=True):
+            _count(report, result)
+            if result.status is SendStatus.SENT:
+                report.deliveries.append(
+                    (now, send.customer.email, send.campaign, send.step, send.message_id)
+                )
+        return ordered
+
+    async def _send_one(
+        self, send: DueSend, campaign: Campaign, step: Any, edition: Edition | None, now: datetime
+    ) -> SendResult:
+        from dripper.errors import DripperError
+        from dripper.store.planning import SendResult
+        from dripper.transport.base import Envelope
+
+        assert self.renderer is not None
+        assert self.transport is not None
+        try:
+            email = self.renderer.render(
+                campaign,
+                step,
+                send.customer,
+                now=now,
+                message_id=send.message_id,
+                variant=send.variant,
+                edition=edition,
+            )
+        except DripperError as exc:
+            log.error(
+                "render failed for %s (%s/%s): %s",
+                send.customer.email,
+                send.campaign,
+                send.step,
+                exc,
+            )
+            return SendResult(send.id, SendStatus.FAILED, f"render: {exc}")
+        started = now
+        outcome = await self.transport.send(
+            Envelope(send.message_id, self.renderer.sender.email, send.customer.email, email.mime)
+        )
+        return self._result(send, outcome, now, started)
+
+    def _result(
+        self, send: DueSend, outcome: Outcome, now: datetime, started: datetime
+    ) -> SendResult:
+        from dripper.store.planning import SendResult
+        from dripper.transport.base import OutcomeKind
+
+        common: dict[str, Any] = dict(
+            attempted=True,
+            outcome=outcome.kind.value,
+            smtp_code=outcome.code,
+            smtp_enhanced=outcome.enhanced,
+            smtp_reply=outcome.reply,
+            started_at=started,
+        )
+        if outcome.kind is OutcomeKind.SENT:
+            return SendResult(send.id, SendStatus.SENT, None, **common)
+        if outcome.kind is OutcomeKind.FAILED:
+            return SendResult(send.id, SendStatus.FAILED, str(outcome), **common)
+        # Deferred, or ambiguous (retried with the same Message-ID), until give-up.
+        if now - send.due_at >= self.config.give_up_after:
+            return SendResult(
+                send.id,
+                SendStatus.FAILED,
+                f"gave up after {self.config.give_up_after}: {outcome}",
+                **common,
+            )
+        delays = self.config.retry
+        delay = delays[min(send.attempts, len(delays) - 1)]
+        log.warning(
+            "%s to %s: %s; retrying in %s", send.message_id, send.customer.email, outcome, delay
+        )
+        return SendResult(
+            send.id, SendStatus.PLANNED, str(outcome), next_attempt_at=now + delay, **common
+        )
+
+    # --- one whole pass --------------------------------------------------------------------
+
+    async def run_once(self, now: datetime) -> Report:
+        report = self.plan(now)
+        report.add(await self.send_due(now))
+        return report
+
+
+def _count(report: Report, result: SendResult) -> None:
+    if result.status is SendStatus.SENT:
+        report.sent += 1
+    elif result.status is SendStatus.SKIPPED:
+        report.skipped += 1
+    elif result.status is SendStatus.CANCELLED:
+        report.cancelled += 1
+    elif result.status is SendStatus.FAILED:
+        report.failed += 1
+    elif result.status is SendStatus.PLANNED:
+        if result.outcome == "ambiguous":
+            report.ambiguous += 1
+        else:
+            report.deferred += 1
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,103 @@
+"""`dripper simulate`: the real planner and runner on a throwaway copy of the state.
+
+The copy is a temporary SQLite file (from SQLite or PostgreSQL alike); emails go to an
+in-memory transport. Nothing in the real database changes and nothing is sent.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from email.parser import BytesHeaderParser
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from dripper.campaigns import Campaign
+    from dripper.config import Config
+    from dripper.store import Store
+
+STEP = timedelta(hours=6)  # longest jump between passes: date triggers and runs are noticed
+
+
+@dataclass(frozen=True)
+class SimulatedSend:
+    at: datetime
+    to: str
+    campaign: str
+    step: str
+    subject: str
+
+
+def copy_state(source: Store, folder: Path) -> Store:
+    """Every table of `source`, copied into a fresh SQLite database in `folder`."""
+    from dripper.store import open_store
+    from dripper.store.schema import metadata
+
+    target = open_store(f"sqlite:///{folder / 'simulation.db'}")
+    target.ensure_schema()
+    for table in metadata.sorted_tables:  # parents before children
+        with source.reading() as src, target.transaction() as dst:
+            result = src.execution_options(yield_per=2000).execute(sa.select(table))
+            for chunk in result.mappings().partitions(2000):
+                dst.execute(sa.insert(table), [dict(row) for row in chunk])
+    return target
+
+
+async def simulate(
+    config: Config,
+    store: Store,
+    campaigns: Sequence[Campaign],
+    *,
+    now: datetime,
+    days: int,
+    warnings: list[str],
+) -> list[SimulatedSend]:
+    from dripper.render.renderer import Renderer
+    from dripper.runner import Runner
+    from dripper.store import planning
+    from dripper.transport.memory import MemoryTransport
+
+    transport = MemoryTransport()
+    sends: list[SimulatedSend] = []
+    with tempfile.TemporaryDirectory(prefix="dripper-simulate-") as folder:
+        copy = copy_state(store, Path(folder))
+        try:
+            runner = Runner(
+                config,
+                copy,
+                campaigns,
+                renderer=Renderer(config, preview=True),
+                transport=transport,
+                owner="simulate",
+            )
+            end = now + timedelta(days=days)
+            moment = now
+            parser = BytesHeaderParser(policy=default_policy)
+            while moment <= end:
+                report = await runner.run_once(moment)
+                warnings += report.warnings
+                by_id = {e.message_id: e for e in transport.sent}
+                for at, to, campaign, step, message_id in report.deliveries:
+                    envelope = by_id.get(message_id)
+                    subject = (
+                        str(parser.parsebytes(envelope.data).get("Subject", ""))
+                        if envelope is not None
+                        else ""
+                    )
+                    sends.append(SimulatedSend(at, to, campaign, step, subject))
+                transport.sent.clear()
+                with copy.reading() as conn:
+                    upcoming = planning.next_due(conn)
+                jump = moment + STEP
+                if upcoming is not None and moment < upcoming < jump:
+                    jump = upcoming
+                moment = jump
+        finally:
+            copy.close()
+    return sends
