@@ -211,6 +211,9 @@ SCHEMA: dict[str, dict[str, tuple[Checker, Any]]] = {
         "concurrency": (_int_range(1, 256), 4),
         "rate_per_second": (_number, 0.0),
         "timeout": (_int_range(1, 3600), 60),
+        "data_timeout": (_int_range(1, 86400), 600),
+        "ca_file": (_str, ""),
+        "pause_after_policy": (_int_range(1, 10_000), 5),
     },
     "tracking": {
         "base_url": (_url, "http://127.0.0.1:8080"),
@@ -329,6 +332,8 @@ def _build(path: Path | None, base: Path, data: dict[str, Any], text: str = "") 
     company.setdefault("postal_address", postal)
     transport = section_dict("transport")
     transport["path"] = _resolve(base, transport["path"])
+    if transport["ca_file"]:
+        transport["ca_file"] = _resolve(base, transport["ca_file"])
     dkim = section_dict("dkim")
     if dkim["private_key"]:
         dkim["private_key"] = _resolve(base, dkim["private_key"])

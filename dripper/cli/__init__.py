@@ -23,6 +23,8 @@ COMMANDS = {
     "db": "dripper.cli.db:db",
     "run": "dripper.cli.run:run",
     "simulate": "dripper.cli.simulate:simulate",
+    "preview": "dripper.cli.preview:preview",
+    "send-test": "dripper.cli.sendtest:send_test",
 }
 
 
