@@ -6,6 +6,8 @@ BIN    := $(VENV)/bin
 DEMO   := demo
 # the demo's clock: a Monday morning in January 2027
 NOW    := 2027-01-04T15:00:00Z
+# the file transport needs no secret, but links are signed: the demo uses a throwaway one
+SECRET := DRIPPER_SECRET=demo-not-a-secret
 
 .PHONY: demo test lint typecheck unit integration cli bench-import clean
 
@@ -26,11 +28,18 @@ demo: $(VENV)/.base
 	cd $(DEMO) && ../$(BIN)/dripper --now $(NOW) customers import customers.csv
 	cd $(DEMO) && ../$(BIN)/dripper --now $(NOW) event purchase ada@example.com --data '{"amount": 24.50}'
 	cd $(DEMO) && ../$(BIN)/dripper --now $(NOW) event purchase grace@example.com --data '{"amount": 18}'
-	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-09T10:00:00Z event purchase ada@example.com --data '{"amount": 31}'
 	cd $(DEMO) && ../$(BIN)/dripper --now $(NOW) event purchase new.buyer@example.com --data '{"amount": 12}'
+	@echo "--- the daemon, once, right after those purchases: the thank-yous go out"
+	cd $(DEMO) && $(SECRET) ../$(BIN)/dripper --now $(NOW) run --once
+	@echo "--- the next morning: the newsletter's first edition"
+	cd $(DEMO) && $(SECRET) ../$(BIN)/dripper --now 2027-01-05T18:00:00Z run --once
+	@echo "--- day 5: Ada buys again (converts the welcome goal, starts the referral request)"
+	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-09T10:00:00Z event purchase ada@example.com --data '{"amount": 31}'
+	cd $(DEMO) && $(SECRET) ../$(BIN)/dripper --now 2027-01-12T12:00:00Z run --once
 	cd $(DEMO) && ../$(BIN)/dripper customers show ada@example.com
 	@echo
-	@echo "Demo project in ./$(DEMO): edit campaigns/*.yaml and templates/, then 'dripper check'."
+	@echo "Demo project in ./$(DEMO): $$(ls $(DEMO)/outbox | wc -l) email(s) written to $(DEMO)/outbox/."
+	@echo "Edit campaigns/*.yaml and templates/, then 'dripper check' and 'dripper preview welcome'."
 
 test: lint typecheck
 	$(BIN)/pytest -q
