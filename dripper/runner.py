@@ -12,13 +12,13 @@ import asyncio
 import logging
 import os
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from dripper.engine import plan
-from dripper.engine.model import EventDecisions, SendStatus, Verdict
+from dripper.engine.model import Ending, EventDecisions, NewEnrollment, SendStatus, Verdict
 from dripper.engine.timing import schedule_runs
 
 if TYPE_CHECKING:
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from dripper.customers.model import Customer
     from dripper.render.renderer import Renderer
     from dripper.store import Store
+    from dripper.store.ingest import NewEvent
     from dripper.store.planning import DueSend, SendResult
     from dripper.store.records import EventRecord
     from dripper.transport.base import Outcome, Transport
@@ -93,8 +94,8 @@ class Runner:
     ) -> tuple[Customer, EventRecord, EventDecisions]:
         """Store an event and everything it causes (enrollments, conversions, exits) in one
         transaction: an event is never recorded without its plan, nor planned twice."""
+        from dripper.store import bulk, planning
         from dripper.store import customers as customer_ops
-        from dripper.store import planning
 
         with self.store.transaction() as conn:
             customer, record = customer_ops.record_event(
@@ -110,12 +111,59 @@ class Runner:
                 now=now,
             )
             planning.end_enrollments(conn, decisions.end, now=now)
-            planning.save_enrollments(
+            bulk.save_enrollments(
                 conn, self.store.dialect, [(customer.id, e) for e in decisions.enroll], now=now
             )
         for warning in decisions.warnings:
             log.warning(warning)
         return customer, record, decisions
+
+    def record_events(
+        self, items: Iterable[NewEvent], *, now: datetime, batch_size: int = 2000
+    ) -> Report:
+        """Store many events and plan what they cause, a batch per transaction (an order
+        export, a backfill). Same decisions as `record_event`, one event at a time per
+        customer: a customer met twice closes the batch, so the second event sees the
+        first one's effects. Memory stays flat however many events come."""
+        report = Report()
+        batch: list[NewEvent] = []
+        seen: set[str] = set()
+        for item in items:
+            if item.email in seen or len(batch) >= batch_size:
+                report.add(self._record_batch(batch, now))
+                batch, seen = [], set()
+            batch.append(item)
+            seen.add(item.email)
+        if batch:
+            report.add(self._record_batch(batch, now))
+        return report
+
+    def _record_batch(self, batch: Sequence[NewEvent], now: datetime) -> Report:
+        from dripper.store import bulk, ingest, planning
+
+        report = Report()
+        with self.store.transaction() as conn:
+            stored = ingest.store_events(conn, self.store.dialect, batch, now=now)
+            active = ingest.active_enrollments_of(conn, [c.id for c, _ in stored])
+            endings: list[Ending] = []
+            planned: list[tuple[int, NewEnrollment]] = []
+            for customer, facts in stored:
+                decisions = plan.on_event(
+                    self.campaigns,
+                    customer,
+                    facts,
+                    active.get(customer.id, ()),
+                    fallback_tz=self.config.timezone,
+                    now=now,
+                )
+                endings += decisions.end
+                planned += [(customer.id, e) for e in decisions.enroll]
+                report.warnings += decisions.warnings
+            planning.end_enrollments(conn, endings, now=now)
+            report.enrolled += bulk.save_enrollments(
+                conn, self.store.dialect, planned, now=now
+            )
+        return report
 
     # --- planning passes -----------------------------------------------------------------
 
@@ -135,7 +183,7 @@ class Runner:
         """Date and `when` triggers over the customers. A `when` that does not read `now`
         only needs the customers changed since the last scan."""
         from dripper.campaigns import DateTrigger, WhenTrigger
-        from dripper.store import planning
+        from dripper.store import bulk, planning
 
         report = Report()
         with self.store.reading() as conn:
@@ -172,7 +220,7 @@ class Runner:
                     planned.append((customer.id, new))
             if planned:
                 with self.store.transaction() as conn:
-                    report.enrolled += planning.save_enrollments(
+                    report.enrolled += bulk.save_enrollments(
                         conn, self.store.dialect, planned, now=now
                     )
         with self.store.transaction() as conn:
@@ -184,7 +232,7 @@ class Runner:
     def _schedule(self, campaign: Campaign, now: datetime) -> Report:
         """A recurring campaign: each run due enrolls every subscribed customer, with the
         next unused edition; a run with no edition left is skipped with a warning."""
-        from dripper.store import planning
+        from dripper.store import bulk, planning
 
         assert campaign.schedule is not None
         report = Report()
@@ -223,7 +271,7 @@ class Runner:
                 ]
                 if planned:
                     with self.store.transaction() as conn:
-                        report.enrolled += planning.save_enrollments(
+                        report.enrolled += bulk.save_enrollments(
                             conn, self.store.dialect, planned, now=now
                         )
         with self.store.transaction() as conn:

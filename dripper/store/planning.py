@@ -22,7 +22,6 @@ from dripper.engine.model import (
     Ending,
     EnrollmentStatus,
     EventFacts,
-    NewEnrollment,
     SendStatus,
 )
 from dripper.store import rows
@@ -36,7 +35,7 @@ from dripper.store.schema import (
     outbox,
     suppressions,
 )
-from dripper.store.sql import chunks, insert_ignoring
+from dripper.store.sql import insert_ignoring
 
 
 def customer_batches(
@@ -68,70 +67,6 @@ def active_enrollments(conn: Connection, customer_id: int) -> list[ActiveEnrollm
         ActiveEnrollment(r.id, r.campaign, r.occurrence, r.enrolled_at, r.event_id, r.last_sent)
         for r in conn.execute(query)
     ]
-
-
-def save_enrollments(
-    conn: Connection,
-    dialect: Dialect,
-    planned: Sequence[tuple[int, NewEnrollment]],
-    *,
-    now: datetime,
-) -> int:
-    """Insert (customer id, enrollment) pairs and their outbox rows; those that exist
-    already are left alone. Returns how many enrollments were new."""
-    created = 0
-    for batch in chunks(planned, 500):
-        stmt = insert_ignoring(dialect, enrollments, ("customer_id", "campaign", "occurrence"))
-        inserted = conn.execute(
-            stmt.returning(
-                enrollments.c.id,
-                enrollments.c.customer_id,
-                enrollments.c.campaign,
-                enrollments.c.occurrence,
-            ),
-            [
-                {
-                    "customer_id": cid,
-                    "campaign": new.campaign,
-                    "occurrence": new.occurrence,
-                    "enrolled_at": new.enrolled_at,
-                    "event_id": new.event_id,
-                    "status": EnrollmentStatus.ACTIVE.value,
-                }
-                for cid, new in batch
-            ],
-        ).all()
-        ids = {(r.customer_id, r.campaign, r.occurrence): r.id for r in inserted}
-        created += len(ids)
-        sends: list[dict[str, Any]] = []
-        for cid, new in batch:
-            enrollment_id = ids.get((cid, new.campaign, new.occurrence))
-            if enrollment_id is None:
-                continue  # planned before: its rows exist
-            for send in new.sends:
-                skipped = send.skip_reason is not None
-                sends.append(
-                    {
-                        "enrollment_id": enrollment_id,
-                        "customer_id": cid,
-                        "campaign": new.campaign,
-                        "occurrence": new.occurrence,
-                        "step": send.step,
-                        "due_at": send.due_at,
-                        "next_attempt_at": send.due_at,
-                        "status": (SendStatus.SKIPPED if skipped else SendStatus.PLANNED).value,
-                        "reason": send.skip_reason,
-                        "variant": send.variant,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                )
-        for rows_batch in chunks(sends, 1000):
-            conn.execute(
-                insert_ignoring(dialect, outbox, ("customer_id", "campaign", "occurrence", "step")),
-                rows_batch,
-            )
-    return created
 
 
 def end_enrollments(conn: Connection, endings: Iterable[Ending], *, now: datetime) -> None:

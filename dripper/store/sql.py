@@ -37,3 +37,33 @@ def insert_ignoring(dialect: Dialect, table: sa.Table, conflict: Sequence[str]) 
     from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
     return sqlite_insert(table).on_conflict_do_nothing(index_elements=list(conflict))
+
+
+def allocate_ids(conn: sa.Connection, table: sa.Table, count: int) -> list[int]:
+    """PostgreSQL: `count` fresh ids from the table's sequence in one round trip.
+
+    Inserting with ids known up front lets bulk inserts skip RETURNING, which makes
+    SQLAlchemy send one huge multi-VALUES statement that psycopg re-parses in Python
+    (about 50 us a row); a plain executemany is pipelined and several times cheaper."""
+    if count <= 0:
+        return []
+    query = sa.text(
+        "SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)"
+    )
+    return list(conn.execute(query, {"table": table.name, "n": count}).scalars())
+
+
+def insert_returning_ids(
+    conn: sa.Connection, dialect: Dialect, table: sa.Table, values: Sequence[dict[str, object]]
+) -> list[int]:
+    """Insert rows (no conflicts possible) and return their ids in order."""
+    if not values:
+        return []
+    if dialect == "postgresql":
+        ids = allocate_ids(conn, table, len(values))
+        conn.execute(sa.insert(table), [{**v, "id": i} for v, i in zip(values, ids, strict=True)])
+        return ids
+    rows = conn.execute(
+        sa.insert(table).returning(table.c.id, sort_by_parameter_order=True), list(values)
+    ).all()
+    return [r.id for r in rows]

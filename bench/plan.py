@@ -1,0 +1,171 @@
+"""Planning at scale: N customers with one purchase each -> enrollments + outbox rows.
+
+    python bench/plan.py [--customers 1000000] [--db sqlite|postgresql|both]
+
+For each database: a fresh schema with N customers (set-up, not timed), then in a fresh
+process, timed: N `purchase` events through `Runner.record_events` with the four shipped
+campaigns (each first purchase enrolls in `welcome`: a thank-you and a day-14 offer), then
+one newsletter run (`Runner.plan` on the schedule's first day: N more enrollments, one
+outbox row each). Reports customers/s for both and the planning process's peak RSS.
+
+PostgreSQL: database `dripper_bench` on 127.0.0.1 (created, dropped at the start).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCAFFOLD = ROOT / "dripper" / "scaffold"
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/dripper_bench"
+NOW = datetime(2027, 1, 4, 15, 0, tzinfo=UTC)  # the day before the newsletter starts
+ZONES = ["Europe/London", "America/New_York", "Asia/Tokyo", "Europe/Berlin", None, "UTC"]
+
+
+def email(i: int) -> str:
+    return f"customer.{i}@example{i % 97}.com"
+
+
+def setup(url: str, customers: int) -> None:
+    """A fresh schema holding `customers` customers (bulk inserts; not what is measured)."""
+    from dripper.customers.model import CustomerData
+    from dripper.store import open_store
+    from dripper.store.customers import _insert
+
+    store = open_store(url)
+    store.ensure_schema()
+    for start in range(0, customers, 10_000):
+        rows = [
+            CustomerData(
+                email=email(i),
+                first_name=f"First{i}",
+                last_name=f"Last{i}",
+                timezone=ZONES[i % len(ZONES)],
+                locale="en",
+            )
+            for i in range(start, min(start + 10_000, customers))
+        ]
+        with store.transaction() as conn:
+            _insert(conn, store.dialect, rows, {}, NOW - timedelta(days=30))
+    store.close()
+
+
+def plan(url: str, customers: int) -> dict[str, float]:
+    """The measured part, in its own process so that its peak RSS is its own."""
+    from dripper.campaigns import load_campaigns
+    from dripper.config import load_config
+    from dripper.runner import Runner
+    from dripper.store import open_store
+    from dripper.store.ingest import NewEvent
+
+    config = load_config(SCAFFOLD / "config.toml")
+    campaigns, problems = load_campaigns(SCAFFOLD / "campaigns", SCAFFOLD / "templates")
+    assert not problems, problems
+    store = open_store(url)
+    runner = Runner(config, store, campaigns)
+
+    def purchases() -> Iterator[NewEvent]:
+        for i in range(customers):
+            yield NewEvent(email(i), "purchase", NOW, {"amount": 20 + i % 30})
+
+    start = time.perf_counter()
+    report = runner.record_events(purchases(), now=NOW)
+    events_s = time.perf_counter() - start
+    assert report.enrolled == customers, report.summary()
+
+    start = time.perf_counter()
+    newsletter = runner.plan(NOW + timedelta(days=1))
+    schedule_s = time.perf_counter() - start
+    assert newsletter.enrolled == customers, newsletter.summary()
+
+    with store.reading() as conn:
+        import sqlalchemy as sa
+
+        outbox = conn.execute(sa.text("SELECT count(*) FROM outbox")).scalar_one()
+    store.close()
+    return {
+        "events_s": events_s,
+        "schedule_s": schedule_s,
+        "outbox_rows": float(outbox),
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def fresh_pg() -> None:
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql("DROP DATABASE IF EXISTS dripper_bench")
+        conn.exec_driver_sql("CREATE DATABASE dripper_bench")
+    admin.dispose()
+
+
+def child(phase: str, url: str, customers: int) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, __file__, "--phase", phase, "--url", url, "--customers", str(customers)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--phase", choices=["setup", "plan"], help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase == "setup":
+        setup(args.url, args.customers)
+        print("{}")
+        return
+    if args.phase == "plan":
+        print(json.dumps(plan(args.url, args.customers)))
+        return
+
+    n = args.customers
+    with tempfile.TemporaryDirectory() as tmp:
+        targets = []
+        if args.db in ("sqlite", "both"):
+            targets.append(("SQLite", f"sqlite:///{Path(tmp) / 'bench.db'}"))
+        if args.db in ("postgresql", "both"):
+            targets.append(("PostgreSQL", PG_URL))
+        print(f"{n:,} customers, one purchase each; then one newsletter run to all of them")
+        for name, url in targets:
+            if name == "PostgreSQL":
+                fresh_pg()
+            start = time.perf_counter()
+            child("setup", url, n)
+            setup_s = time.perf_counter() - start
+            r = child("plan", url, n)
+            print(
+                f"{name:<11} set-up {setup_s:6.1f} s | purchases -> enrollments + outbox: "
+                f"{r['events_s']:6.1f} s = {n / r['events_s']:9,.0f} customers/s | "
+                f"newsletter run: {r['schedule_s']:6.1f} s = {n / r['schedule_s']:9,.0f}/s | "
+                f"outbox rows {int(r['outbox_rows']):,} | peak RSS {r['peak_rss_mb']:.0f} MB"
+            )
+    if os.environ.get("BENCH_KEEP_PG") is None and args.db in ("postgresql", "both"):
+        import sqlalchemy as sa
+
+        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql("DROP DATABASE IF EXISTS dripper_bench")
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()

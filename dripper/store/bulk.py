@@ -1,0 +1,94 @@
+"""Bulk writes of the planner: new enrollments and their outbox rows, thousands per
+statement. Planning runs again as a no-op thanks to the unique keys (INSERT ... ON
+CONFLICT DO NOTHING); the caller owns the transaction, so an enrollment and its sends
+always commit together (DESIGN 7).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dripper.engine.model import EnrollmentStatus, NewEnrollment, SendStatus
+from dripper.store.engine import Dialect
+from dripper.store.schema import enrollments, outbox
+from dripper.store.sql import allocate_ids, chunks, insert_ignoring
+
+
+def save_enrollments(
+    conn: Connection,
+    dialect: Dialect,
+    planned: Sequence[tuple[int, NewEnrollment]],
+    *,
+    now: datetime,
+) -> int:
+    """Insert (customer id, enrollment) pairs and their outbox rows; those that exist
+    already are left alone. Returns how many enrollments were new."""
+    created = 0
+    for batch in chunks(planned, 1000):
+        values = [
+            {
+                "customer_id": cid,
+                "campaign": new.campaign,
+                "occurrence": new.occurrence,
+                "enrolled_at": new.enrolled_at,
+                "event_id": new.event_id,
+                "status": EnrollmentStatus.ACTIVE.value,
+            }
+            for cid, new in batch
+        ]
+        ids = _insert_enrollments(conn, dialect, values)
+        created += len(ids)
+        sends: list[dict[str, Any]] = []
+        for cid, new in batch:
+            enrollment_id = ids.get((cid, new.campaign, new.occurrence))
+            if enrollment_id is None:
+                continue  # planned before: its rows exist
+            for send in new.sends:
+                skipped = send.skip_reason is not None
+                sends.append(
+                    {
+                        "enrollment_id": enrollment_id,
+                        "customer_id": cid,
+                        "campaign": new.campaign,
+                        "occurrence": new.occurrence,
+                        "step": send.step,
+                        "due_at": send.due_at,
+                        "next_attempt_at": send.due_at,
+                        "status": (SendStatus.SKIPPED if skipped else SendStatus.PLANNED).value,
+                        "reason": send.skip_reason,
+                        "variant": send.variant,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                )
+        for rows_batch in chunks(sends, 1000):
+            conn.execute(
+                insert_ignoring(dialect, outbox, ("customer_id", "campaign", "occurrence", "step")),
+                rows_batch,
+            )
+    return created
+
+
+def _insert_enrollments(
+    conn: Connection, dialect: Dialect, values: list[dict[str, Any]]
+) -> dict[tuple[int, str, str], int]:
+    """Insert enrollments, leaving those that exist alone; the new ones' ids by key."""
+    stmt = insert_ignoring(dialect, enrollments, ("customer_id", "campaign", "occurrence"))
+    e = enrollments.c
+    if dialect == "postgresql":
+        # Ids up front, no RETURNING (see sql.allocate_ids); then one query tells which
+        # rows went in (a conflicting one keeps its old id, so its new id is absent).
+        ids = allocate_ids(conn, enrollments, len(values))
+        conn.execute(stmt, [{**v, "id": i} for v, i in zip(values, ids, strict=True)])
+        query = sa.select(e.id, e.customer_id, e.campaign, e.occurrence).where(e.id.in_(ids))
+        inserted = conn.execute(query).all()
+    else:
+        inserted = conn.execute(
+            stmt.returning(e.id, e.customer_id, e.campaign, e.occurrence), values
+        ).all()
+    return {(r.customer_id, r.campaign, r.occurrence): r.id for r in inserted}
