@@ -12,6 +12,7 @@ import asyncio
 import logging
 import os
 import socket
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
     from dripper.campaigns import Campaign, Edition
     from dripper.config import Config
     from dripper.customers.model import Customer
+    from dripper.dkim import DkimSigner
+    from dripper.ratelimit import RateLimiter
     from dripper.render.renderer import Renderer
     from dripper.store import Store
     from dripper.store.ingest import NewEvent
@@ -68,6 +71,13 @@ class Report:
         return ", ".join(parts)
 
 
+@dataclass
+class Progress:
+    """Live counters for the status line (updated as each email goes out)."""
+
+    sent: int = 0
+
+
 class Runner:
     def __init__(
         self,
@@ -78,14 +88,22 @@ class Runner:
         renderer: Renderer | None = None,
         transport: Transport | None = None,
         owner: str | None = None,
+        signer: DkimSigner | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
+        """`signer`: DKIM (None: unsigned). `limiter`: the shared send rate (None: as fast
+        as the transport's pool goes)."""
         self.config = config
         self.store = store
         self.campaigns = list(campaigns)
         self.by_name = {c.name: c for c in self.campaigns}
         self.renderer = renderer
         self.transport = transport
-        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.signer = signer
+        self.limiter = limiter
+        self.progress = Progress()
+        self._policy_hits: dict[str, int] = {}
 
     # --- events ------------------------------------------------------------------------
 
@@ -319,8 +337,13 @@ class Runner:
 
     # --- sending -------------------------------------------------------------------------
 
-    async def send_due(self, now: datetime) -> Report:
-        """Claim what is due in batches, check, render, send and record each."""
+    async def send_due(self, now: datetime, *, stop: asyncio.Event | None = None) -> Report:
+        """Claim what is due in batches; check, render, sign, send and record each.
+
+        `stop` (SIGTERM): no new batch is claimed; the one in flight is finished and
+        recorded. Leases are in database time and kept alive while a batch is in flight;
+        an attempt is written before its email goes out, so a daemon killed mid-send
+        leaves an ambiguous send (retried with the same Message-ID), never a lost one."""
         from dripper.store import planning
         from dripper.tokens import new_message_id
 
@@ -329,8 +352,21 @@ class Runner:
         sender = self.renderer.sender.email
         report = Report()
         with self.store.transaction() as conn:
-            planning.release_expired_leases(conn, now=now)
-        while True:
+            _requeued, ambiguous = planning.recover_orphans(
+                conn,
+                self.store.dialect,
+                now=now,
+                retry_at=now + self.config.retry[0],
+                every=self.store.dialect == "sqlite",
+            )
+        if ambiguous:
+            log.warning(
+                "%d send(s) were in flight when a daemon stopped: recorded as ambiguous "
+                "(possibly delivered), retried with the same Message-ID",
+                ambiguous,
+            )
+        report.ambiguous += ambiguous
+        while stop is None or not stop.is_set():
             with self.store.transaction() as conn:
                 due = planning.claim_due(
                     conn,
@@ -338,34 +374,57 @@ class Runner:
                     now=now,
                     limit=self.config.batch_size,
                     owner=self.owner,
-                    lease_until=now + LEASE,
+                    lease=LEASE,
                     new_message_id=lambda: new_message_id(sender),
                 )
             if not due:
-                return report
-            results = await self._deliver(due, now, report)
+                break
+            results, attempts = await self._deliver(due, now, report)
             with self.store.transaction() as conn:
-                planning.record_results(conn, results, now=now)
-                for result, send in zip(results, due, strict=True):
-                    if (
-                        result.status is SendStatus.FAILED
-                        and result.smtp_enhanced
-                        and result.smtp_enhanced.startswith("5.1.")
-                    ):
-                        from dripper.store.privacy import suppress
-                        from dripper.store.records import SuppressionReason
+                planning.record_results(conn, results, now=now, attempts=attempts)
+                self._after_results(conn, due, results, now)
+        return report
 
-                        suppress(
-                            conn,
-                            self.store.dialect,
-                            send.customer.email,
-                            reason=SuppressionReason.BOUNCED,
-                            now=now,
-                        )
+    def _after_results(
+        self, conn: Any, due: Sequence[DueSend], results: Sequence[SendResult], now: datetime
+    ) -> None:
+        """5.1.x suppresses the address; repeated 5.7.x (policy) pauses the campaign."""
+        from dripper.store import planning
+        from dripper.store.privacy import suppress
+        from dripper.store.records import SuppressionReason
+
+        for result, send in zip(results, due, strict=True):
+            enhanced = result.smtp_enhanced or ""
+            if result.status is SendStatus.FAILED and enhanced.startswith("5.1."):
+                suppress(
+                    conn,
+                    self.store.dialect,
+                    send.customer.email,
+                    reason=SuppressionReason.BOUNCED,
+                    now=now,
+                )
+            if result.outcome is None:
+                continue
+            if result.status is SendStatus.FAILED and enhanced.startswith("5.7."):
+                count = self._policy_hits.get(send.campaign, 0) + 1
+                self._policy_hits[send.campaign] = count
+                limit = int(self.config.transport.get("pause_after_policy", 5))
+                if count >= limit:
+                    reason = (
+                        f"paused after {count} policy rejections (last: {result.smtp_code} "
+                        f"{enhanced} {result.smtp_reply or ''}".rstrip()
+                        + "): fix the content or the sending reputation, then "
+                        f"`dripper resume {send.campaign}`"
+                    )
+                    planning.pause_campaign(conn, self.store.dialect, send.campaign, reason)
+                    log.error("campaign %s %s", send.campaign, reason)
+                    self._policy_hits[send.campaign] = 0
+            elif result.status is SendStatus.SENT:
+                self._policy_hits[send.campaign] = 0
 
     async def _deliver(
         self, due: Sequence[DueSend], now: datetime, report: Report
-    ) -> list[SendResult]:
+    ) -> tuple[list[SendResult], dict[int, int]]:
         from dripper.store import planning
         from dripper.store.planning import SendResult
 
@@ -421,17 +480,23 @@ class Runner:
                 )
                 results[send.id] = SendResult(send.id, status, decision.reason)
 
-        concurrency = asyncio.Semaphore(int(self.config.transport.get("concurrency", 4)))
+        ready: list[tuple[DueSend, bytes]] = []
+        for send, campaign, step, edition in to_send:
+            rendered = self._render(send, campaign, step, edition, now)
+            if isinstance(rendered, bytes):
+                ready.append((send, rendered))
+            else:
+                results[send.id] = rendered
+        attempts: dict[int, int] = {}
+        if ready:
+            from dripper.store import planning as store_planning
 
-        async def one(
-            send: DueSend, campaign: Campaign, step: Any, edition: Edition | None
-        ) -> SendResult:
-            async with concurrency:
-                return await self._send_one(send, campaign, step, edition, now)
-
-        sent = await asyncio.gather(*(one(*item) for item in to_send))
-        for result in sent:
-            results[result.id] = result
+            with self.store.transaction() as conn:
+                attempts = store_planning.open_attempts(
+                    conn, self.store.dialect, [send.id for send, _ in ready], now=now
+                )
+            for result in await self._send_all(ready, now):
+                results[result.id] = result
         ordered = [results[d.id] for d in due]
         for send, result in zip(due, ordered, strict=True):
             _count(report, result)
@@ -439,17 +504,17 @@ class Runner:
                 report.deliveries.append(
                     (now, send.customer.email, send.campaign, send.step, send.message_id)
                 )
-        return ordered
+        return ordered, attempts
 
-    async def _send_one(
+    def _render(
         self, send: DueSend, campaign: Campaign, step: Any, edition: Edition | None, now: datetime
-    ) -> SendResult:
+    ) -> bytes | SendResult:
+        """The signed message, or the failure to record (a template error is the
+        campaign's problem: failed with the reason, never a crash of the daemon)."""
         from dripper.errors import DripperError
         from dripper.store.planning import SendResult
-        from dripper.transport.base import Envelope
 
         assert self.renderer is not None
-        assert self.transport is not None
         try:
             email = self.renderer.render(
                 campaign,
@@ -469,11 +534,48 @@ class Runner:
                 exc,
             )
             return SendResult(send.id, SendStatus.FAILED, f"render: {exc}")
-        started = now
-        outcome = await self.transport.send(
-            Envelope(send.message_id, self.renderer.sender.email, send.customer.email, email.mime)
+        if self.signer is None:
+            return email.mime
+        return self.signer.sign(email.mime, timestamp=int(now.timestamp()))
+
+    async def _send_all(self, ready: Sequence[tuple[DueSend, bytes]], now: datetime) -> list[Any]:
+        """Send concurrently (the transport's pool size), paced by the shared rate, while
+        a heartbeat keeps the batch's leases alive."""
+        from dripper.transport.base import Envelope
+
+        assert self.renderer is not None
+        transport = self.transport
+        assert transport is not None
+        sender = self.renderer.sender.email
+        concurrency = asyncio.Semaphore(int(self.config.transport.get("concurrency", 4)))
+        limiter = self.limiter
+
+        async def one(send: DueSend, data: bytes) -> SendResult:
+            async with concurrency:
+                if limiter is not None:
+                    await limiter.wait()
+                outcome = await transport.send(
+                    Envelope(send.message_id, sender, send.customer.email, data)
+                )
+                self.progress.sent += 1
+                return self._result(send, outcome, now, now)
+
+        keeper = asyncio.create_task(  # noqa: RUF006 (cancelled and awaited below)
+            self._keep_leases([send.id for send, _ in ready])
         )
-        return self._result(send, outcome, now, started)
+        try:
+            return list(await asyncio.gather(*(one(send, data) for send, data in ready)))
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+
+    async def _keep_leases(self, ids: Sequence[int]) -> None:
+        from dripper.store import planning
+
+        while True:
+            await asyncio.sleep(LEASE.total_seconds() / 3)
+            with self.store.transaction() as conn:
+                planning.extend_leases(conn, self.store.dialect, ids, owner=self.owner, lease=LEASE)
 
     def _result(
         self, send: DueSend, outcome: Outcome, now: datetime, started: datetime

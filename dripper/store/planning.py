@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -35,7 +35,7 @@ from dripper.store.schema import (
     outbox,
     suppressions,
 )
-from dripper.store.sql import insert_ignoring
+from dripper.store.sql import chunks, insert_ignoring, insert_returning_ids
 
 
 def customer_batches(
@@ -143,7 +143,7 @@ def claim_due(
     now: datetime,
     limit: int,
     owner: str,
-    lease_until: datetime,
+    lease: timedelta,
     new_message_id: Callable[[], str],
 ) -> list[DueSend]:
     """Claim up to `limit` planned sends due by `now` and load what deciding needs.
@@ -152,9 +152,14 @@ def claim_due(
     the caller's transaction began IMMEDIATE (one writer), and one daemon runs per file.
     """
     o = outbox.c
+    paused = sa.select(campaign_state.c.campaign).where(campaign_state.c.paused.is_(True))
     pick = (
         sa.select(o.id)
-        .where(o.status == SendStatus.PLANNED.value, o.next_attempt_at <= now)
+        .where(
+            o.status == SendStatus.PLANNED.value,
+            o.next_attempt_at <= now,
+            o.campaign.not_in(paused),
+        )
         .order_by(o.next_attempt_at, o.id)
         .limit(limit)
     )
@@ -169,7 +174,9 @@ def claim_due(
         .values(
             status=SendStatus.SENDING.value,
             lease_owner=owner,
-            lease_until=lease_until,
+            # Database time, not `now` (which --now may fix): every daemon on every machine
+            # judges a lease by the same clock.
+            lease_until=db_clock(conn, dialect) + lease,
             updated_at=now,
         )
     )
@@ -270,8 +277,16 @@ class SendResult:
     started_at: datetime | None = None
 
 
-def record_results(conn: Connection, results: Sequence[SendResult], *, now: datetime) -> None:
-    """Write outcomes: the outbox row, the attempt, and completed enrollments."""
+def record_results(
+    conn: Connection,
+    results: Sequence[SendResult],
+    *,
+    now: datetime,
+    attempts: Mapping[int, int] | None = None,
+) -> None:
+    """Write outcomes: the outbox row, the attempt (closing the open one written by
+    `open_attempts`, if any), and completed enrollments."""
+    attempts = attempts or {}
     touched: set[int] = set()
     for result in results:
         values: dict[str, Any] = {
@@ -287,17 +302,26 @@ def record_results(conn: Connection, results: Sequence[SendResult], *, now: date
             values["next_attempt_at"] = result.next_attempt_at
         if result.attempted:
             values["attempts"] = outbox.c.attempts + 1
-            conn.execute(
-                sa.insert(delivery_attempts).values(
-                    outbox_id=result.id,
-                    started_at=result.started_at or now,
-                    finished_at=now,
-                    outcome=result.outcome,
-                    smtp_code=result.smtp_code,
-                    smtp_enhanced=result.smtp_enhanced,
-                    smtp_reply=result.smtp_reply,
+            outcome = {
+                "finished_at": now,
+                "outcome": result.outcome,
+                "smtp_code": result.smtp_code,
+                "smtp_enhanced": result.smtp_enhanced,
+                "smtp_reply": result.smtp_reply,
+            }
+            attempt = attempts.get(result.id)
+            if attempt is not None:
+                conn.execute(
+                    sa.update(delivery_attempts)
+                    .where(delivery_attempts.c.id == attempt)
+                    .values(outcome)
                 )
-            )
+            else:
+                conn.execute(
+                    sa.insert(delivery_attempts).values(
+                        outbox_id=result.id, started_at=result.started_at or now, **outcome
+                    )
+                )
         conn.execute(sa.update(outbox).where(outbox.c.id == result.id).values(values))
         touched.add(result.id)
     complete_finished(conn, touched, now=now)
@@ -327,14 +351,126 @@ def complete_finished(conn: Connection, outbox_ids: Iterable[int], *, now: datet
         )
 
 
-def release_expired_leases(conn: Connection, *, now: datetime) -> int:
-    """Sends claimed by a daemon that died: back to planned (issue 5 refines this for leases
-    that expired while the message was in flight)."""
-    return conn.execute(
-        sa.update(outbox)
-        .where(outbox.c.status == SendStatus.SENDING.value, outbox.c.lease_until < now)
-        .values(status=SendStatus.PLANNED.value, lease_owner=None, lease_until=None, updated_at=now)
-    ).rowcount
+def db_clock(conn: Connection, dialect: Dialect) -> datetime:
+    """The database's clock (PostgreSQL), or this machine's (SQLite: one machine)."""
+    if dialect == "postgresql":
+        value = conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
+        assert isinstance(value, datetime)
+        return value.astimezone(UTC)
+    return datetime.now(UTC)
+
+
+def open_attempts(
+    conn: Connection, dialect: Dialect, outbox_ids: Sequence[int], *, now: datetime
+) -> dict[int, int]:
+    """Write an attempt without an outcome for each send about to go out, before it goes:
+    after a crash, an open attempt means "possibly delivered" (ambiguous), never "not
+    sent". Returns outbox id -> attempt id."""
+    values = [{"outbox_id": oid, "started_at": now} for oid in outbox_ids]
+    ids = insert_returning_ids(conn, dialect, delivery_attempts, values)
+    return dict(zip(outbox_ids, ids, strict=True))
+
+
+def extend_leases(
+    conn: Connection, dialect: Dialect, outbox_ids: Sequence[int], *, owner: str, lease: timedelta
+) -> None:
+    """Keep this daemon's claim on sends still in flight (a slow server may take minutes)."""
+    until = db_clock(conn, dialect) + lease
+    for part in chunks(outbox_ids):
+        conn.execute(
+            sa.update(outbox)
+            .where(
+                outbox.c.id.in_(part),
+                outbox.c.lease_owner == owner,
+                outbox.c.status == SendStatus.SENDING.value,
+            )
+            .values(lease_until=until)
+        )
+
+
+def recover_orphans(
+    conn: Connection,
+    dialect: Dialect,
+    *,
+    now: datetime,
+    retry_at: datetime,
+    every: bool = False,
+) -> tuple[int, int]:
+    """Sends claimed by a daemon that died. `every`: all of them (SQLite, where the caller
+    holds the one-daemon lock); otherwise those whose lease expired in database time.
+
+    One that never reached the transport goes back to the queue. One with an open attempt
+    may have been delivered (the daemon died during the SMTP dialogue, maybe after the
+    final dot): it becomes ambiguous and is retried at `retry_at` with the same
+    Message-ID, never silently requeued. Returns (requeued, ambiguous)."""
+    o, a = outbox.c, delivery_attempts.c
+    query = sa.select(o.id).where(o.status == SendStatus.SENDING.value)
+    if not every:
+        query = query.where(o.lease_until < db_clock(conn, dialect))
+    if dialect == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    orphans = list(conn.execute(query).scalars())
+    if not orphans:
+        return 0, 0
+    open_ = set(
+        conn.execute(
+            sa.select(a.outbox_id).where(a.outbox_id.in_(orphans), a.finished_at.is_(None))
+        ).scalars()
+    )
+    requeue = [oid for oid in orphans if oid not in open_]
+    released = {"lease_owner": None, "lease_until": None, "updated_at": now}
+    if requeue:
+        conn.execute(
+            sa.update(outbox)
+            .where(o.id.in_(requeue))
+            .values(status=SendStatus.PLANNED.value, **released)
+        )
+    if open_:
+        reason = "ambiguous: the daemon stopped during delivery; possibly delivered"
+        conn.execute(
+            sa.update(delivery_attempts)
+            .where(a.outbox_id.in_(open_), a.finished_at.is_(None))
+            .values(finished_at=now, outcome="ambiguous", error=reason)
+        )
+        conn.execute(
+            sa.update(outbox)
+            .where(o.id.in_(open_))
+            .values(
+                status=SendStatus.PLANNED.value,
+                reason=reason,
+                attempts=o.attempts + 1,
+                next_attempt_at=retry_at,
+                **released,
+            )
+        )
+    return len(requeue), len(open_)
+
+
+def pause_campaign(conn: Connection, dialect: Dialect, campaign: str, reason: str) -> None:
+    stmt = insert_ignoring(dialect, campaign_state, ("campaign",))
+    conn.execute(stmt, {"campaign": campaign, "paused": False, "data": {}})
+    conn.execute(
+        sa.update(campaign_state)
+        .where(campaign_state.c.campaign == campaign)
+        .values(paused=True, paused_reason=reason)
+    )
+
+
+def resume_campaign(conn: Connection, campaign: str) -> bool:
+    return bool(
+        conn.execute(
+            sa.update(campaign_state)
+            .where(campaign_state.c.campaign == campaign, campaign_state.c.paused.is_(True))
+            .values(paused=False, paused_reason=None)
+        ).rowcount
+    )
+
+
+def paused_campaigns(conn: Connection) -> dict[str, str]:
+    query = sa.select(campaign_state.c.campaign, campaign_state.c.paused_reason).where(
+        campaign_state.c.paused.is_(True)
+    )
+    return {name: reason or "" for name, reason in conn.execute(query)}
 
 
 def next_due(conn: Connection) -> datetime | None:
