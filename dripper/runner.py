@@ -385,6 +385,29 @@ class Runner:
                 self._after_results(conn, due, results, now)
         return report
 
+    async def dry_run(self, now: datetime) -> Report:
+        """What `send_due` would send now, rendered (and signed) but neither sent nor
+        recorded: nothing is claimed, planned or written."""
+        from dripper.store import planning
+        from dripper.tokens import new_message_id
+
+        assert self.renderer is not None
+        sender = self.renderer.sender.email
+        report = Report()
+        with self.store.reading() as conn:
+            due = planning.claim_due(
+                conn,
+                self.store.dialect,
+                now=now,
+                limit=self.config.batch_size,
+                owner=self.owner,
+                lease=LEASE,
+                new_message_id=lambda: new_message_id(sender),
+                claim=False,
+            )
+        await self._deliver(due, now, report, dry=True)
+        return report
+
     def _after_results(
         self, conn: Any, due: Sequence[DueSend], results: Sequence[SendResult], now: datetime
     ) -> None:
@@ -423,7 +446,7 @@ class Runner:
                 self._policy_hits[send.campaign] = 0
 
     async def _deliver(
-        self, due: Sequence[DueSend], now: datetime, report: Report
+        self, due: Sequence[DueSend], now: datetime, report: Report, *, dry: bool = False
     ) -> tuple[list[SendResult], dict[int, int]]:
         from dripper.store import planning
         from dripper.store.planning import SendResult
@@ -488,7 +511,10 @@ class Runner:
             else:
                 results[send.id] = rendered
         attempts: dict[int, int] = {}
-        if ready:
+        if dry:
+            for send, _data in ready:
+                results[send.id] = SendResult(send.id, SendStatus.SENT, "dry run: not sent")
+        elif ready:
             from dripper.store import planning as store_planning
 
             with self.store.transaction() as conn:

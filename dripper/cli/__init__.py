@@ -25,6 +25,7 @@ COMMANDS = {
     "simulate": "dripper.cli.simulate:simulate",
     "preview": "dripper.cli.preview:preview",
     "send-test": "dripper.cli.sendtest:send_test",
+    "resume": "dripper.cli.resume:resume",
 }
 
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import TYPE_CHECKING
 
 import click
 
 from dripper.cli.common import app, config_option
 
+log = logging.getLogger("dripper.run")
+
 if TYPE_CHECKING:
     from dripper.campaigns import Campaign
     from dripper.cli.common import AppContext
+    from dripper.dkim import DkimSigner
     from dripper.runner import Report, Runner
     from dripper.transport.base import Transport
 
@@ -34,13 +38,28 @@ def load_valid_campaigns(ctx: AppContext) -> list[Campaign]:
 
 
 def make_transport(ctx: AppContext) -> Transport:
-    from dripper.errors import ConfigError
+    settings = ctx.config.transport
+    if settings["kind"] == "smtp":
+        from dripper.transport.smtp import SmtpTransport
+
+        return SmtpTransport.from_config(ctx.config)
     from dripper.transport.file import FileTransport
 
-    settings = ctx.config.transport
-    if settings["kind"] == "file":
-        return FileTransport(settings["path"])
-    raise ConfigError(f"[transport] kind = {settings['kind']!r} is not available yet")
+    return FileTransport(settings["path"])
+
+
+def make_signer(ctx: AppContext) -> DkimSigner | None:
+    """The DKIM signer of `[dkim]`, or None when it is not configured."""
+    from dripper.errors import ConfigError
+
+    dkim = ctx.config.dkim
+    if not dkim.get("domain"):
+        return None
+    if not dkim.get("selector") or not dkim.get("private_key"):
+        raise ConfigError("[dkim] domain is set: set selector and private_key too")
+    from dripper.dkim import DkimSigner
+
+    return DkimSigner.from_file(dkim["domain"], dkim["selector"], dkim["private_key"])
 
 
 def make_runner(ctx: AppContext, transport: Transport | None = None) -> Runner:
@@ -48,16 +67,25 @@ def make_runner(ctx: AppContext, transport: Transport | None = None) -> Runner:
     from dripper.runner import Runner
 
     campaigns = load_valid_campaigns(ctx)
+    store = ctx.store()
+    rate = float(ctx.config.transport.get("rate_per_second") or 0)
+    limiter = None
+    if rate > 0 and ctx.config.transport["kind"] == "smtp":
+        from dripper.ratelimit import RateLimiter
+
+        limiter = RateLimiter(store, rate)
     return Runner(
         ctx.config,
-        ctx.store(),
+        store,
         campaigns,
         renderer=Renderer(ctx.config),
         transport=transport or make_transport(ctx),
+        signer=make_signer(ctx),
+        limiter=limiter,
     )
 
 
-def print_report(report: Report, *, as_json: bool) -> None:
+def print_report(report: Report, *, as_json: bool, verb: str = "sent") -> None:
     if as_json:
         click.echo(
             json.dumps(
@@ -81,30 +109,54 @@ def print_report(report: Report, *, as_json: bool) -> None:
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
     for _at, to, campaign, step, _mid in report.deliveries:
-        click.echo(f"  sent {campaign}/{step} to {to}")
+        click.echo(f"  {verb} {campaign}/{step} to {to}")
     click.echo(report.summary())
 
 
 @click.command()
 @click.option("--once", is_flag=True, help="One pass: plan, send what is due, exit.")
-@click.option("--json", "as_json", is_flag=True, help="With --once: print the report as JSON.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Render what is due now (signed, as it would go out) without sending or recording.",
+)
+@click.option("--json", "as_json", is_flag=True, help="With --once/--dry-run: JSON report.")
 @config_option
-def run(once: bool, as_json: bool) -> None:
+def run(once: bool, dry_run: bool, as_json: bool) -> None:
     """Run the daemon: enroll customers, send what is due, repeat every tick.
 
-    Stop it with Ctrl-C or SIGTERM: it finishes the sends in flight and exits 0.
+    Stop it with Ctrl-C or SIGTERM: it finishes the sends in flight, records them and
+    exits 0. On SQLite one daemon runs per database file; on PostgreSQL any number
+    share the work.
     """
     import asyncio
+    import contextlib
 
     ctx = app()
-    runner = make_runner(ctx)
-    if once:
-        report = asyncio.run(_once(runner, ctx))
-        print_report(report, as_json=as_json)
-        if report.failed:
-            click.get_current_context().exit(1)
+    if dry_run:
+        from dripper.transport.memory import MemoryTransport
+
+        runner = make_runner(ctx, transport=MemoryTransport())
+        report = asyncio.run(runner.dry_run(ctx.now()))
+        print_report(report, as_json=as_json, verb="would send")
         return
-    asyncio.run(_forever(runner, ctx))
+    runner = make_runner(ctx)
+    with contextlib.ExitStack() as stack:
+        if runner.store.dialect == "sqlite":
+            from pathlib import Path
+
+            from dripper.daemonlock import DaemonLock
+
+            database = runner.store.engine.url.database
+            if database and database != ":memory:":
+                stack.enter_context(DaemonLock(Path(database)))
+        if once:
+            report = asyncio.run(_once(runner, ctx))
+            print_report(report, as_json=as_json)
+            if report.failed:
+                click.get_current_context().exit(1)
+            return
+        asyncio.run(_forever(runner, ctx))
 
 
 async def _once(runner: Runner, ctx: AppContext) -> Report:
@@ -120,22 +172,27 @@ async def _forever(runner: Runner, ctx: AppContext) -> None:
     import contextlib
     import signal
 
+    from dripper.cli.status import StatusLine
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tick = ctx.config.tick_seconds
-    click.echo(f"dripper run: every {tick}s; Ctrl-C to stop", err=True)
+    log.info("started", extra={"tick_seconds": tick, "owner": runner.owner})
+    status = StatusLine(runner, ctx)
     try:
-        while not stop.is_set():
-            # A pass is never interrupted: a stop request is honoured between passes, so
-            # every send in flight is finished and recorded.
-            report = await runner.run_once(ctx.now())
-            if report.enrolled or report.sent or report.failed or report.deferred:
-                click.echo(f"{ctx.now():%Y-%m-%d %H:%M:%S} {report.summary()}", err=True)
-            with contextlib.suppress(TimeoutError):  # the tick passed without a stop
-                await asyncio.wait_for(stop.wait(), timeout=tick)
+        async with status:
+            while not stop.is_set():
+                # A stop request is honoured between batches: every send in flight is
+                # finished and recorded before the daemon exits.
+                now = ctx.now()
+                report = runner.plan(now)
+                report.add(await runner.send_due(now, stop=stop))
+                status.passed(report)
+                with contextlib.suppress(TimeoutError):  # the tick passed without a stop
+                    await asyncio.wait_for(stop.wait(), timeout=tick)
     finally:
         assert runner.transport is not None
         await runner.transport.close()
-    click.echo("dripper run: stopped", err=True)
+    log.info("stopped", extra={"sent": runner.progress.sent})

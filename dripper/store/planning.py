@@ -145,6 +145,7 @@ def claim_due(
     owner: str,
     lease: timedelta,
     new_message_id: Callable[[], str],
+    claim: bool = True,
 ) -> list[DueSend]:
     """Claim up to `limit` planned sends due by `now` and load what deciding needs.
 
@@ -163,11 +164,13 @@ def claim_due(
         .order_by(o.next_attempt_at, o.id)
         .limit(limit)
     )
-    if dialect == "postgresql":
+    if dialect == "postgresql" and claim:
         pick = pick.with_for_update(skip_locked=True)
     ids = list(conn.execute(pick).scalars())
     if not ids:
         return []
+    if not claim:  # --dry-run: look, change nothing (Message-IDs made up for the render)
+        return _load_due(conn, ids, {oid: new_message_id() for oid in ids})
     conn.execute(
         sa.update(outbox)
         .where(o.id.in_(ids))
@@ -181,9 +184,21 @@ def claim_due(
         )
     )
     # A Message-ID is made once per delivery and kept for every retry of it.
-    missing = conn.execute(sa.select(o.id).where(o.id.in_(ids), o.message_id.is_(None))).scalars()
-    for oid in missing:
-        conn.execute(sa.update(outbox).where(o.id == oid).values(message_id=new_message_id()))
+    missing = list(
+        conn.execute(sa.select(o.id).where(o.id.in_(ids), o.message_id.is_(None))).scalars()
+    )
+    if missing:
+        conn.execute(
+            sa.update(outbox).where(o.id == sa.bindparam("oid")),
+            [{"oid": oid, "message_id": new_message_id()} for oid in missing],
+        )
+    return _load_due(conn, ids, {})
+
+
+def _load_due(
+    conn: Connection, ids: Sequence[int], message_ids: Mapping[int, str]
+) -> list[DueSend]:
+    o = outbox.c
     claimed = conn.execute(sa.select(outbox).where(o.id.in_(ids)).order_by(o.next_attempt_at))
     rows_ = list(claimed.mappings())
     customer_ids = {r["customer_id"] for r in rows_}
@@ -229,7 +244,7 @@ def claim_due(
                 step=r["step"],
                 due_at=r["due_at"],
                 variant=r["variant"] or 0,
-                message_id=r["message_id"],
+                message_id=r["message_id"] or message_ids.get(r["id"], ""),
                 attempts=r["attempts"],
                 customer=people[r["customer_id"]],
                 enrollment_status=EnrollmentStatus(enrollment.status),
@@ -471,6 +486,21 @@ def paused_campaigns(conn: Connection) -> dict[str, str]:
         campaign_state.c.paused.is_(True)
     )
     return {name: reason or "" for name, reason in conn.execute(query)}
+
+
+def status_counts(conn: Connection, *, now: datetime) -> dict[str, int]:
+    """For the daemon's status line: due now, retrying, ambiguous (awaiting their retry),
+    failed (ever)."""
+    o = outbox.c
+    planned = o.status == SendStatus.PLANNED.value
+    query = sa.select(
+        sa.func.count().filter(planned, o.next_attempt_at <= now),
+        sa.func.count().filter(planned, o.attempts > 0),
+        sa.func.count().filter(planned, o.reason.like("ambiguous%")),
+        sa.func.count().filter(o.status == SendStatus.FAILED.value),
+    ).where(o.status.in_([SendStatus.PLANNED.value, SendStatus.FAILED.value]))
+    due, retrying, ambiguous, failed = conn.execute(query).one()
+    return {"due": due, "retrying": retrying, "ambiguous": ambiguous, "failed": failed}
 
 
 def next_due(conn: Connection) -> datetime | None:

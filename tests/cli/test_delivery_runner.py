@@ -1,0 +1,193 @@
+"""The daemon's delivery bookkeeping on SQLite and PostgreSQL, with the in-memory transport:
+crash recovery (requeued or ambiguous), policy pauses, --dry-run, the one-daemon lock and
+the shared rate."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from dripper.campaigns import load_campaigns
+from dripper.config import load_config
+from dripper.render.renderer import Renderer
+from dripper.runner import LEASE, Runner
+from dripper.store import Store, open_store, planning, throttle
+from dripper.store.schema import delivery_attempts, outbox
+from dripper.tokens import new_message_id
+from dripper.transport.base import Outcome, OutcomeKind
+from dripper.transport.memory import MemoryTransport
+from tests.cli.conftest import Project
+
+T0 = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
+
+
+@dataclass
+class Setup:
+    project: Project
+    store: Store
+    transport: MemoryTransport
+
+    def runner(self, owner: str = "test") -> Runner:
+        config = load_config(self.project.root / "config.toml")
+        campaigns, problems = load_campaigns(config.campaigns_dir, config.templates_dir)
+        assert not problems
+        return Runner(
+            config,
+            self.store,
+            campaigns,
+            renderer=Renderer(config),
+            transport=self.transport,
+            owner=owner,
+        )
+
+    def outbox(self) -> list[sa.Row[tuple[object, ...]]]:
+        with self.store.reading() as conn:
+            return list(conn.execute(sa.select(outbox).order_by(outbox.c.id)))
+
+
+@pytest.fixture
+def setup(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
+    monkeypatch.setenv("DRIPPER_SECRET", "test-secret-not-for-production")
+    config = load_config(project.root / "config.toml")
+    store = open_store(config.database_url)
+    store.ensure_schema()
+    try:
+        yield Setup(project, store, MemoryTransport())
+    finally:
+        store.close()
+
+
+def buy(runner: Runner, count: int) -> list[str]:
+    emails = [f"buyer{i}@example.com" for i in range(count)]
+    for email in emails:
+        runner.record_event(email, "purchase", at=T0, data={"amount": 10}, now=T0)
+    return emails
+
+
+def test_a_crash_requeues_unsent_work_and_marks_in_flight_sends_ambiguous(setup: Setup) -> None:
+    runner = setup.runner()
+    buy(runner, 4)
+    # A daemon claims the four thank-yous, writes attempts for two (they were handed to
+    # SMTP), and dies before recording anything.
+    with setup.store.transaction() as conn:
+        due = planning.claim_due(
+            conn,
+            setup.store.dialect,
+            now=T0,
+            limit=10,
+            owner="dead-daemon",
+            lease=LEASE,
+            new_message_id=lambda: new_message_id("hello@acme.test"),
+        )
+    assert len(due) == 4
+    in_flight = [d.id for d in due[:2]]
+    with setup.store.transaction() as conn:
+        planning.open_attempts(conn, setup.store.dialect, in_flight, now=T0)
+        if setup.store.dialect == "postgresql":  # its lease runs out (database time)
+            conn.execute(sa.update(outbox).values(lease_until=datetime(2000, 1, 1, tzinfo=UTC)))
+
+    report = asyncio.run(runner.send_due(T0))
+
+    assert report.sent == 2
+    assert report.ambiguous == 2
+    rows = {r.id: r for r in setup.outbox() if r.step == "thank-you"}
+    for oid in in_flight:
+        row = rows[oid]
+        assert row.status == "planned"
+        assert row.reason is not None
+        assert row.reason.startswith("ambiguous")
+        assert row.attempts == 1
+        assert row.next_attempt_at == T0 + timedelta(minutes=5)
+    with setup.store.reading() as conn:
+        outcomes = conn.execute(
+            sa.select(delivery_attempts.c.outcome).where(
+                delivery_attempts.c.outbox_id.in_(in_flight)
+            )
+        ).scalars()
+        assert sorted(outcomes) == ["ambiguous", "ambiguous"]
+    first_ids = {d.id: d.message_id for d in due}
+
+    # The retry goes out with the same Message-ID, once.
+    later = T0 + timedelta(minutes=6)
+    report = asyncio.run(runner.send_due(later))
+    assert report.sent == 2
+    sent_ids = [e.message_id for e in setup.transport.sent]
+    assert sorted(sent_ids) == sorted(first_ids.values())
+    assert all(rows_.status == "sent" for rows_ in setup.outbox() if rows_.step == "thank-you")
+
+
+def test_repeated_policy_rejections_pause_the_campaign_until_resumed(setup: Setup) -> None:
+    setup.project.write(
+        "config.toml",
+        (setup.project.root / "config.toml").read_text().replace(
+            "batch_size = 500", "batch_size = 2"
+        ),
+    )
+    runner = setup.runner()
+    emails = buy(runner, 8)
+    rejected = Outcome(OutcomeKind.FAILED, 554, "5.7.1", "message refused as spam")
+    setup.transport.answers = {email: rejected for email in emails}
+
+    report = asyncio.run(runner.send_due(T0))
+
+    assert report.failed == 6  # the 5th rejection pauses; its batch mate is already out
+    with setup.store.reading() as conn:
+        paused = planning.paused_campaigns(conn)
+    assert "welcome" in paused
+    assert "5.7.1" in paused["welcome"]
+    assert "dripper resume welcome" in paused["welcome"]
+    planned = [r for r in setup.outbox() if r.step == "thank-you" and r.status == "planned"]
+    assert len(planned) == 2
+    with setup.store.reading() as conn:  # policy rejections never suppress the customer
+        assert conn.execute(sa.text("SELECT count(*) FROM suppressions")).scalar_one() == 0
+
+    result = setup.project.run("resume", "welcome")
+    assert result.exit_code == 0, result.output
+    setup.transport.answers = {}
+    assert asyncio.run(runner.send_due(T0)).sent == 2
+    assert setup.project.run("resume", "welcome").exit_code == 2  # not paused any more
+
+
+def test_dry_run_renders_what_is_due_and_changes_nothing(setup: Setup) -> None:
+    runner = setup.runner()
+    buy(runner, 3)
+    before = setup.outbox()
+
+    result = setup.project.run("--now", T0.isoformat(), "run", "--dry-run")
+
+    assert result.exit_code == 0, result.output
+    assert result.output.count("would send welcome/thank-you") == 3
+    assert setup.outbox() == before
+    with setup.store.reading() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(delivery_attempts)).scalar() == 0
+    assert not list((setup.project.root / "outbox").glob("*.eml"))
+
+
+def test_the_shared_rate_hands_out_consecutive_slots(setup: Setup) -> None:
+    with setup.store.transaction() as conn:
+        first = throttle.reserve(conn, setup.store.dialect, 10, 100.0)
+    with setup.store.transaction() as conn:
+        second = throttle.reserve(conn, setup.store.dialect, 10, 100.0)
+    assert first == pytest.approx(0, abs=0.05)
+    assert second == pytest.approx(0.1, abs=0.05)  # after the first block's 10 slots
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_second_daemon_on_one_sqlite_file_refuses_to_start(setup: Setup) -> None:
+    from pathlib import Path
+
+    from dripper.daemonlock import DaemonLock
+
+    database = setup.store.engine.url.database
+    assert database is not None
+    with DaemonLock(Path(database)):
+        result = setup.project.run("run", "--once")
+    assert result.exit_code == 2
+    assert "another dripper daemon" in result.output
+    assert "one daemon per database file" in result.output
+    assert setup.project.run("run", "--once").exit_code == 0  # once the first one is gone
