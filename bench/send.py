@@ -33,7 +33,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from render import CONFIG, EMAIL, FOOTER, LAYOUT  # noqa: E402  (the same email as bench/render)
+# the same email as bench/render.py
+from render import CONFIG, EMAIL, FOOTER, LAYOUT
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/dripper_bench_send"
@@ -180,7 +181,8 @@ def send(config_path: Path, owner: str) -> tuple[int, float]:
             report = await runner.send_due(NOW)
         finally:
             await transport.close()
-        assert not (report.failed or report.deferred or report.ambiguous), report.summary()
+        if report.failed or report.deferred or report.ambiguous:
+            sys.exit(f"not every email was sent: {report.summary()}")
         return report.sent
 
     start = time.perf_counter()
@@ -244,7 +246,9 @@ def main() -> None:
                     )
                     for _ in range(args.processes)
                 ]
-                outputs = [json.loads(c.communicate()[0].strip().splitlines()[-1]) for c in children]
+                outputs = [
+                    json.loads(c.communicate()[0].strip().splitlines()[-1]) for c in children
+                ]
                 sending_s = time.perf_counter() - start
                 sent = sum(int(o["sent"]) for o in outputs)
                 print("per process sent:", [o["sent"] for o in outputs])
