@@ -60,7 +60,7 @@ def start_sink(port: int) -> subprocess.Popen[bytes]:
     if not Path(sink).exists():
         sys.exit("smtp-sink not found: apt-get install postfix")
     user = ["-u", "nobody"] if os.geteuid() == 0 else []
-    proc = subprocess.Popen([sink, *user, "-c", f"127.0.0.1:{port}", "1024"])
+    proc = subprocess.Popen([sink, *user, f"127.0.0.1:{port}", "1024"])
     for _ in range(50):
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
@@ -154,8 +154,31 @@ def record(config_path: Path, emails: int) -> float:
     from dripper.runner import Runner
     from dripper.store.ingest import NewEvent
 
+    from dripper.customers.model import CustomerData
+    from dripper.store.customers import _insert
+
     runner = runner_for(config_path, "planner")
     assert isinstance(runner, Runner)
+    coffees = ["Kenya AA", "Colombia Huila", ""]
+    with runner.store.transaction() as conn:  # the customers, as an import leaves them
+        _insert(
+            conn,
+            runner.store.dialect,
+            [
+                CustomerData(
+                    email=f"customer.{i}@example.com",
+                    first_name=f"Customer{i}",
+                    last_name="Example",
+                    timezone="Europe/London",
+                    locale="en-GB",
+                    tags=("espresso", "filter")[: i % 3],
+                    attributes={"favorite_coffee": coffees[i % 3]},
+                )
+                for i in range(emails)
+            ],
+            {},
+            NOW,
+        )
     start = time.perf_counter()
     report = runner.record_events(
         (
