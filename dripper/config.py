@@ -56,6 +56,7 @@ class Config:
     max_per_customer: FrequencyCap | None
     retry: tuple[timedelta, ...]
     give_up_after: timedelta
+    lease: timedelta
     tick_seconds: int
     batch_size: int
     raw: Mapping[str, Mapping[str, Any]] = field(repr=False, default_factory=dict)
@@ -242,6 +243,7 @@ SCHEMA: dict[str, dict[str, tuple[Checker, Any]]] = {
             (timedelta(minutes=5), timedelta(minutes=30), timedelta(hours=2), timedelta(hours=6)),
         ),
         "give_up_after": (_positive_duration, timedelta(days=3)),
+        "lease": (_positive_duration, timedelta(minutes=15)),
         "tick_seconds": (_int_range(1, 3600), 30),
         "batch_size": (_int_range(1, 10_000), 500),
     },
@@ -359,6 +361,7 @@ def _build(path: Path | None, base: Path, data: dict[str, Any], text: str = "") 
         max_per_customer=get("sending", "max_per_customer"),
         retry=get("sending", "retry"),
         give_up_after=get("sending", "give_up_after"),
+        lease=get("sending", "lease"),
         tick_seconds=get("sending", "tick_seconds"),
         batch_size=get("sending", "batch_size"),
         raw=values,

@@ -13,10 +13,10 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from dripper.engine import plan
 from dripper.engine.model import Ending, EventDecisions, NewEnrollment, SendStatus, Verdict
@@ -36,8 +36,10 @@ if TYPE_CHECKING:
     from dripper.transport.base import Outcome, Transport
 
 log = logging.getLogger("dripper.run")
+T = TypeVar("T")
+R = TypeVar("R")
 
-LEASE = timedelta(minutes=15)  # a claimed send not finished by then goes back to the queue
+LEASE = timedelta(minutes=15)  # the default of [sending] lease
 SCAN_EVERY = timedelta(minutes=15)  # date and time-dependent `when` triggers
 EARLIEST_OFFSET = timedelta(hours=14)  # UTC+14: where a run day begins first
 MAX_CATCH_UP = timedelta(days=7)  # older date-trigger days are history, not news
@@ -374,15 +376,17 @@ class Runner:
                     now=now,
                     limit=self.config.batch_size,
                     owner=self.owner,
-                    lease=LEASE,
+                    lease=self.config.lease,
                     new_message_id=lambda: new_message_id(sender),
                 )
             if not due:
                 break
-            results, attempts = await self._deliver(due, now, report)
-            with self.store.transaction() as conn:
-                planning.record_results(conn, results, now=now, attempts=attempts)
-                self._after_results(conn, due, results, now)
+            results, recorded = await self._deliver(due, now, report)
+            rest = [(d, r) for d, r in zip(due, results, strict=True) if r.id not in recorded]
+            if rest:
+                with self.store.transaction() as conn:
+                    planning.record_results(conn, [r for _, r in rest], now=now)
+                    self._after_results(conn, [d for d, _ in rest], [r for _, r in rest], now)
         return report
 
     async def dry_run(self, now: datetime) -> Report:
@@ -401,7 +405,7 @@ class Runner:
                 now=now,
                 limit=self.config.batch_size,
                 owner=self.owner,
-                lease=LEASE,
+                lease=self.config.lease,
                 new_message_id=lambda: new_message_id(sender),
                 claim=False,
             )
@@ -447,7 +451,7 @@ class Runner:
 
     async def _deliver(
         self, due: Sequence[DueSend], now: datetime, report: Report, *, dry: bool = False
-    ) -> tuple[list[SendResult], dict[int, int]]:
+    ) -> tuple[list[SendResult], set[int]]:
         from dripper.store import planning
         from dripper.store.planning import SendResult
 
@@ -510,19 +514,14 @@ class Runner:
                 ready.append((send, rendered))
             else:
                 results[send.id] = rendered
-        attempts: dict[int, int] = {}
+        recorded: set[int] = set()
         if dry:
             for send, _data in ready:
                 results[send.id] = SendResult(send.id, SendStatus.SENT, "dry run: not sent")
         elif ready:
-            from dripper.store import planning as store_planning
-
-            with self.store.transaction() as conn:
-                attempts = store_planning.open_attempts(
-                    conn, self.store.dialect, [send.id for send, _ in ready], now=now
-                )
             for result in await self._send_all(ready, now):
                 results[result.id] = result
+                recorded.add(result.id)
         ordered = [results[d.id] for d in due]
         for send, result in zip(due, ordered, strict=True):
             _count(report, result)
@@ -530,7 +529,7 @@ class Runner:
                 report.deliveries.append(
                     (now, send.customer.email, send.campaign, send.step, send.message_id)
                 )
-        return ordered, attempts
+        return ordered, recorded
 
     def _render(
         self, send: DueSend, campaign: Campaign, step: Any, edition: Edition | None, now: datetime
@@ -566,7 +565,29 @@ class Runner:
 
     async def _send_all(self, ready: Sequence[tuple[DueSend, bytes]], now: datetime) -> list[Any]:
         """Send concurrently (the transport's pool size), paced by the shared rate, while
-        a heartbeat keeps the batch's leases alive."""
+        a heartbeat keeps the batch's leases alive. Each email's attempt is written just
+        before it goes out and its outcome just after (group commits), so a crash leaves
+        as ambiguous only what was really in flight."""
+        from dripper.store import planning
+
+        store, dialect = self.store, self.store.dialect
+        by_id = {send.id: send for send, _ in ready}
+        attempts: dict[int, int] = {}
+
+        def open_attempts(ids: list[int]) -> list[int]:
+            with store.transaction() as conn:
+                opened = planning.open_attempts(conn, dialect, ids, now=now)
+            attempts.update(opened)
+            return [opened[i] for i in ids]
+
+        def record(results: list[SendResult]) -> list[None]:
+            with store.transaction() as conn:
+                planning.record_results(conn, results, now=now, attempts=attempts)
+                self._after_results(conn, [by_id[r.id] for r in results], results, now)
+            return [None] * len(results)
+
+        opener: _GroupCommit[int, int] = _GroupCommit(open_attempts)
+        recorder: _GroupCommit[SendResult, None] = _GroupCommit(record)
         from dripper.transport.base import Envelope
 
         assert self.renderer is not None
@@ -580,11 +601,15 @@ class Runner:
             async with concurrency:
                 if limiter is not None:
                     await limiter.wait()
+                await opener.submit(send.id)
                 outcome = await transport.send(
                     Envelope(send.message_id, sender, send.customer.email, data)
                 )
+            result = self._result(send, outcome, now, now)
+            await recorder.submit(result)
+            if result.status is SendStatus.SENT:
                 self.progress.sent += 1
-                return self._result(send, outcome, now, now)
+            return result
 
         keeper = asyncio.create_task(  # noqa: RUF006 (cancelled and awaited below)
             self._keep_leases([send.id for send, _ in ready])
@@ -599,9 +624,11 @@ class Runner:
         from dripper.store import planning
 
         while True:
-            await asyncio.sleep(LEASE.total_seconds() / 3)
+            await asyncio.sleep(self.config.lease.total_seconds() / 3)
             with self.store.transaction() as conn:
-                planning.extend_leases(conn, self.store.dialect, ids, owner=self.owner, lease=LEASE)
+                planning.extend_leases(
+                    conn, self.store.dialect, ids, owner=self.owner, lease=self.config.lease
+                )
 
     def _result(
         self, send: DueSend, outcome: Outcome, now: datetime, started: datetime
@@ -644,6 +671,35 @@ class Runner:
         report = self.plan(now)
         report.add(await self.send_due(now))
         return report
+
+
+class _GroupCommit(Generic[T, R]):
+    """Database writes for sends in flight, with group commit: every request that
+    arrives while a write is running shares the next transaction (about `concurrency`
+    per transaction, not one each), so a crash loses at most what was in flight."""
+
+    def __init__(self, write: Callable[[list[T]], list[R]]) -> None:
+        self._write = write
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+
+    async def submit(self, item: T) -> R:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._pending.append((item, future))
+        if len(self._pending) == 1:
+            loop.call_soon(self._flush)
+        return await future
+
+    def _flush(self) -> None:
+        batch, self._pending = self._pending, []
+        try:
+            answers = self._write([item for item, _ in batch])
+        except Exception as exc:  # those sends fail; their leases bring them back
+            for _, future in batch:
+                future.set_exception(exc)
+            return
+        for (_, future), answer in zip(batch, answers, strict=True):
+            future.set_result(answer)
 
 
 def _count(report: Report, result: SendResult) -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, time, timedelta, tzinfo
 
-_DURATION = re.compile(r"^\s*(\d+)\s*([mhdw]?)\s*$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 DURATION_HINT = "use 0, 30m, 2h, 14d or 6w"
 
@@ -39,9 +39,12 @@ def parse_duration(value: object) -> timedelta:
 
 def format_duration(delta: timedelta) -> str:
     """The inverse of parse_duration, using the largest unit that divides evenly."""
-    minutes = int(delta.total_seconds() // 60)
-    if minutes == 0:
+    seconds = int(delta.total_seconds())
+    if seconds == 0:
         return "0"
+    if seconds % 60:  # retry and lease settings may be in seconds
+        return f"{seconds}s"
+    minutes = seconds // 60
     for unit, size in (("w", 7 * 24 * 60), ("d", 24 * 60), ("h", 60)):
         if minutes % size == 0:
             return f"{minutes // size}{unit}"
