@@ -1,26 +1,59 @@
-"""`dripper check`: load every campaign and template and list every problem found."""
+"""`dripper check`: load every campaign and template, render every step (each subject
+variant, each edition) for the sample customers, and list every problem found."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from dripper.cli.common import app, config_option
+
+if TYPE_CHECKING:
+    from dripper.campaigns import Campaign, Edition
+    from dripper.config import Config
+    from dripper.customers.model import Customer
+    from dripper.errors import Problem
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print problems as JSON.")
 @config_option
 def check(as_json: bool) -> None:
-    """Load every campaign and template; print one line per problem (exit 1 if any)."""
+    """Load and render everything; print one line per problem (exit 1 if any)."""
     from dripper.campaigns import load_campaigns
+    from dripper.errors import DripperError
+    from dripper.errors import Problem as Found
 
-    config = app().config
+    ctx = app()
+    config = ctx.config
     campaigns, problems = load_campaigns(
         config.campaigns_dir, config.templates_dir, display_base=Path.cwd()
     )
+    problems = list(problems)
+    warnings: list[str] = []
+
+    samples = []
+    if not config.samples_path.is_file():
+        warnings.append(
+            f"no sample customers at {config.samples_path} ([project] samples): "
+            "rendering checked with one built-in sample"
+        )
+    try:
+        from dripper.preview.samples import load_samples
+
+        samples = load_samples(config.samples_path, now=ctx.now())
+    except DripperError as exc:
+        problems.append(Found(str(config.samples_path), None, "[project] samples", str(exc)))
+
+    if campaigns and samples:
+        problems += _render_all(ctx.now(), config, campaigns, samples)
+    problems += _dkim(config, warnings)
+
     if as_json:
         click.echo(
             json.dumps(
@@ -30,6 +63,7 @@ def check(as_json: bool) -> None:
                         {"file": p.file, "line": p.line, "key": p.key, "message": p.message}
                         for p in problems
                     ],
+                    "warnings": warnings,
                 },
                 indent=2,
             )
@@ -37,11 +71,66 @@ def check(as_json: bool) -> None:
     else:
         for problem in problems:
             click.echo(str(problem))
+        for warning in warnings:
+            click.echo(f"warning: {warning}", err=True)
         steps = sum(len(c.steps) for c in campaigns)
         verdict = f"{len(problems)} problem(s)" if problems else "no problems"
         click.echo(
-            f"{len(campaigns)} campaign(s), {steps} step(s) in {config.campaigns_dir}: {verdict}",
+            f"{len(campaigns)} campaign(s), {steps} step(s), {len(samples)} sample customer(s) "
+            f"in {config.campaigns_dir}: {verdict}",
             err=bool(problems),
         )
     if problems:
         click.get_current_context().exit(1)
+
+
+def _render_all(
+    now: datetime, config: Config, campaigns: Sequence[Campaign], samples: Sequence[Customer]
+) -> list[Problem]:
+    """Every step, variant and edition for every sample: template errors as file:line."""
+    from dripper.errors import DripperError
+    from dripper.errors import Problem as Found
+    from dripper.render.renderer import Renderer
+
+    try:
+        renderer = Renderer(config, preview=True)
+    except DripperError as exc:
+        return [Found(str(config.path or "config.toml"), None, None, str(exc))]
+    found: list[Problem] = []
+    for campaign in campaigns:
+        editions: list[Edition | None] = [*campaign.editions] or [None]
+        for step in campaign.steps:
+            for edition in editions:
+                for customer in samples:
+                    for problem in renderer.check(
+                        campaign, step, customer, now=now, edition=edition
+                    ):
+                        if problem not in found:
+                            found.append(problem)
+    return found
+
+
+def _dkim(config: Config, warnings: list[str]) -> list[Problem]:
+    """SMTP without DKIM is a warning (mail goes out, but lands in spam); a DKIM key that
+    does not load is a problem."""
+    from dripper.errors import ConfigError
+    from dripper.errors import Problem as Found
+
+    dkim = config.dkim
+    if not dkim.get("domain"):
+        if config.transport.get("kind") == "smtp":
+            warnings.append(
+                "DKIM is not configured: emails sent over SMTP go out unsigned and are likely "
+                "to land in spam; set [dkim] domain, selector and private_key"
+            )
+        return []
+    where = str(config.path or "config.toml")
+    if not dkim.get("selector") or not dkim.get("private_key"):
+        return [Found(where, None, "[dkim]", "domain is set: set selector and private_key too")]
+    from dripper.dkim import DkimSigner
+
+    try:
+        DkimSigner.from_file(dkim["domain"], dkim["selector"], Path(dkim["private_key"]))
+    except ConfigError as exc:
+        return [Found(where, None, "[dkim] private_key", str(exc))]
+    return []

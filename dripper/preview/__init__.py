@@ -1,0 +1,1 @@
+"""Previews: every email rendered exactly as it would go out, for sample customers."""

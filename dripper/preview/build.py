@@ -1,0 +1,148 @@
+"""Finding what to preview (campaign, step, edition, sample customer) and rendering it,
+with one clear error for anything that is not there."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from dripper.errors import InputError
+
+if TYPE_CHECKING:
+    from dripper.campaigns import Campaign, Edition, Step
+    from dripper.config import Config
+    from dripper.customers.model import Customer
+    from dripper.errors import Problem
+    from dripper.render.model import RenderedEmail
+    from dripper.render.renderer import Renderer
+
+
+@dataclass
+class Project:
+    """The campaigns, their load problems and the sample customers of one project."""
+
+    config: Config
+    campaigns: list[Campaign]
+    problems: list[Problem]
+    samples: list[Customer]
+
+    @classmethod
+    def load(cls, config: Config, *, now: datetime) -> Project:
+        from dripper.campaigns import load_campaigns
+        from dripper.preview.samples import load_samples
+
+        campaigns, problems = load_campaigns(
+            config.campaigns_dir, config.templates_dir, display_base=Path.cwd()
+        )
+        return cls(
+            config, list(campaigns), list(problems), load_samples(config.samples_path, now=now)
+        )
+
+    def campaign(self, name: str) -> Campaign:
+        for campaign in self.campaigns:
+            if campaign.name == name:
+                return campaign
+        broken = [p for p in self.problems if Path(p.file).stem == name]
+        if broken:
+            raise InputError(f"campaign {name!r} has problems: {broken[0]}")
+        names = [c.name for c in self.campaigns]
+        raise InputError(f"no campaign {name!r}{_did_you_mean(name, names, 'campaigns')}")
+
+    def step(self, campaign: Campaign, step_id: str | None) -> Step:
+        if step_id is None:
+            return campaign.steps[0]
+        found = campaign.step(step_id)
+        if found is None:
+            ids = [s.id for s in campaign.steps]
+            raise InputError(
+                f"campaign {campaign.name!r} has no step {step_id!r}"
+                f"{_did_you_mean(step_id, ids, 'steps')}"
+            )
+        return found
+
+    def edition(self, campaign: Campaign, slug: str | None) -> Edition | None:
+        if not campaign.editions:
+            if slug is not None:
+                raise InputError(f"campaign {campaign.name!r} has no editions")
+            return None
+        if slug is None:
+            return campaign.editions[0]
+        found = campaign.edition(slug)
+        if found is None:
+            slugs = [e.slug for e in campaign.editions]
+            raise InputError(
+                f"campaign {campaign.name!r} has no edition {slug!r}"
+                f"{_did_you_mean(slug, slugs, 'editions')}"
+            )
+        return found
+
+    def customer(self, email: str | None) -> Customer:
+        from dripper.preview.samples import find_sample
+
+        if email is None:
+            return self.samples[0]
+        found = find_sample(self.samples, email)
+        if found is None:
+            found = _stored_customer(self.config, email)
+        if found is None:
+            emails = [c.email for c in self.samples]
+            raise InputError(
+                f"no customer {email!r} in {self.config.samples_path.name} or the database"
+                f"{_did_you_mean(email, emails, 'samples')}"
+            )
+        return found
+
+
+def render(
+    renderer: Renderer,
+    campaign: Campaign,
+    step: Step,
+    customer: Customer,
+    *,
+    now: datetime,
+    edition: Edition | None = None,
+    variant: int | None = None,
+) -> RenderedEmail:
+    """The complete email, as the daemon would build it (its subject variant by default)."""
+    from dripper.engine.plan import variant_for
+
+    if variant is None:
+        variant = variant_for(customer.email, campaign.name, step.id, len(step.subjects))
+    return renderer.render(
+        campaign,
+        step,
+        customer,
+        now=now,
+        message_id=renderer.new_message_id(),
+        variant=variant,
+        edition=edition,
+    )
+
+
+def _stored_customer(config: Config, email: str) -> Customer | None:
+    """A customer from the database, if there is one (only then is the store loaded)."""
+    from dripper.store.engine import parse_url
+
+    url = parse_url(config.database_url)
+    if url.drivername.startswith("sqlite") and not Path(url.database or "").is_file():
+        return None
+    from dripper.store import open_store
+    from dripper.store.customers import get_customer
+
+    store = open_store(config.database_url)
+    try:
+        store.ensure_schema()
+        with store.reading() as conn:
+            return get_customer(conn, email.strip().lower())
+    finally:
+        store.close()
+
+
+def _did_you_mean(name: str, choices: list[str], what: str) -> str:
+    close = difflib.get_close_matches(name, choices, n=1)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    return f" ({what}: {', '.join(choices)})" if choices else ""
