@@ -52,13 +52,25 @@ def test_a_file_with_a_bad_row_imports_nothing(project: Project) -> None:
 def test_purchase_events_update_derived_fields(project: Project) -> None:
     """`dripper event purchase` creates the customer and counts purchases and spend."""
     first = project.run(
-        "--now", "2027-01-04T10:00:00Z", "event", "purchase", "New@Example.com",
-        "--data", '{"amount": 24.5}',
+        "--now",
+        "2027-01-04T10:00:00Z",
+        "event",
+        "purchase",
+        "New@Example.com",
+        "--data",
+        '{"amount": 24.5}',
     )
     assert first.exit_code == 0, first.output
     assert "purchases: 1, total spent: 24.50" in first.stdout
-    project.run("event", "purchase", "new@example.com", "--data", '{"amount": "10.25"}',
-                "--at", "2027-01-02T09:00:00Z")
+    project.run(
+        "event",
+        "purchase",
+        "new@example.com",
+        "--data",
+        '{"amount": "10.25"}',
+        "--at",
+        "2027-01-02T09:00:00Z",
+    )
     customer = show(project, "new@example.com")["customer"]
     assert customer["purchases"] == 2
     assert customer["total_spent"] == "34.75"
@@ -111,8 +123,15 @@ def test_add_then_export_round_trip(project: Project) -> None:
     assert bad.exit_code == 2
     assert "unknown time zone" in bad.stderr
     added = project.run(
-        "customers", "add", "Evil@Example.com", "--first-name", "=1+2",
-        "--tag", "vip", "--attr", "city=Oslo",
+        "customers",
+        "add",
+        "Evil@Example.com",
+        "--first-name",
+        "=1+2",
+        "--tag",
+        "vip",
+        "--attr",
+        "city=Oslo",
     )
     assert added.exit_code == 0, added.output
     exported = project.run("customers", "export")

@@ -124,9 +124,9 @@ def test_a_crash_requeues_unsent_work_and_marks_in_flight_sends_ambiguous(setup:
 def test_repeated_policy_rejections_pause_the_campaign_until_resumed(setup: Setup) -> None:
     setup.project.write(
         "config.toml",
-        (setup.project.root / "config.toml").read_text().replace(
-            "batch_size = 500", "batch_size = 2"
-        ),
+        (setup.project.root / "config.toml")
+        .read_text()
+        .replace("batch_size = 500", "batch_size = 2"),
     )
     runner = setup.runner()
     emails = buy(runner, 8)

@@ -19,9 +19,15 @@ def test_init_then_check_is_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
     assert runner.invoke(cli, ["init", "shop"]).exit_code == 0
-    for name in ("config.toml", "customers.csv", "campaigns/welcome.yaml",
-                 "campaigns/value-newsletter.yaml", "campaigns/referral-request.yaml",
-                 "campaigns/birthday.yaml", "templates/layout.mjml"):
+    for name in (
+        "config.toml",
+        "customers.csv",
+        "campaigns/welcome.yaml",
+        "campaigns/value-newsletter.yaml",
+        "campaigns/referral-request.yaml",
+        "campaigns/birthday.yaml",
+        "templates/layout.mjml",
+    ):
         assert (tmp_path / "shop" / name).is_file(), name
     result = runner.invoke(cli, ["--config", "shop/config.toml", "check"])
     assert result.exit_code == 0, result.output

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli.conftest import project  # noqa: F401 (a scaffolded project, both databases)
 from tests.support.certs import Certs, make_certs
 from tests.support.smtpserver import FaultyServer
 

@@ -154,9 +154,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_duplicates_only_ambiguous(
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_two_daemons_on_postgresql_send_each_email_once(
-    tmp_path: Path, db_url: str
-) -> None:
+def test_two_daemons_on_postgresql_send_each_email_once(tmp_path: Path, db_url: str) -> None:
     with FaultyServer() as server:
         config = make_project(tmp_path / "shop", db_url, server, lease="30s")
         store = buy(config, 5000)
