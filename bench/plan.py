@@ -107,7 +107,7 @@ def fresh_pg() -> None:
 
     admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.exec_driver_sql("DROP DATABASE IF EXISTS dripper_bench")
+        conn.exec_driver_sql("DROP DATABASE IF EXISTS dripper_bench WITH (FORCE)")
         conn.exec_driver_sql("CREATE DATABASE dripper_bench")
     admin.dispose()
 
@@ -163,7 +163,7 @@ def main() -> None:
 
         admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
-            conn.exec_driver_sql("DROP DATABASE IF EXISTS dripper_bench")
+            conn.exec_driver_sql("DROP DATABASE IF EXISTS dripper_bench WITH (FORCE)")
         admin.dispose()
 
 

@@ -151,11 +151,10 @@ def runner_for(config_path: Path, owner: str) -> object:
 
 
 def record(config_path: Path, emails: int) -> float:
-    from dripper.runner import Runner
-    from dripper.store.ingest import NewEvent
-
     from dripper.customers.model import CustomerData
+    from dripper.runner import Runner
     from dripper.store.customers import _insert
+    from dripper.store.ingest import NewEvent
 
     runner = runner_for(config_path, "planner")
     assert isinstance(runner, Runner)
@@ -218,7 +217,7 @@ def fresh_pg() -> None:
 
     admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.exec_driver_sql("DROP DATABASE IF EXISTS dripper_bench_send")
+        conn.exec_driver_sql("DROP DATABASE IF EXISTS dripper_bench_send WITH (FORCE)")
         conn.exec_driver_sql("CREATE DATABASE dripper_bench_send")
     admin.dispose()
 
@@ -298,7 +297,7 @@ def main() -> None:
 
             admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
             with admin.connect() as conn:
-                conn.exec_driver_sql("DROP DATABASE IF EXISTS dripper_bench_send")
+                conn.exec_driver_sql("DROP DATABASE IF EXISTS dripper_bench_send WITH (FORCE)")
             admin.dispose()
 
 

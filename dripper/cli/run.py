@@ -179,8 +179,8 @@ async def _forever(runner: Runner, ctx: AppContext) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tick = ctx.config.tick_seconds
+    status = StatusLine(runner, ctx)  # sets up logging: a status line or JSON lines
     log.info("started", extra={"tick_seconds": tick, "owner": runner.owner})
-    status = StatusLine(runner, ctx)
     try:
         async with status:
             while not stop.is_set():

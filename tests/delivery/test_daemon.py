@@ -5,6 +5,7 @@ database share the outbox without sending anything twice; SIGTERM exits 0."""
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -196,6 +197,12 @@ def test_a_second_daemon_on_a_sqlite_file_exits_with_a_clear_message(
             assert second.returncode == 2
             assert "another dripper daemon" in second.stderr
             assert "Traceback" not in second.stderr
-            stop(first)
+            # Off a terminal the daemon logs one JSON object per line.
+            records = [json.loads(line) for line in stop(first).splitlines() if line.strip()]
+            messages = [r["msg"] for r in records]
+            assert messages[0] == "started"
+            assert messages[-1] == "stopped"
+            passes = [r for r in records if r["msg"] == "pass"]
+            assert sum(r["sent"] for r in passes) == 10
         finally:
             store.close()
