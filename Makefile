@@ -9,7 +9,7 @@ NOW    := 2027-01-04T15:00:00Z
 # the file transport needs no secret, but links are signed: the demo uses a throwaway one
 SECRET := DRIPPER_SECRET=demo-not-a-secret
 
-.PHONY: demo test lint typecheck unit integration cli bench-import clean
+.PHONY: demo test lint typecheck unit integration cli delivery browser bench-import clean
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,12 @@ integration: $(VENV)/.test
 
 cli: $(VENV)/.test
 	$(BIN)/pytest -q tests/cli
+
+delivery: $(VENV)/.test
+	$(BIN)/pytest -q tests/delivery
+
+browser: $(VENV)/.test
+	$(BIN)/pytest -q tests/browser
 
 bench-import: $(VENV)/.base
 	$(BIN)/python bench/import_customers.py
