@@ -13,10 +13,10 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 from dripper.engine import plan
 from dripper.engine.model import Ending, EventDecisions, NewEnrollment, SendStatus, Verdict
@@ -36,8 +36,6 @@ if TYPE_CHECKING:
     from dripper.transport.base import Outcome, Transport
 
 log = logging.getLogger("dripper.run")
-T = TypeVar("T")
-R = TypeVar("R")
 
 LEASE = timedelta(minutes=15)  # the default of [sending] lease
 SCAN_EVERY = timedelta(minutes=15)  # date and time-dependent `when` triggers
@@ -565,57 +563,71 @@ class Runner:
 
     async def _send_all(self, ready: Sequence[tuple[DueSend, bytes]], now: datetime) -> list[Any]:
         """Send concurrently (the transport's pool size), paced by the shared rate, while
-        a heartbeat keeps the batch's leases alive. Each email's attempt is written just
-        before it goes out and its outcome just after (group commits), so a crash leaves
-        as ambiguous only what was really in flight."""
+        a heartbeat keeps the batch's leases alive.
+
+        The batch goes out in small chunks (four per connection): a chunk's attempts are
+        written before any of it is sent, and its outcomes right after, in worker threads
+        that overlap with the next chunk's sending. A crash leaves as ambiguous only the
+        few chunks around the moment it happened, never the whole batch; the database
+        sees three transactions per chunk, not per email."""
         from dripper.store import planning
-
-        store, dialect = self.store, self.store.dialect
-        by_id = {send.id: send for send, _ in ready}
-        attempts: dict[int, int] = {}
-
-        def open_attempts(ids: list[int]) -> list[int]:
-            with store.transaction() as conn:
-                opened = planning.open_attempts(conn, dialect, ids, now=now)
-            attempts.update(opened)
-            return [opened[i] for i in ids]
-
-        def record(results: list[SendResult]) -> list[None]:
-            with store.transaction() as conn:
-                planning.record_results(conn, results, now=now, attempts=attempts)
-                self._after_results(conn, [by_id[r.id] for r in results], results, now)
-            return [None] * len(results)
-
-        opener: _GroupCommit[int, int] = _GroupCommit(open_attempts)
-        recorder: _GroupCommit[SendResult, None] = _GroupCommit(record)
-        from dripper.transport.base import Envelope
+        from dripper.store.sql import chunks
+        from dripper.transport.base import Envelope, OutcomeKind
 
         assert self.renderer is not None
         transport = self.transport
         assert transport is not None
+        store, dialect = self.store, self.store.dialect
         sender = self.renderer.sender.email
-        concurrency = asyncio.Semaphore(int(self.config.transport.get("concurrency", 4)))
+        pool = int(self.config.transport.get("concurrency", 4))
+        concurrency = asyncio.Semaphore(pool)
         limiter = self.limiter
+        by_id = {send.id: send for send, _ in ready}
+        attempts: dict[int, int] = {}
+
+        def open_attempts(ids: list[int]) -> None:
+            with store.transaction() as conn:
+                attempts.update(planning.open_attempts(conn, dialect, ids, now=now))
+
+        def record(results: list[SendResult]) -> None:
+            with store.transaction() as conn:
+                planning.record_results(conn, results, now=now, attempts=attempts)
+                self._after_results(conn, [by_id[r.id] for r in results], results, now)
 
         async def one(send: DueSend, data: bytes) -> SendResult:
             async with concurrency:
                 if limiter is not None:
                     await limiter.wait()
-                await opener.submit(send.id)
                 outcome = await transport.send(
                     Envelope(send.message_id, sender, send.customer.email, data)
                 )
-            result = self._result(send, outcome, now, now)
-            await recorder.submit(result)
-            if result.status is SendStatus.SENT:
+            if outcome.kind is OutcomeKind.SENT:
                 self.progress.sent += 1
-            return result
+            return self._result(send, outcome, now, now)
 
+        parts = list(chunks(ready, max(8, 4 * pool)))
         keeper = asyncio.create_task(  # noqa: RUF006 (cancelled and awaited below)
             self._keep_leases([send.id for send, _ in ready])
         )
+        done: list[SendResult] = []
+        recording: asyncio.Task[None] | None = None
         try:
-            return list(await asyncio.gather(*(one(send, data) for send, data in ready)))
+            opening = asyncio.create_task(  # noqa: RUF006 (awaited in the loop)
+                asyncio.to_thread(open_attempts, [s.id for s, _ in parts[0]])
+            )
+            for i, part in enumerate(parts):
+                await opening
+                if i + 1 < len(parts):
+                    ids = [s.id for s, _ in parts[i + 1]]
+                    opening = asyncio.create_task(asyncio.to_thread(open_attempts, ids))
+                results = list(await asyncio.gather(*(one(send, data) for send, data in part)))
+                if recording is not None:
+                    await recording
+                recording = asyncio.create_task(asyncio.to_thread(record, results))
+                done += results
+            if recording is not None:
+                await recording
+            return done
         finally:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
@@ -671,35 +683,6 @@ class Runner:
         report = self.plan(now)
         report.add(await self.send_due(now))
         return report
-
-
-class _GroupCommit(Generic[T, R]):
-    """Database writes for sends in flight, with group commit: every request that
-    arrives while a write is running shares the next transaction (about `concurrency`
-    per transaction, not one each), so a crash loses at most what was in flight."""
-
-    def __init__(self, write: Callable[[list[T]], list[R]]) -> None:
-        self._write = write
-        self._pending: list[tuple[T, asyncio.Future[R]]] = []
-
-    async def submit(self, item: T) -> R:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[R] = loop.create_future()
-        self._pending.append((item, future))
-        if len(self._pending) == 1:
-            loop.call_soon(self._flush)
-        return await future
-
-    def _flush(self) -> None:
-        batch, self._pending = self._pending, []
-        try:
-            answers = self._write([item for item, _ in batch])
-        except Exception as exc:  # those sends fail; their leases bring them back
-            for _, future in batch:
-                future.set_exception(exc)
-            return
-        for (_, future), answer in zip(batch, answers, strict=True):
-            future.set_result(answer)
 
 
 def _count(report: Report, result: SendResult) -> None:

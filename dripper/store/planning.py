@@ -36,6 +36,7 @@ from dripper.store.schema import (
     suppressions,
 )
 from dripper.store.sql import chunks, insert_ignoring, insert_returning_ids
+from dripper.store.types import UTCDateTime
 
 
 def customer_batches(
@@ -301,45 +302,79 @@ def record_results(
 ) -> None:
     """Write outcomes: the outbox row, the attempt (closing the open one written by
     `open_attempts`, if any), and completed enrollments."""
+    if not results:
+        return
     attempts = attempts or {}
-    touched: set[int] = set()
+    rows: list[dict[str, Any]] = []
+    closed: list[dict[str, Any]] = []
+    new: list[dict[str, Any]] = []
     for result in results:
-        values: dict[str, Any] = {
-            "status": result.status.value,
-            "reason": result.reason,
-            "lease_owner": None,
-            "lease_until": None,
-            "updated_at": now,
-        }
-        if result.status is SendStatus.SENT:
-            values["sent_at"] = now
-        if result.next_attempt_at is not None:
-            values["next_attempt_at"] = result.next_attempt_at
-        if result.attempted:
-            values["attempts"] = outbox.c.attempts + 1
-            outcome = {
-                "finished_at": now,
-                "outcome": result.outcome,
-                "smtp_code": result.smtp_code,
-                "smtp_enhanced": result.smtp_enhanced,
-                "smtp_reply": result.smtp_reply,
+        rows.append(
+            {
+                "oid": result.id,
+                "new_status": result.status.value,
+                "new_reason": result.reason,
+                "sent": now if result.status is SendStatus.SENT else None,
+                "next": result.next_attempt_at,
+                "inc": 1 if result.attempted else 0,
             }
-            attempt = attempts.get(result.id)
-            if attempt is not None:
-                conn.execute(
-                    sa.update(delivery_attempts)
-                    .where(delivery_attempts.c.id == attempt)
-                    .values(outcome)
-                )
-            else:
-                conn.execute(
-                    sa.insert(delivery_attempts).values(
-                        outbox_id=result.id, started_at=result.started_at or now, **outcome
-                    )
-                )
-        conn.execute(sa.update(outbox).where(outbox.c.id == result.id).values(values))
-        touched.add(result.id)
-    complete_finished(conn, touched, now=now)
+        )
+        if not result.attempted:
+            continue
+        outcome = {
+            "finished": now,
+            "new_outcome": result.outcome,
+            "code": result.smtp_code,
+            "enhanced": result.smtp_enhanced,
+            "reply": result.smtp_reply,
+        }
+        attempt = attempts.get(result.id)
+        if attempt is not None:
+            closed.append({"aid": attempt, **outcome})
+        else:
+            new.append({"oid": result.id, "started": result.started_at or now, **outcome})
+    # One statement per kind, executemany: a group of results costs a few round trips.
+    o, a = outbox.c, delivery_attempts.c
+    when = UTCDateTime()
+    conn.execute(
+        sa.update(outbox)
+        .where(o.id == sa.bindparam("oid"))
+        .values(
+            status=sa.bindparam("new_status"),
+            reason=sa.bindparam("new_reason"),
+            lease_owner=None,
+            lease_until=None,
+            updated_at=sa.bindparam("now", now, type_=when),
+            sent_at=sa.func.coalesce(sa.bindparam("sent", type_=when), o.sent_at),
+            next_attempt_at=sa.func.coalesce(sa.bindparam("next", type_=when), o.next_attempt_at),
+            attempts=o.attempts + sa.bindparam("inc"),
+        ),
+        [{**row, "now": now} for row in rows],
+    )
+    outcome_values = {
+        "finished_at": sa.bindparam("finished", type_=when),
+        "outcome": sa.bindparam("new_outcome"),
+        "smtp_code": sa.bindparam("code"),
+        "smtp_enhanced": sa.bindparam("enhanced"),
+        "smtp_reply": sa.bindparam("reply"),
+    }
+    if closed:
+        conn.execute(
+            sa.update(delivery_attempts)
+            .where(a.id == sa.bindparam("aid"))
+            .values(outcome_values),
+            closed,
+        )
+    if new:
+        conn.execute(
+            sa.insert(delivery_attempts).values(
+                outbox_id=sa.bindparam("oid"),
+                started_at=sa.bindparam("started", type_=when),
+                **outcome_values,
+            ),
+            new,
+        )
+    complete_finished(conn, [r.id for r in results], now=now)
 
 
 def complete_finished(conn: Connection, outbox_ids: Iterable[int], *, now: datetime) -> None:

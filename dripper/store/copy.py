@@ -1,0 +1,68 @@
+"""PostgreSQL bulk writes through COPY: the planner's thousands of rows per batch.
+
+A psycopg executemany costs about 20 us a row here (pipelined, but still one statement
+each); COPY costs about 2. Rows that may already exist (re-planning is a no-op) go
+through a session-local staging table and one `INSERT ... SELECT ... ON CONFLICT DO
+NOTHING`, so the unique keys keep their guarantee. Everything runs on the caller's
+connection, inside the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+
+def _driver(conn: Connection) -> Any:
+    return conn.connection.driver_connection
+
+
+def copy_rows(
+    conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
+    """COPY rows straight into `table` (no conflict possible: fresh ids)."""
+    from psycopg.types.json import Jsonb
+
+    names = ", ".join(columns)
+    with _driver(conn).cursor() as cursor, cursor.copy(
+        f"COPY {table} ({names}) FROM STDIN"
+    ) as copy:
+        for row in rows:
+            copy.write_row([Jsonb(v) if isinstance(v, dict | list) else v for v in row])
+
+
+def stage(conn: Connection, like: str) -> str:
+    """A temporary table shaped like `like`, empty, for this connection's session."""
+    name = f"_stage_{like}"
+    conn.execute(
+        sa.text(f"CREATE TEMP TABLE IF NOT EXISTS {name} (LIKE {like} INCLUDING DEFAULTS)")
+    )
+    conn.execute(sa.text(f"TRUNCATE {name}"))
+    return name
+
+
+def insert_staged(
+    conn: Connection,
+    table: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    conflict: Sequence[str],
+    returning: Sequence[str] = (),
+) -> list[sa.Row[Any]]:
+    """COPY rows into a staging table, then INSERT them into `table` leaving alone those
+    that conflict on `conflict`; returns `returning` columns of the rows inserted."""
+    staged = stage(conn, table)
+    copy_rows(conn, staged, columns, rows)
+    names = ", ".join(columns)
+    sql = (
+        f"INSERT INTO {table} ({names}) SELECT {names} FROM {staged} "  # noqa: S608
+        f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+    )
+    if returning:
+        sql += f" RETURNING {', '.join(returning)}"
+        return list(conn.execute(sa.text(sql)))
+    conn.execute(sa.text(sql))
+    return []
