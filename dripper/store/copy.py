@@ -27,9 +27,10 @@ def copy_rows(
     from psycopg.types.json import Jsonb
 
     names = ", ".join(columns)
-    with _driver(conn).cursor() as cursor, cursor.copy(
-        f"COPY {table} ({names}) FROM STDIN"
-    ) as copy:
+    with (
+        _driver(conn).cursor() as cursor,
+        cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy,
+    ):
         for row in rows:
             copy.write_row([Jsonb(v) if isinstance(v, dict | list) else v for v in row])
 

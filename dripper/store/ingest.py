@@ -21,10 +21,11 @@ from sqlalchemy.engine import Connection
 from dripper.customers.model import Customer, CustomerData
 from dripper.engine.model import ActiveEnrollment, EnrollmentStatus, EventFacts, SendStatus
 from dripper.store import rows
+from dripper.store.bulk import COPY_FROM
 from dripper.store.customers import PURCHASE, _insert, _suppressed_since, purchase_cents
 from dripper.store.engine import Dialect
 from dripper.store.schema import customers, enrollments, events, outbox
-from dripper.store.sql import chunks, insert_returning_ids
+from dripper.store.sql import allocate_ids, chunks, insert_returning_ids
 from dripper.store.types import UTCDateTime
 
 
@@ -48,6 +49,8 @@ def store_events(
         for e, c in zip(batch, cents, strict=True)
         if e.type == PURCHASE
     ]
+    if dialect == "postgresql" and len(batch) >= COPY_FROM:
+        return _store_events_copy(conn, batch, ids, cents, now)
     if purchases:
         conn.execute(_purchase_update(), purchases)
     event_ids = insert_returning_ids(
@@ -65,6 +68,58 @@ def store_events(
             for e in batch
         ],
     )
+    by_id = _customers(conn, list(ids.values()))
+    return [
+        (by_id[ids[e.email]], EventFacts(event_id, e.type, e.at, dict(e.data)))
+        for e, event_id in zip(batch, event_ids, strict=True)
+    ]
+
+
+def _store_events_copy(
+    conn: Connection,
+    batch: Sequence[NewEvent],
+    ids: Mapping[str, int],
+    cents: Sequence[int],
+    now: datetime,
+) -> list[tuple[Customer, EventFacts]]:
+    """PostgreSQL: events with ids allocated up front, copied in; purchase fields updated
+    from a staged copy in one UPDATE (SQL arithmetic, as in `_purchase_update`)."""
+    from dripper.store import copy
+
+    event_ids = allocate_ids(conn, events, len(batch))
+    copy.copy_rows(
+        conn,
+        "events",
+        ("id", "customer_id", "type", "at", "data", "recorded_at"),
+        (
+            (event_id, ids[e.email], e.type, e.at, dict(e.data), now)
+            for event_id, e in zip(event_ids, batch, strict=True)
+        ),
+    )
+    bought = [
+        (ids[e.email], c, e.at) for e, c in zip(batch, cents, strict=True) if e.type == PURCHASE
+    ]
+    if bought:
+        conn.execute(
+            sa.text(
+                "CREATE TEMP TABLE IF NOT EXISTS _stage_purchases "
+                "(cid bigint, cents bigint, at timestamptz)"
+            )
+        )
+        conn.execute(sa.text("TRUNCATE _stage_purchases"))
+        copy.copy_rows(conn, "_stage_purchases", ("cid", "cents", "at"), bought)
+        conn.execute(
+            sa.text(
+                "UPDATE customers c SET purchases = c.purchases + 1, "
+                "total_spent_cents = c.total_spent_cents + p.cents, "
+                "first_purchase_at = CASE WHEN c.first_purchase_at IS NULL "
+                "OR c.first_purchase_at > p.at THEN p.at ELSE c.first_purchase_at END, "
+                "last_purchase_at = CASE WHEN c.last_purchase_at IS NULL "
+                "OR c.last_purchase_at < p.at THEN p.at ELSE c.last_purchase_at END, "
+                "updated_at = :now FROM _stage_purchases p WHERE c.id = p.cid"
+            ),
+            {"now": now},
+        )
     by_id = _customers(conn, list(ids.values()))
     return [
         (by_id[ids[e.email]], EventFacts(event_id, e.type, e.at, dict(e.data)))

@@ -1,0 +1,87 @@
+"""Bulk event ingestion and planning (COPY on PostgreSQL, executemany on SQLite) give the
+same results as one event at a time, and planning again changes nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from dripper.campaigns import load_campaigns
+from dripper.config import load_config
+from dripper.runner import Runner
+from dripper.store import Store
+from dripper.store.customers import get_customer
+from dripper.store.ingest import NewEvent
+from dripper.store.schema import enrollments, events, outbox
+
+SCAFFOLD = Path(__file__).resolve().parents[2] / "dripper" / "scaffold"
+T0 = datetime(2027, 1, 4, 15, 0, tzinfo=UTC)  # the day before the newsletter's first run
+
+
+def runner(store: Store) -> Runner:
+    config = load_config(SCAFFOLD / "config.toml")
+    campaigns, problems = load_campaigns(SCAFFOLD / "campaigns", SCAFFOLD / "templates")
+    assert not problems
+    return Runner(config, store, campaigns)
+
+
+def counts(store: Store) -> tuple[int, int, int]:
+    with store.reading() as conn:
+        return tuple(  # type: ignore[return-value]
+            conn.execute(sa.select(sa.func.count()).select_from(t)).scalar_one()
+            for t in (events, enrollments, outbox)
+        )
+
+
+def test_bulk_purchases_enroll_plan_and_update_the_customers(store: Store) -> None:
+    r = runner(store)
+    batch = [
+        NewEvent(f"c{i}@example.com", "purchase", T0, {"amount": "12.50", "note": "Zoë ☕"})
+        for i in range(120)
+    ]
+    # The second purchase of c0 lands in a later batch, after the first's effects.
+    batch.append(NewEvent("c0@example.com", "purchase", T0 + timedelta(days=2), {"amount": 5}))
+    report = r.record_events(batch, now=T0 + timedelta(days=2), batch_size=100)
+
+    # 120 welcome enrollments + c0's referral request; c0's welcome converted.
+    assert report.enrolled == 121
+    assert counts(store) == (121, 121, 241)
+    with store.reading() as conn:
+        c0 = get_customer(conn, "c0@example.com")
+        c1 = get_customer(conn, "c1@example.com")
+        data = conn.execute(sa.select(events.c.data).limit(1)).scalar_one()
+        converted = conn.execute(
+            sa.select(enrollments.c.status).where(enrollments.c.campaign == "welcome")
+        ).scalars()
+        statuses = sorted(set(converted))
+    assert c0 is not None
+    assert c1 is not None
+    assert c0.purchases == 2
+    assert c0.total_spent == Decimal("17.50")
+    assert c0.first_purchase_at == T0
+    assert c0.last_purchase_at == T0 + timedelta(days=2)
+    assert c1.purchases == 1
+    assert c1.total_spent == Decimal("12.50")
+    assert data == {"amount": "12.50", "note": "Zoë ☕"}
+    assert statuses == ["active", "converted"]
+
+
+def test_a_schedule_run_for_many_customers_is_planned_once(store: Store) -> None:
+    r = runner(store)
+    r.record_events(
+        (NewEvent(f"c{i}@example.com", "signup", T0, {}) for i in range(150)), now=T0
+    )
+    first = r.plan(T0 + timedelta(days=1))
+    assert first.enrolled == 150
+    before = counts(store)
+    again = r.plan(T0 + timedelta(days=1, hours=1))
+    assert again.enrolled == 0
+    assert counts(store) == before
+    with store.reading() as conn:
+        due = conn.execute(
+            sa.select(sa.func.count()).where(outbox.c.campaign == "value-newsletter")
+        ).scalar_one()
+    assert due == 150
