@@ -40,7 +40,8 @@ log = logging.getLogger("dripper.run")
 LEASE = timedelta(minutes=15)  # the default of [sending] lease
 SCAN_EVERY = timedelta(minutes=15)  # date and time-dependent `when` triggers
 EARLIEST_OFFSET = timedelta(hours=14)  # UTC+14: where a run day begins first
-MAX_CATCH_UP = timedelta(days=7)  # older date-trigger days are history, not news
+MAX_CATCH_UP = timedelta(days=7)
+ANALYZE_EVERY = 200_000  # bulk ingestion: refresh PostgreSQL's statistics this often  # older date-trigger days are history, not news
 
 
 @dataclass
@@ -143,12 +144,20 @@ class Runner:
         export, a backfill). Same decisions as `record_event`, one event at a time per
         customer: a customer met twice closes the batch, so the second event sees the
         first one's effects. Memory stays flat however many events come."""
+        from dripper.store import ingest
+
         report = Report()
         batch: list[NewEvent] = []
         seen: set[str] = set()
+        done = 0
+        next_analyze = 1  # after the first batch, then every ANALYZE_EVERY events
         for item in items:
             if item.email in seen or len(batch) >= batch_size:
                 report.add(self._record_batch(batch, now))
+                done += 1
+                if done >= next_analyze:
+                    ingest.refresh_statistics(self.store)
+                    next_analyze = done + ANALYZE_EVERY // batch_size
                 batch, seen = [], set()
             batch.append(item)
             seen.add(item.email)

@@ -24,6 +24,7 @@ from dripper.store import rows
 from dripper.store.bulk import COPY_FROM
 from dripper.store.customers import PURCHASE, _insert, _suppressed_since, purchase_cents
 from dripper.store.engine import Dialect
+from dripper.store.store import Store
 from dripper.store.schema import customers, enrollments, events, outbox
 from dripper.store.sql import allocate_ids, chunks, insert_returning_ids
 from dripper.store.types import UTCDateTime
@@ -125,6 +126,17 @@ def _store_events_copy(
         (by_id[ids[e.email]], EventFacts(event_id, e.type, e.at, dict(e.data)))
         for e, event_id in zip(batch, event_ids, strict=True)
     ]
+
+
+def refresh_statistics(store: Store) -> None:
+    """PostgreSQL: ANALYZE the tables a bulk load grows. Their statistics lag behind a
+    load of many thousand rows a second; with stale ones the planner takes the outbox
+    for empty and scans it once per enrollment (a load that slows down as it goes)."""
+    if store.dialect != "postgresql":
+        return
+    with store.engine.connect() as conn:
+        conn.execute(sa.text("ANALYZE customers, events, enrollments, outbox"))
+        conn.commit()
 
 
 def active_enrollments_of(
