@@ -40,8 +40,8 @@ log = logging.getLogger("dripper.run")
 LEASE = timedelta(minutes=15)  # the default of [sending] lease
 SCAN_EVERY = timedelta(minutes=15)  # date and time-dependent `when` triggers
 EARLIEST_OFFSET = timedelta(hours=14)  # UTC+14: where a run day begins first
-MAX_CATCH_UP = timedelta(days=7)
-ANALYZE_EVERY = 200_000  # bulk ingestion: refresh PostgreSQL's statistics this often  # older date-trigger days are history, not news
+MAX_CATCH_UP = timedelta(days=7)  # older date-trigger days are history, not news
+ANALYZE_EVERY = 200_000  # bulk ingestion: refresh PostgreSQL's statistics this often
 
 
 @dataclass
