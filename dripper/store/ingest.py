@@ -24,9 +24,9 @@ from dripper.store import rows
 from dripper.store.bulk import COPY_FROM
 from dripper.store.customers import PURCHASE, _insert, _suppressed_since, purchase_cents
 from dripper.store.engine import Dialect
-from dripper.store.store import Store
 from dripper.store.schema import customers, enrollments, events, outbox
 from dripper.store.sql import allocate_ids, chunks, insert_returning_ids
+from dripper.store.store import Store
 from dripper.store.types import UTCDateTime
 
 
