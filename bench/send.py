@@ -30,11 +30,15 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 # the same email as bench/render.py
 from render import CONFIG, EMAIL, FOOTER, LAYOUT
+
+if TYPE_CHECKING:
+    from dripper.runner import Runner
 
 PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/dripper_bench_send"
@@ -124,7 +128,7 @@ batch_size = 500
     return config
 
 
-def runner_for(config_path: Path, owner: str) -> object:
+def runner_for(config_path: Path, owner: str) -> Runner:
     from dripper.campaigns import load_campaigns
     from dripper.config import load_config
     from dripper.dkim import DkimSigner
@@ -152,12 +156,10 @@ def runner_for(config_path: Path, owner: str) -> object:
 
 def record(config_path: Path, emails: int) -> float:
     from dripper.customers.model import CustomerData
-    from dripper.runner import Runner
     from dripper.store.customers import _insert
     from dripper.store.ingest import NewEvent
 
     runner = runner_for(config_path, "planner")
-    assert isinstance(runner, Runner)
     coffees = ["Kenya AA", "Colombia Huila", ""]
     with runner.store.transaction() as conn:  # the customers, as an import leaves them
         _insert(
@@ -191,10 +193,7 @@ def record(config_path: Path, emails: int) -> float:
 
 
 def send(config_path: Path, owner: str) -> tuple[int, float]:
-    from dripper.runner import Runner
-
     runner = runner_for(config_path, owner)
-    assert isinstance(runner, Runner)
     transport = runner.transport
     assert transport is not None
 

@@ -354,11 +354,9 @@ class Runner:
         an attempt is written before its email goes out, so a daemon killed mid-send
         leaves an ambiguous send (retried with the same Message-ID), never a lost one."""
         from dripper.store import planning
-        from dripper.tokens import new_message_id
 
         assert self.renderer is not None
         assert self.transport is not None
-        sender = self.renderer.sender.email
         report = Report()
         with self.store.transaction() as conn:
             _requeued, ambiguous = planning.recover_orphans(
@@ -377,15 +375,7 @@ class Runner:
         report.ambiguous += ambiguous
         while stop is None or not stop.is_set():
             with self.store.transaction() as conn:
-                due = planning.claim_due(
-                    conn,
-                    self.store.dialect,
-                    now=now,
-                    limit=self.config.batch_size,
-                    owner=self.owner,
-                    lease=self.config.lease,
-                    new_message_id=lambda: new_message_id(sender),
-                )
+                due = self._claim(conn, now, claim=True)
             if not due:
                 break
             results, recorded = await self._deliver(due, now, report)
@@ -399,25 +389,29 @@ class Runner:
     async def dry_run(self, now: datetime) -> Report:
         """What `send_due` would send now, rendered (and signed) but neither sent nor
         recorded: nothing is claimed, planned or written."""
+        report = Report()
+        with self.store.reading() as conn:
+            due = self._claim(conn, now, claim=False)
+        await self._deliver(due, now, report, dry=True)
+        return report
+
+    def _claim(self, conn: Any, now: datetime, *, claim: bool) -> list[DueSend]:
+        """The next batch due (claimed under a lease, or only looked at for --dry-run)."""
         from dripper.store import planning
         from dripper.tokens import new_message_id
 
         assert self.renderer is not None
         sender = self.renderer.sender.email
-        report = Report()
-        with self.store.reading() as conn:
-            due = planning.claim_due(
-                conn,
-                self.store.dialect,
-                now=now,
-                limit=self.config.batch_size,
-                owner=self.owner,
-                lease=self.config.lease,
-                new_message_id=lambda: new_message_id(sender),
-                claim=False,
-            )
-        await self._deliver(due, now, report, dry=True)
-        return report
+        return planning.claim_due(
+            conn,
+            self.store.dialect,
+            now=now,
+            limit=self.config.batch_size,
+            owner=self.owner,
+            lease=self.config.lease,
+            new_message_id=lambda: new_message_id(sender),
+            claim=claim,
+        )
 
     def _after_results(
         self, conn: Any, due: Sequence[DueSend], results: Sequence[SendResult], now: datetime

@@ -22,12 +22,17 @@ from dripper.customers.model import Customer, CustomerData
 from dripper.engine.model import ActiveEnrollment, EnrollmentStatus, EventFacts, SendStatus
 from dripper.store import rows
 from dripper.store.bulk import COPY_FROM
-from dripper.store.customers import PURCHASE, _insert, _suppressed_since, purchase_cents
+from dripper.store.customers import (
+    PURCHASE,
+    _insert,
+    _suppressed_since,
+    purchase_cents,
+    purchase_update,
+)
 from dripper.store.engine import Dialect
 from dripper.store.schema import customers, enrollments, events, outbox
 from dripper.store.sql import allocate_ids, chunks, insert_returning_ids
 from dripper.store.store import Store
-from dripper.store.types import UTCDateTime
 
 
 @dataclass(frozen=True)
@@ -53,7 +58,7 @@ def store_events(
     if dialect == "postgresql" and len(batch) >= COPY_FROM:
         return _store_events_copy(conn, batch, ids, cents, now)
     if purchases:
-        conn.execute(_purchase_update(), purchases)
+        conn.execute(purchase_update(), purchases)
     event_ids = insert_returning_ids(
         conn,
         dialect,
@@ -84,7 +89,7 @@ def _store_events_copy(
     now: datetime,
 ) -> list[tuple[Customer, EventFacts]]:
     """PostgreSQL: events with ids allocated up front, copied in; purchase fields updated
-    from a staged copy in one UPDATE (SQL arithmetic, as in `_purchase_update`)."""
+    from a staged copy in one UPDATE (the SQL arithmetic of `customers.purchase_update`)."""
     from dripper.store import copy
 
     event_ids = allocate_ids(conn, events, len(batch))
@@ -201,27 +206,3 @@ def _customers(conn: Connection, ids: Sequence[int]) -> dict[int, Customer]:
         for r in conn.execute(sa.select(customers).where(customers.c.id.in_(part))).mappings():
             found[r["id"]] = rows.customer(r)
     return found
-
-
-def _purchase_update() -> sa.Update:
-    """One purchase per customer: SQL arithmetic, so a concurrent `dripper event` for the
-    same customer loses no update."""
-    c = customers.c
-    when = sa.bindparam("at", type_=UTCDateTime())
-    return (
-        sa.update(customers)
-        .where(c.id == sa.bindparam("cid"))
-        .values(
-            purchases=c.purchases + 1,
-            total_spent_cents=c.total_spent_cents + sa.bindparam("cents"),
-            first_purchase_at=sa.case(
-                (sa.or_(c.first_purchase_at.is_(None), c.first_purchase_at > when), when),
-                else_=c.first_purchase_at,
-            ),
-            last_purchase_at=sa.case(
-                (sa.or_(c.last_purchase_at.is_(None), c.last_purchase_at < when), when),
-                else_=c.last_purchase_at,
-            ),
-            updated_at=sa.bindparam("now", type_=UTCDateTime()),
-        )
-    )

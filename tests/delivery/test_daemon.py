@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from dripper.cli import cli
 from dripper.store import Store, open_store
 from dripper.store.schema import delivery_attempts, outbox
-from tests.support.smtpserver import Fault, FaultyServer
+from tests.support.smtpserver import Fault, FaultyServer, use_smtp
 
 SECRET = {"DRIPPER_SECRET": "test-secret-not-for-production"}
 
@@ -34,12 +34,9 @@ def make_project(root: Path, db_url: str, server: FaultyServer, *, lease: str = 
     for name in ("value-newsletter", "referral-request", "birthday"):  # welcome only
         (root / "campaigns" / f"{name}.yaml").unlink()
     config = root / "config.toml"
+    use_smtp(config, server)
     text = config.read_text()
     text = text.replace('url = "sqlite:///dripper.db"', f'url = "{db_url}"')
-    text = text.replace('kind = "file"', 'kind = "smtp"')
-    text = text.replace('host = "localhost"', 'host = "127.0.0.1"')
-    text = text.replace("port = 587", f"port = {server.port}")
-    text = text.replace('security = "starttls"', 'security = "none"')
     text = text.replace("timeout = 60 ", "timeout = 10 ")
     text = text.replace('retry = ["5m", "30m", "2h", "6h"]', 'retry = ["1s"]')
     text = text.replace('lease = "15m"', f'lease = "{lease}"')

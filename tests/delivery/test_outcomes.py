@@ -14,7 +14,7 @@ from dripper.config import load_config
 from dripper.store import open_store
 from dripper.store.schema import customers, delivery_attempts, outbox, suppressions
 from tests.cli.conftest import Project
-from tests.support.smtpserver import Fault, FaultyServer
+from tests.support.smtpserver import Fault, FaultyServer, use_smtp
 
 T0 = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 ADDRESSES = [f"{name}@example.com" for name in ("ok", "busy", "gone", "spam", "cut", "lost")]
@@ -31,16 +31,6 @@ def faults() -> list[Fault]:
     ]
 
 
-def use_smtp(project: Project, server: FaultyServer) -> None:
-    config = project.root / "config.toml"
-    text = config.read_text()
-    text = text.replace('kind = "file"', 'kind = "smtp"')
-    text = text.replace('host = "localhost"', 'host = "127.0.0.1"')
-    text = text.replace("port = 587", f"port = {server.port}")
-    text = text.replace('security = "starttls"', 'security = "none"')
-    config.write_text(text)
-
-
 @pytest.fixture
 def server() -> Iterator[FaultyServer]:
     with FaultyServer(faults=faults()) as running:
@@ -51,7 +41,7 @@ def test_each_fault_gives_its_outcome_and_nothing_is_lost(
     project: Project, server: FaultyServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DRIPPER_SECRET", "test-secret-not-for-production")
-    use_smtp(project, server)
+    use_smtp(project.root / "config.toml", server)
     for address in ADDRESSES:
         result = project.run("--now", T0.isoformat(), "event", "purchase", address)
         assert result.exit_code == 0, result.output
@@ -132,7 +122,7 @@ def test_send_test_goes_through_smtp(
     project: Project, server: FaultyServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DRIPPER_SECRET", "test-secret-not-for-production")
-    use_smtp(project, server)
+    use_smtp(project.root / "config.toml", server)
     result = project.run("send-test", "welcome", "thank-you", "--to", "ok@example.com")
     assert result.exit_code == 0, result.output
     assert "via smtp: sent" in result.output

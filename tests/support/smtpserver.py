@@ -24,6 +24,7 @@ import threading
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
@@ -239,3 +240,13 @@ class FaultyServer:
     def sent_ids(self) -> list[str]:
         with self.lock:
             return [m.message_id or "" for m in self.messages]
+
+
+def use_smtp(config: Path, server: FaultyServer) -> None:
+    """Point a scaffolded project's config.toml at `server` (loopback, no TLS)."""
+    text = config.read_text()
+    text = text.replace('kind = "file"', 'kind = "smtp"')
+    text = text.replace('host = "localhost"', 'host = "127.0.0.1"')
+    text = text.replace("port = 587", f"port = {server.port}")
+    text = text.replace('security = "starttls"', 'security = "none"')
+    config.write_text(text)
