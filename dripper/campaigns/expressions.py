@@ -31,6 +31,7 @@ from jinja2.environment import TemplateExpression
 from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import consume
 
 from dripper.errors import DripperError
 
@@ -159,7 +160,7 @@ class Expression:
     def evaluate(self, context: Mapping[str, Any]) -> Any:
         """The value of the expression in `context`; None when it is undefined."""
         try:
-            result = self.compiled(dict(context))
+            result = self._run(context)
         except Exception as exc:
             # Whatever fails inside is the expression's doing (or the data's): report it as one
             # line naming the expression, never as a traceback.
@@ -168,6 +169,16 @@ class Expression:
                 reason, source=self.source, file=self.file, line=self.line, key=self.key
             ) from exc
         return None if isinstance(result, Undefined) else result
+
+    def _run(self, context: Mapping[str, Any]) -> Any:
+        # What TemplateExpression.__call__ does, less its dearest part: a context that
+        # copies the variables into a new dict merged with the globals (two thirds of a
+        # call, ~10 us, paid twice per customer when a purchase is planned). The merged
+        # dict is built here once and handed over as the shared parent.
+        template = self.compiled._template
+        ctx = template.new_context({**_ENV.globals, **context}, shared=True)
+        consume(template.root_render_func(ctx))
+        return ctx.vars["result"]
 
 
 def _explain(exc: Exception) -> str:
