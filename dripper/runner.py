@@ -187,9 +187,7 @@ class Runner:
                 planned += [(customer.id, e) for e in decisions.enroll]
                 report.warnings += decisions.warnings
             planning.end_enrollments(conn, endings, now=now)
-            report.enrolled += bulk.save_enrollments(
-                conn, self.store.dialect, planned, now=now
-            )
+            report.enrolled += bulk.save_enrollments(conn, self.store.dialect, planned, now=now)
         return report
 
     # --- planning passes -----------------------------------------------------------------
@@ -309,12 +307,12 @@ class Runner:
 
     def _customers(self, changed_since: datetime | None) -> Iterator[list[Customer]]:
         """Subscribed customers a page at a time, each page its own short read."""
-        from dripper.store import planning
+        from dripper.store import reads
 
         after = 0
         while True:
             with self.store.reading() as conn:
-                batch = planning.customer_batches(
+                batch = reads.subscribed_page(
                     conn, after_id=after, limit=1000, changed_since=changed_since
                 )
             if not batch:

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from dripper.customers.model import Customer, CustomerData
 from dripper.engine.model import ActiveEnrollment, EnrollmentStatus, EventFacts, SendStatus
-from dripper.store import rows
+from dripper.store import reads
 from dripper.store.bulk import COPY_FROM
 from dripper.store.customers import (
     PURCHASE,
@@ -74,7 +74,7 @@ def store_events(
             for e in batch
         ],
     )
-    by_id = _customers(conn, list(ids.values()))
+    by_id = reads.by_ids(conn, list(ids.values()))
     return [
         (by_id[ids[e.email]], EventFacts(event_id, e.type, e.at, dict(e.data)))
         for e, event_id in zip(batch, event_ids, strict=True)
@@ -126,7 +126,7 @@ def _store_events_copy(
             ),
             {"now": now},
         )
-    by_id = _customers(conn, list(ids.values()))
+    by_id = reads.by_ids(conn, list(ids.values()))
     return [
         (by_id[ids[e.email]], EventFacts(event_id, e.type, e.at, dict(e.data)))
         for e, event_id in zip(batch, event_ids, strict=True)
@@ -197,12 +197,4 @@ def _ids(conn: Connection, emails: Sequence[str]) -> dict[str, int]:
         found.update(
             (r.email, r.id) for r in conn.execute(sa.select(c.email, c.id).where(c.email.in_(part)))
         )
-    return found
-
-
-def _customers(conn: Connection, ids: Sequence[int]) -> dict[int, Customer]:
-    found: dict[int, Customer] = {}
-    for part in chunks(ids):
-        for r in conn.execute(sa.select(customers).where(customers.c.id.in_(part))).mappings():
-            found[r["id"]] = rows.customer(r)
     return found

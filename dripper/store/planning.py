@@ -39,18 +39,6 @@ from dripper.store.sql import chunks, insert_ignoring, insert_returning_ids
 from dripper.store.types import UTCDateTime
 
 
-def customer_batches(
-    conn: Connection, *, after_id: int, limit: int, changed_since: datetime | None = None
-) -> list[Customer]:
-    """The next page of subscribed customers by id (keyset pagination: flat memory for any
-    number of customers), optionally only those changed since a moment."""
-    c = customers.c
-    query = sa.select(customers).where(c.id > after_id, c.status == "subscribed")
-    if changed_since is not None:
-        query = query.where(c.updated_at >= changed_since)
-    return [rows.customer(r) for r in conn.execute(query.order_by(c.id).limit(limit)).mappings()]
-
-
 def active_enrollments(conn: Connection, customer_id: int) -> list[ActiveEnrollment]:
     """A customer's active enrollments, each with the last step sent (for attribution)."""
     e, o = enrollments.c, outbox.c
@@ -360,9 +348,7 @@ def record_results(
     }
     if closed:
         conn.execute(
-            sa.update(delivery_attempts)
-            .where(a.id == sa.bindparam("aid"))
-            .values(outcome_values),
+            sa.update(delivery_attempts).where(a.id == sa.bindparam("aid")).values(outcome_values),
             closed,
         )
     if new:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy.engine import RowMapping
 
@@ -26,7 +28,7 @@ def cents_to_decimal(cents: int) -> Decimal:
     return Decimal(cents).scaleb(-2)
 
 
-def customer(row: Row) -> Customer:
+def customer(row: Row | Mapping[str, Any]) -> Customer:
     return Customer(
         id=row["id"],
         email=row["email"],

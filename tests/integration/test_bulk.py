@@ -85,3 +85,45 @@ def test_a_schedule_run_for_many_customers_is_planned_once(store: Store) -> None
             sa.select(sa.func.count()).where(outbox.c.campaign == "value-newsletter")
         ).scalar_one()
     assert due == 150
+
+
+def test_bulk_customer_reads_match_the_single_read(store: Store) -> None:
+    """The planner's bulk reads (a binary cursor on PostgreSQL) give the very `Customer`
+    a single read gives: UTC-aware times, decoded tags and attributes, money as Decimal."""
+    from dripper.customers.model import CustomerData
+    from dripper.store import reads
+
+    store.upsert_customers(
+        [
+            CustomerData(
+                email=f"r{i}@example.com",
+                first_name="Zoë",
+                timezone="Asia/Tokyo" if i % 2 else None,
+                tags=("vip", "beans") if i % 3 else (),
+                attributes={"birthday": "1990-02-28", "likes": "☕ espresso"},
+            )
+            for i in range(5)
+        ],
+        now=T0,
+    )
+    runner(store).record_events(
+        [NewEvent("r1@example.com", "purchase", T0 + timedelta(hours=1), {"amount": "7.25"})],
+        now=T0 + timedelta(hours=1),
+    )
+    store.unsubscribe("r4@example.com", now=T0 + timedelta(hours=2))
+    with store.reading() as conn:
+        single = {
+            c.id: c for c in (get_customer(conn, f"r{i}@example.com") for i in range(5)) if c
+        }
+        by_id = reads.by_ids(conn, list(single))
+        page = reads.subscribed_page(conn, after_id=0, limit=10)
+        changed = reads.subscribed_page(
+            conn, after_id=0, limit=10, changed_since=T0 + timedelta(minutes=30)
+        )
+    assert by_id == single
+    assert page == [c for _, c in sorted(single.items()) if c.subscribed]
+    assert [c.email for c in changed] == ["r1@example.com"]
+    r1 = by_id[page[1].id]
+    assert r1.purchases == 1 and r1.total_spent == Decimal("7.25")
+    assert r1.created_at.tzinfo is UTC and r1.last_purchase_at == T0 + timedelta(hours=1)
+    assert r1.tags == ("vip", "beans") and r1.attributes["likes"] == "☕ espresso"
