@@ -138,12 +138,33 @@ class Runner:
         return customer, record, decisions
 
     def record_events(
-        self, items: Iterable[NewEvent], *, now: datetime, batch_size: int = 2000
+        self,
+        items: Iterable[NewEvent],
+        *,
+        now: datetime,
+        batch_size: int = 2000,
+        workers: int | None = None,
     ) -> Report:
         """Store many events and plan what they cause, a batch per transaction (an order
         export, a backfill). Same decisions as `record_event`, one event at a time per
         customer: a customer met twice closes the batch, so the second event sees the
-        first one's effects. Memory stays flat however many events come."""
+        first one's effects. Memory stays flat however many events come.
+
+        On PostgreSQL two workers (`workers` to choose) share the customers by address,
+        each with its own connection: while one waits for the database the other plans,
+        and a customer's events stay in order in one worker. SQLite has one writer, so one
+        worker there."""
+        if self.store.dialect != "postgresql":
+            workers = 1  # one writer, one shared connection
+        elif workers is None:
+            workers = 2
+        if workers <= 1:
+            return self._record_in_batches(items, now, batch_size)
+        return self._record_in_parallel(items, now, batch_size, workers)
+
+    def _record_in_batches(
+        self, items: Iterable[NewEvent], now: datetime, batch_size: int
+    ) -> Report:
         from dripper.store import ingest
 
         report = Report()
@@ -163,6 +184,64 @@ class Runner:
             seen.add(item.email)
         if batch:
             report.add(self._record_batch(batch, now))
+        return report
+
+    def _record_in_parallel(
+        self, items: Iterable[NewEvent], now: datetime, batch_size: int, workers: int
+    ) -> Report:
+        """Threads, not processes: the planning is Python (one core, the GIL), the other
+        core runs PostgreSQL, and psycopg lets go of the GIL while it waits. Customers are
+        disjoint between workers, so their transactions never wait for each other."""
+        import queue
+        import zlib
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        done = object()  # end of a worker's stream
+        inboxes: list[queue.Queue[Any]] = [queue.Queue(maxsize=4) for _ in range(workers)]
+
+        def stream(inbox: queue.Queue[Any]) -> Iterator[NewEvent]:
+            while (chunk := inbox.get()) is not done:
+                yield from chunk
+
+        def put(worker: int, chunk: object, futures: list[Future[Report]]) -> None:
+            # A worker that failed reads no more: stop feeding and raise its error.
+            while True:
+                try:
+                    inboxes[worker].put(chunk, timeout=0.5)
+                    return
+                except queue.Full:
+                    for future in futures:
+                        if future.done():
+                            future.result()
+
+        report = Report()
+        with ThreadPoolExecutor(workers, thread_name_prefix="record-events") as pool:
+            futures = [
+                pool.submit(self._record_in_batches, stream(inbox), now, batch_size)
+                for inbox in inboxes
+            ]
+            pending: list[list[NewEvent]] = [[] for _ in range(workers)]
+            try:
+                for item in items:
+                    worker = zlib.crc32(item.email.encode()) % workers
+                    pending[worker].append(item)
+                    if len(pending[worker]) >= 500:
+                        put(worker, pending[worker], futures)
+                        pending[worker] = []
+                for worker in range(workers):
+                    put(worker, pending[worker], futures)
+                    put(worker, done, futures)
+            except BaseException:
+                for inbox in inboxes:  # let every worker finish what it has, then stop
+                    while True:
+                        try:
+                            inbox.get_nowait()
+                        except queue.Empty:
+                            break
+                    inbox.put(done)
+                raise
+            for future in futures:
+                report.add(future.result())
         return report
 
     def _record_batch(self, batch: Sequence[NewEvent], now: datetime) -> Report:
@@ -208,7 +287,7 @@ class Runner:
         """Date and `when` triggers over the customers. A `when` that does not read `now`
         only needs the customers changed since the last scan."""
         from dripper.campaigns import DateTrigger, WhenTrigger
-        from dripper.store import bulk, planning
+        from dripper.store import planning
 
         report = Report()
         with self.store.reading() as conn:
@@ -221,8 +300,9 @@ class Runner:
         if not force and last is not None and time_dependent and now - last < SCAN_EVERY:
             return report
         changed_since = None if time_dependent else last
-        for batch in self._customers(changed_since):
-            planned = []
+
+        def planned(batch: list[Customer]) -> list[tuple[int, NewEnrollment]]:
+            found = []
             for customer in batch:
                 if isinstance(trigger, DateTrigger):
                     new = plan.date_enrollment(
@@ -242,12 +322,10 @@ class Runner:
                         warnings=report.warnings,
                     )
                 if new is not None:
-                    planned.append((customer.id, new))
-            if planned:
-                with self.store.transaction() as conn:
-                    report.enrolled += bulk.save_enrollments(
-                        conn, self.store.dialect, planned, now=now
-                    )
+                    found.append((customer.id, new))
+            return found
+
+        report.enrolled += self._save_pages(map(planned, self._customers(changed_since)), now)
         with self.store.transaction() as conn:
             planning.save_state(
                 conn, self.store.dialect, campaign.name, {**state, "last_scan": now.isoformat()}
@@ -257,7 +335,7 @@ class Runner:
     def _schedule(self, campaign: Campaign, now: datetime) -> Report:
         """A recurring campaign: each run due enrolls every subscribed customer, with the
         next unused edition; a run with no edition left is skipped with a warning."""
-        from dripper.store import bulk, planning
+        from dripper.store import planning
 
         assert campaign.schedule is not None
         report = Report()
@@ -283,8 +361,9 @@ class Runner:
             )
         else:
             runs[run.isoformat()] = edition.slug if edition is not None else ""
-            for batch in self._customers(None):
-                planned = [
+
+            def planned(batch: list[Customer]) -> list[tuple[int, NewEnrollment]]:
+                return [
                     (c.id, new)
                     for c in batch
                     if (
@@ -294,16 +373,44 @@ class Runner:
                     )
                     is not None
                 ]
-                if planned:
-                    with self.store.transaction() as conn:
-                        report.enrolled += bulk.save_enrollments(
-                            conn, self.store.dialect, planned, now=now
-                        )
+
+            report.enrolled += self._save_pages(map(planned, self._customers(None)), now)
         with self.store.transaction() as conn:
             planning.save_state(conn, self.store.dialect, campaign.name, {**state, "runs": runs})
         for warning in report.warnings:
             log.warning(warning)
         return report
+
+    def _save_pages(
+        self, pages: Iterable[list[tuple[int, NewEnrollment]]], now: datetime
+    ) -> int:
+        """Save each page of planned enrollments in its own transaction; returns how many
+        were new. On PostgreSQL a writer thread saves a page while the next one is read
+        and planned (psycopg lets go of the GIL while it waits); one page in flight at a
+        time keeps memory flat and brings a failure back at once. SQLite's one shared
+        connection is written from this thread."""
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        if self.store.dialect != "postgresql":
+            return sum(self._save_page(page, now) for page in pages)
+        created = 0
+        with ThreadPoolExecutor(1, thread_name_prefix="save-enrollments") as writer:
+            saving: Future[int] | None = None
+            for page in pages:
+                if saving is not None:
+                    created += saving.result()
+                saving = writer.submit(self._save_page, page, now)
+            if saving is not None:
+                created += saving.result()
+        return created
+
+    def _save_page(self, page: list[tuple[int, NewEnrollment]], now: datetime) -> int:
+        from dripper.store import bulk
+
+        if not page:
+            return 0
+        with self.store.transaction() as conn:
+            return bulk.save_enrollments(conn, self.store.dialect, page, now=now)
 
     def _customers(self, changed_since: datetime | None) -> Iterator[list[Customer]]:
         """Subscribed customers a page at a time, each page its own short read."""

@@ -3,10 +3,12 @@ same results as one event at a time, and planning again changes nothing."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from dripper.campaigns import load_campaigns
@@ -71,9 +73,7 @@ def test_bulk_purchases_enroll_plan_and_update_the_customers(store: Store) -> No
 
 def test_a_schedule_run_for_many_customers_is_planned_once(store: Store) -> None:
     r = runner(store)
-    r.record_events(
-        (NewEvent(f"c{i}@example.com", "signup", T0, {}) for i in range(150)), now=T0
-    )
+    r.record_events((NewEvent(f"c{i}@example.com", "signup", T0, {}) for i in range(150)), now=T0)
     first = r.plan(T0 + timedelta(days=1))
     assert first.enrolled == 150
     before = counts(store)
@@ -112,9 +112,7 @@ def test_bulk_customer_reads_match_the_single_read(store: Store) -> None:
     )
     store.unsubscribe("r4@example.com", now=T0 + timedelta(hours=2))
     with store.reading() as conn:
-        single = {
-            c.id: c for c in (get_customer(conn, f"r{i}@example.com") for i in range(5)) if c
-        }
+        single = {c.id: c for c in (get_customer(conn, f"r{i}@example.com") for i in range(5)) if c}
         by_id = reads.by_ids(conn, list(single))
         page = reads.subscribed_page(conn, after_id=0, limit=10)
         changed = reads.subscribed_page(
@@ -124,6 +122,51 @@ def test_bulk_customer_reads_match_the_single_read(store: Store) -> None:
     assert page == [c for _, c in sorted(single.items()) if c.subscribed]
     assert [c.email for c in changed] == ["r1@example.com"]
     r1 = by_id[page[1].id]
-    assert r1.purchases == 1 and r1.total_spent == Decimal("7.25")
-    assert r1.created_at.tzinfo is UTC and r1.last_purchase_at == T0 + timedelta(hours=1)
-    assert r1.tags == ("vip", "beans") and r1.attributes["likes"] == "☕ espresso"
+    assert r1.purchases == 1
+    assert r1.total_spent == Decimal("7.25")
+    assert r1.created_at.tzinfo is UTC
+    assert r1.last_purchase_at == T0 + timedelta(hours=1)
+    assert r1.tags == ("vip", "beans")
+    assert r1.attributes["likes"] == "☕ espresso"
+
+
+def test_parallel_workers_keep_each_customers_events_in_order(store: Store) -> None:
+    """Two workers (PostgreSQL) share the customers: a customer's later purchases still
+    see the earlier ones, wherever the batches are cut."""
+    events_in = [
+        NewEvent(f"p{i}@example.com", "purchase", T0 + timedelta(hours=n), {"amount": 10})
+        for n in range(3)
+        for i in range(200)
+        if n < 1 + i % 3  # p0: one purchase, p1: two, p2: three, ...
+    ]
+    report = runner(store).record_events(events_in, now=T0 + timedelta(days=1), batch_size=64)
+    with store.reading() as conn:
+        bought = {
+            email: n for email, n in conn.execute(sa.text("SELECT email, purchases FROM customers"))
+        }
+        grouped = sa.text(
+            "SELECT campaign || ':' || status, count(*) FROM enrollments GROUP BY campaign, status"
+        )
+        per_campaign = {key: n for key, n in conn.execute(grouped)}
+    assert bought == {f"p{i}@example.com": 1 + i % 3 for i in range(200)}
+    repeat_buyers = sum(1 for i in range(200) if i % 3)
+    # every first purchase enrolls `welcome`; a second one converts it and enrolls the
+    # referral request (only on the second: `if: customer.purchases == 2`)
+    assert per_campaign == {
+        "welcome:active": 200 - repeat_buyers,
+        "welcome:converted": repeat_buyers,
+        "referral-request:active": repeat_buyers,
+    }
+    assert report.enrolled == 200 + repeat_buyers
+
+
+def test_a_bad_event_stops_the_workers_with_its_error(store: Store) -> None:
+    from dripper.errors import InputError
+
+    good = (NewEvent(f"q{i}@example.com", "purchase", T0, {"amount": 3}) for i in range(1000))
+    bad = [NewEvent("bad@example.com", "purchase", T0, {"amount": "lots"})]
+    more = (NewEvent(f"z{i}@example.com", "purchase", T0, {}) for i in range(100_000))
+    with pytest.raises(InputError, match="purchase amount 'lots'"):
+        runner(store).record_events(
+            itertools.chain(good, bad, more), now=T0, batch_size=100, workers=2
+        )
