@@ -44,6 +44,10 @@ MAX_CATCH_UP = timedelta(days=7)  # older date-trigger days are history, not new
 ANALYZE_EVERY = 200_000  # bulk ingestion: refresh PostgreSQL's statistics this often
 
 
+class _Stopped(Exception):
+    """A bulk-ingestion worker was told to stop because another part failed."""
+
+
 @dataclass
 class Report:
     """What one pass did; the CLI prints it, `simulate` collects it."""
@@ -163,7 +167,7 @@ class Runner:
         return self._record_in_parallel(items, now, batch_size, workers)
 
     def _record_in_batches(
-        self, items: Iterable[NewEvent], now: datetime, batch_size: int
+        self, items: Iterable[NewEvent], now: datetime, batch_size: int, *, analyze: bool = True
     ) -> Report:
         from dripper.store import ingest
 
@@ -176,7 +180,7 @@ class Runner:
             if item.email in seen or len(batch) >= batch_size:
                 report.add(self._record_batch(batch, now))
                 done += 1
-                if done >= next_analyze:
+                if analyze and done >= next_analyze:
                     ingest.refresh_statistics(self.store)
                     next_analyze = done + ANALYZE_EVERY // batch_size
                 batch, seen = [], set()
@@ -191,55 +195,75 @@ class Runner:
     ) -> Report:
         """Threads, not processes: the planning is Python (one core, the GIL), the other
         core runs PostgreSQL, and psycopg lets go of the GIL while it waits. Customers are
-        disjoint between workers, so their transactions never wait for each other."""
-        import queue
-        import zlib
-        from concurrent.futures import Future, ThreadPoolExecutor
+        disjoint between workers, so their transactions never wait for each other.
 
-        done = object()  # end of a worker's stream
+        When anything fails (a bad event, the database, Ctrl-C), every worker stops at
+        once and drops the batch it was gathering: what was committed is, for each
+        customer, a prefix of their events in input order."""
+        import queue
+        import threading
+        import zlib
+        from concurrent.futures import ThreadPoolExecutor
+
+        end = object()  # end of a worker's stream
+        stop = threading.Event()
         inboxes: list[queue.Queue[Any]] = [queue.Queue(maxsize=4) for _ in range(workers)]
 
         def stream(inbox: queue.Queue[Any]) -> Iterator[NewEvent]:
-            while (chunk := inbox.get()) is not done:
-                yield from chunk
-
-        def put(worker: int, chunk: object, futures: list[Future[Report]]) -> None:
-            # A worker that failed reads no more: stop feeding and raise its error.
             while True:
                 try:
-                    inboxes[worker].put(chunk, timeout=0.5)
+                    chunk = inbox.get(timeout=0.2)
+                except queue.Empty:
+                    chunk = None
+                if stop.is_set():
+                    raise _Stopped
+                if chunk is end:
+                    return
+                if chunk is not None:
+                    yield from chunk
+
+        def work(worker: int) -> Report:
+            try:
+                # one ANALYZE at a time is enough: the tables are shared
+                return self._record_in_batches(
+                    stream(inboxes[worker]), now, batch_size, analyze=worker == 0
+                )
+            except BaseException:
+                stop.set()
+                raise
+
+        def put(worker: int, chunk: object) -> None:
+            while not stop.is_set():
+                try:
+                    inboxes[worker].put(chunk, timeout=0.2)
                     return
                 except queue.Full:
-                    for future in futures:
-                        if future.done():
-                            future.result()
+                    continue
+            raise _Stopped
 
         report = Report()
         with ThreadPoolExecutor(workers, thread_name_prefix="record-events") as pool:
-            futures = [
-                pool.submit(self._record_in_batches, stream(inbox), now, batch_size)
-                for inbox in inboxes
-            ]
+            futures = [pool.submit(work, worker) for worker in range(workers)]
             pending: list[list[NewEvent]] = [[] for _ in range(workers)]
             try:
                 for item in items:
                     worker = zlib.crc32(item.email.encode()) % workers
                     pending[worker].append(item)
                     if len(pending[worker]) >= 500:
-                        put(worker, pending[worker], futures)
+                        put(worker, pending[worker])
                         pending[worker] = []
                 for worker in range(workers):
-                    put(worker, pending[worker], futures)
-                    put(worker, done, futures)
+                    put(worker, pending[worker])
+                    put(worker, end)
+            except _Stopped:
+                pass  # a worker failed: its error is raised below
             except BaseException:
-                for inbox in inboxes:  # let every worker finish what it has, then stop
-                    while True:
-                        try:
-                            inbox.get_nowait()
-                        except queue.Empty:
-                            break
-                    inbox.put(done)
+                stop.set()
                 raise
+            errors = [f.exception() for f in futures]
+            first = next((e for e in errors if not isinstance(e, _Stopped | None)), None)
+            if first is not None:
+                raise first
             for future in futures:
                 report.add(future.result())
         return report
@@ -381,9 +405,7 @@ class Runner:
             log.warning(warning)
         return report
 
-    def _save_pages(
-        self, pages: Iterable[list[tuple[int, NewEnrollment]]], now: datetime
-    ) -> int:
+    def _save_pages(self, pages: Iterable[list[tuple[int, NewEnrollment]]], now: datetime) -> int:
         """Save each page of planned enrollments in its own transaction; returns how many
         were new. On PostgreSQL a writer thread saves a page while the next one is read
         and planned (psycopg lets go of the GIL while it waits); one page in flight at a

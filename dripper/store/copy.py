@@ -24,6 +24,7 @@ def _driver(conn: Connection) -> Any:
 # (table, columns) -> the columns' type oids. Built-in types have the same oid in every
 # database, so one lookup per process serves every connection.
 _TYPES: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+_FIRST_USER_OID = 16384  # PostgreSQL's FirstNormalObjectId
 
 
 def _column_types(conn: Connection, table: str, columns: Sequence[str]) -> list[int]:
@@ -34,7 +35,10 @@ def _column_types(conn: Connection, table: str, columns: Sequence[str]) -> list[
             "WHERE attrelid = CAST(:table AS regclass) AND attnum > 0"
         )
         found = {name: oid for name, oid in conn.execute(query, {"table": table})}
-        _TYPES[key] = [int(found[c]) for c in columns]
+        types = [int(found[c]) for c in columns]
+        if max(types) >= _FIRST_USER_OID:
+            return types  # a type of this database only: not for the cache
+        _TYPES[key] = types
     return _TYPES[key]
 
 

@@ -62,7 +62,8 @@ def subscribed_page(
 
 def _fetch(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[Customer]:
     """PostgreSQL: run `sql` on a binary cursor of the caller's connection (so inside its
-    transaction, seeing its own writes)."""
+    transaction, seeing its own writes). Errors come out as psycopg's own, not wrapped by
+    SQLAlchemy; the planner lets them end the pass either way."""
     driver = conn.connection.driver_connection
     assert driver is not None
     with driver.cursor(binary=True) as cursor:

@@ -170,3 +170,8 @@ def test_a_bad_event_stops_the_workers_with_its_error(store: Store) -> None:
         runner(store).record_events(
             itertools.chain(good, bad, more), now=T0, batch_size=100, workers=2
         )
+    # the bad event's batch is rolled back whole; the workers stopped long before the end
+    with store.reading() as conn:
+        emails = set(conn.execute(sa.text("SELECT email FROM customers")).scalars())
+    assert "bad@example.com" not in emails
+    assert sum(e.startswith("z") for e in emails) < 50_000
