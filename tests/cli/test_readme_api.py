@@ -1,0 +1,34 @@
+"""The README's Python example for many events runs as written, on both databases."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.cli.conftest import Project
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def test_the_readme_bulk_events_example_runs(project: Project) -> None:
+    text = README.read_text(encoding="utf-8")
+    after = text[text.index("Many events at once") :]
+    found = re.search(r"```python\n(.*?)```", after, re.DOTALL)
+    assert found is not None
+    (project.root / "backfill.py").write_text(found.group(1), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "backfill.py"],
+        cwd=project.root,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1 enrolled, 0 sent"
+    shown = project.run("customers", "show", "ada@example.com")
+    assert shown.exit_code == 0, shown.output
+    assert "purchases              1 (total spent 24.50)" in shown.output
+    assert "welcome / second-sale" in shown.output
