@@ -9,6 +9,13 @@ one newsletter run (`Runner.plan` on the schedule's first day: N more enrollment
 outbox row each). Reports customers/s for both and the planning process's peak RSS.
 
 PostgreSQL: database `dripper_bench` on 127.0.0.1 (created, dropped at the start).
+
+    python bench/plan.py --floor [--customers N]
+
+The database's own share, for comparison: on a fresh PostgreSQL schema with N customers,
+the rows the purchases phase writes (N events, N purchase updates, N enrollments, 2N
+outbox rows, same tables, indexes and foreign keys) made by four set-based statements,
+with no Python per row. No planner can write those rows faster than this.
 """
 
 from __future__ import annotations
@@ -102,6 +109,52 @@ def plan(url: str, customers: int) -> dict[str, float]:
     }
 
 
+# The purchases phase's rows, written by the database alone (see --floor).
+FLOOR_SQL = (
+    (
+        "events",
+        "INSERT INTO events (customer_id, type, at, data, recorded_at) "
+        "SELECT id, 'purchase', :now, jsonb_build_object('amount', 20 + id % 30), :now "
+        "FROM customers",
+    ),
+    (
+        "customers (purchase fields)",
+        "UPDATE customers SET purchases = purchases + 1, "
+        "total_spent_cents = total_spent_cents + (20 + id % 30) * 100, "
+        "first_purchase_at = :now, last_purchase_at = :now, updated_at = :now",
+    ),
+    (
+        "enrollments",
+        "INSERT INTO enrollments (customer_id, campaign, occurrence, enrolled_at, event_id, "
+        "status) SELECT customer_id, 'welcome', 'event:' || id, at, id, 'active' FROM events",
+    ),
+    (
+        "outbox (2 per enrollment)",
+        "INSERT INTO outbox (enrollment_id, customer_id, campaign, occurrence, step, due_at, "
+        "next_attempt_at, status, variant, created_at, updated_at) "
+        "SELECT e.id, e.customer_id, e.campaign, e.occurrence, s.step, "
+        "e.enrolled_at + s.after, e.enrolled_at + s.after, 'planned', 0, :now, :now "
+        "FROM enrollments e, (VALUES ('thank-you', interval '0'), "
+        "('second-sale', interval '14 days')) AS s(step, after)",
+    ),
+)
+
+
+def floor(url: str) -> dict[str, float]:
+    """The purchases phase's rows by set-based SQL (FLOOR_SQL), one transaction each."""
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(url)
+    timings = {}
+    for name, sql in FLOOR_SQL:
+        start = time.perf_counter()
+        with engine.begin() as conn:
+            conn.execute(sa.text(sql), {"now": NOW})
+        timings[name] = time.perf_counter() - start
+    engine.dispose()
+    return timings
+
+
 def fresh_pg() -> None:
     import sqlalchemy as sa
 
@@ -126,7 +179,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
-    parser.add_argument("--phase", choices=["setup", "plan"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--floor", action="store_true", help="PostgreSQL: the same rows by set-based SQL"
+    )
+    parser.add_argument("--phase", choices=["setup", "plan", "floor"], help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase == "setup":
@@ -136,8 +192,22 @@ def main() -> None:
     if args.phase == "plan":
         print(json.dumps(plan(args.url, args.customers)))
         return
+    if args.phase == "floor":
+        print(json.dumps(floor(args.url)))
+        return
 
     n = args.customers
+    if args.floor:
+        fresh_pg()
+        child("setup", PG_URL, n)
+        timings = child("floor", PG_URL, n)
+        total = sum(timings.values())
+        print(f"{n:,} customers: the purchases phase's rows by set-based SQL on PostgreSQL")
+        for name, seconds in timings.items():
+            print(f"  {name:<28} {seconds:6.1f} s")
+        print(f"  {'in all':<28} {total:6.1f} s = {n / total:,.0f} customers/s")
+        drop_pg()
+        return
     with tempfile.TemporaryDirectory() as tmp:
         targets = []
         if args.db in ("sqlite", "both"):
@@ -158,13 +228,19 @@ def main() -> None:
                 f"newsletter run: {r['schedule_s']:6.1f} s = {n / r['schedule_s']:9,.0f}/s | "
                 f"outbox rows {int(r['outbox_rows']):,} | peak RSS {r['peak_rss_mb']:.0f} MB"
             )
-    if os.environ.get("BENCH_KEEP_PG") is None and args.db in ("postgresql", "both"):
-        import sqlalchemy as sa
+    if args.db in ("postgresql", "both"):
+        drop_pg()
 
-        admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql("DROP DATABASE IF EXISTS dripper_bench WITH (FORCE)")
-        admin.dispose()
+
+def drop_pg() -> None:
+    if os.environ.get("BENCH_KEEP_PG") is not None:
+        return
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql("DROP DATABASE IF EXISTS dripper_bench WITH (FORCE)")
+    admin.dispose()
 
 
 if __name__ == "__main__":
