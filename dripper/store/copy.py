@@ -77,11 +77,15 @@ def insert_staged(
     rows: Iterable[Sequence[Any]],
     conflict: Sequence[str],
     returning: Sequence[str] = (),
+    defaulted: Sequence[str] = (),
 ) -> list[sa.Row[Any]]:
     """COPY rows into a staging table, then INSERT them into `table` leaving alone those
-    that conflict on `conflict`; returns `returning` columns of the rows inserted."""
+    that conflict on `conflict`; returns `returning` columns of the rows inserted.
+    `defaulted` columns (first in `columns`) are not in the rows: the staging table's
+    defaults, the target's own, fill them in."""
+    assert tuple(columns[: len(defaulted)]) == tuple(defaulted), "defaulted columns first"
     staged = stage(conn, table)
-    copy_rows(conn, staged, columns, rows)
+    copy_rows(conn, staged, columns[len(defaulted) :], rows)
     names = ", ".join(columns)
     sql = (
         f"INSERT INTO {table} ({names}) SELECT {names} FROM {staged} "  # noqa: S608
