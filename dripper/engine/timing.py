@@ -9,9 +9,13 @@ fires once, at its first occurrence.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 
+# Planning asks the same few questions for every customer of a zone (a newsletter run: one
+# local midnight and one 09:00 per zone and day); both answers are pure, so remember them.
+@lru_cache(maxsize=1024)
 def zone(name: str | None, fallback: str) -> ZoneInfo:
     """The customer's zone, or the configured one when they have none (or a bad one)."""
     for candidate in (name, fallback):
@@ -23,6 +27,7 @@ def zone(name: str | None, fallback: str) -> ZoneInfo:
     return ZoneInfo("UTC")
 
 
+@lru_cache(maxsize=65536)
 def local_instant(day: date, at: time, tz: tzinfo) -> datetime:
     """`day` at wall-clock `at` in `tz` as an aware UTC instant, DST-safe."""
     # fold=0 does both DST rules at once: in the gap it applies the offset in force before
