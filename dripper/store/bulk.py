@@ -74,9 +74,11 @@ def save_enrollments(
         if dialect == "postgresql" and len(sends) >= COPY_FROM:
             from dripper.store import copy
 
-            copy.insert_staged(
-                conn, "outbox", tuple(sends[0]), (list(r.values()) for r in sends), conflict
-            )
+            # Straight in, no staging and no ON CONFLICT: these rows belong to enrollments
+            # this transaction has just created, and an enrollment's sends go (and are
+            # deleted, by cascade) with it, so none of them can exist yet. Were one there,
+            # the unique key would fail the whole batch loudly, never send twice.
+            copy.copy_rows(conn, "outbox", tuple(sends[0]), (list(r.values()) for r in sends))
             continue
         for rows_batch in chunks(sends, 1000):
             conn.execute(insert_ignoring(dialect, outbox, conflict), rows_batch)
