@@ -27,7 +27,7 @@ def zone(name: str | None, fallback: str) -> ZoneInfo:
     return ZoneInfo("UTC")
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=8192)
 def local_instant(day: date, at: time, tz: tzinfo) -> datetime:
     """`day` at wall-clock `at` in `tz` as an aware UTC instant, DST-safe."""
     # fold=0 does both DST rules at once: in the gap it applies the offset in force before

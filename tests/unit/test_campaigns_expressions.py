@@ -161,3 +161,25 @@ def test_expressions_compare_by_source_and_place() -> None:
     assert _expr("customer.purchases == 1") == _expr("customer.purchases == 1")
     assert _expr("customer.purchases == 1") != _expr("customer.purchases == 2")
     assert "compiled" not in repr(_expr("customer.purchases == 1"))
+
+
+def test_evaluation_agrees_with_jinjas_own_call() -> None:
+    """`evaluate` skips Jinja's per-call context copy; it must give what Jinja gives."""
+    from jinja2 import Undefined
+
+    assert getattr(Expression.compile("1").compiled, "_template", None) is not None, (
+        "Jinja changed: Expression._run has fallen back to the slow path"
+    )
+    cases = [
+        ("customer.purchases == 2", {"customer": {"purchases": 2}}),
+        ("customer.nope", {"customer": {}}),
+        ("range(3) | list", {}),
+        ("range", {"range": "shadowed by the context"}),
+        ("dict(a=1)", {}),
+        ("event.type ~ '!'", {"event": {"type": "purchase"}}),
+        ("now is none", {"now": None}),
+    ]
+    for source, context in cases:
+        expression = Expression.compile(source)
+        stock = expression.compiled(dict(context))
+        assert expression.evaluate(context) == (None if isinstance(stock, Undefined) else stock)
