@@ -170,7 +170,7 @@ def test_evaluation_agrees_with_jinjas_own_call() -> None:
     assert getattr(Expression.compile("1").compiled, "_template", None) is not None, (
         "Jinja changed: Expression._run has fallen back to the slow path"
     )
-    cases = [
+    cases: list[tuple[str, dict[str, Any]]] = [
         ("customer.purchases == 2", {"customer": {"purchases": 2}}),
         ("customer.nope", {"customer": {}}),
         ("range(3) | list", {}),
