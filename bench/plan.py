@@ -15,7 +15,7 @@ PostgreSQL: database `dripper_bench` on 127.0.0.1 (created, dropped at the start
 The database's own share, for comparison: on a fresh PostgreSQL schema with N customers,
 the rows the purchases phase writes (N events, N purchase updates, N enrollments, 2N
 outbox rows, same tables, indexes and foreign keys) made by four set-based statements,
-with no Python per row. No planner can write those rows faster than this.
+with no Python per row. No planner in one session can write those rows faster.
 """
 
 from __future__ import annotations
