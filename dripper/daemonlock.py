@@ -22,6 +22,9 @@ class AlreadyRunning(DripperError):
 
 class DaemonLock:
     def __init__(self, database: Path) -> None:
+        # The real file, not the name it was reached by: a symlink to the database must
+        # meet the same lock.
+        database = database.resolve()
         self.path = database.with_name(database.name + ".lock")
         self._fd: int | None = None
 

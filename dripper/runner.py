@@ -68,8 +68,11 @@ class Report:
         self.warnings += other.warnings
         self.deliveries += other.deliveries
 
-    def summary(self) -> str:
-        parts = [f"{self.enrolled} enrolled", f"{self.sent} sent"]
+    def summary(self, *, dry_run: bool = False) -> str:
+        if dry_run:  # nothing was planned or sent: say what would have been
+            parts = [f"would send {self.sent}"]
+        else:
+            parts = [f"{self.enrolled} enrolled", f"{self.sent} sent"]
         for name in ("deferred", "skipped", "cancelled", "failed", "ambiguous"):
             if getattr(self, name):
                 parts.append(f"{getattr(self, name)} {name}")
@@ -109,6 +112,7 @@ class Runner:
         self.limiter = limiter
         self.progress = Progress()
         self._policy_hits: dict[str, int] = {}
+        self._header_fields = _subject_event_fields(self.campaigns)
 
     # --- events ------------------------------------------------------------------------
 
@@ -120,6 +124,7 @@ class Runner:
         from dripper.store import bulk, planning
         from dripper.store import customers as customer_ops
 
+        self._check(at, data)
         with self.store.transaction() as conn:
             customer, record = customer_ops.record_event(
                 conn, self.store.dialect, email, type_, at=at, data=data, now=now
@@ -137,9 +142,15 @@ class Runner:
             bulk.save_enrollments(
                 conn, self.store.dialect, [(customer.id, e) for e in decisions.enroll], now=now
             )
-        for warning in decisions.warnings:
-            log.warning(warning)
-        return customer, record, decisions
+        return customer, record, decisions  # the caller reports decisions.warnings
+
+    def _check(self, at: datetime, data: Mapping[str, Any], where: str = "--data") -> None:
+        """Refuse, before anything is written, what no database or email header can hold."""
+        from dripper.eventdata import check_at, check_event_data, check_header_fields
+
+        check_at(at, where="--at" if where == "--data" else where)
+        check_event_data(data, where=where)
+        check_header_fields(data, self._header_fields, where=where)
 
     def record_events(
         self,
@@ -177,6 +188,7 @@ class Runner:
         done = 0
         next_analyze = 1  # after the first batch, then every ANALYZE_EVERY events
         for item in items:
+            self._check(item.at, item.data, where=f"event {item.type} for {item.email}")
             if item.email in seen or len(batch) >= batch_size:
                 report.add(self._record_batch(batch, now))
                 done += 1
@@ -401,9 +413,7 @@ class Runner:
             report.enrolled += self._save_pages(map(planned, self._customers(None)), now)
         with self.store.transaction() as conn:
             planning.save_state(conn, self.store.dialect, campaign.name, {**state, "runs": runs})
-        for warning in report.warnings:
-            log.warning(warning)
-        return report
+        return report  # warnings travel in the report: whoever shows it shows them once
 
     def _save_pages(self, pages: Iterable[list[tuple[int, NewEnrollment]]], now: datetime) -> int:
         """Save each page of planned enrollments in its own transaction; returns how many
@@ -592,6 +602,12 @@ class Runner:
                     {d.customer.id for d in due},
                     since=now - cap.period,
                     campaigns=[c.name for c in self.campaigns if not c.transactional],
+                    exempt_steps={
+                        (c.name, step.id)
+                        for c in self.campaigns
+                        for step in c.steps
+                        if step.transactional
+                    },
                 )
         # Decide in order first (the cap must count sends made earlier in this batch), then
         # render and send concurrently.
@@ -622,7 +638,7 @@ class Runner:
                 recent_sends=recent.get(send.customer.id, []),
             )
             if decision.verdict is Verdict.SEND:
-                if not campaign.transactional:
+                if not (campaign.transactional or step.transactional):
                     recent.setdefault(send.customer.id, []).append(now)
                 to_send.append((send, campaign, step, edition))
             elif decision.verdict is Verdict.DEFER:
@@ -813,6 +829,15 @@ class Runner:
         report = self.plan(now)
         report.add(await self.send_due(now))
         return report
+
+
+def _subject_event_fields(campaigns: Sequence[Campaign]) -> frozenset[str] | None:
+    """The event fields any subject shows (None: possibly all of them)."""
+    from dripper.campaigns.steps import subject_event_fields
+
+    return subject_event_fields(
+        subject for campaign in campaigns for step in campaign.steps for subject in step.subjects
+    )
 
 
 def _count(report: Report, result: SendResult) -> None:

@@ -10,6 +10,12 @@ import re
 from datetime import UTC, datetime, time, timedelta, tzinfo
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+# Longer than any campaign could mean, and far from datetime's limits: a typo such as
+# `after: 99999999w` is refused when the file loads, not by an OverflowError at send time.
+MAX_DURATION = timedelta(days=36525)  # 100 years
+# Instants (`--at`, `--now`, event times) are refused outside these years: a step 100
+# years after any of them still fits in a datetime.
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 DURATION_HINT = "use 0, 30m, 2h, 14d or 6w"
@@ -19,22 +25,28 @@ def parse_duration(value: object) -> timedelta:
     """`0`, `30m`, `2h`, `14d`, `6w` -> timedelta. A bare number other than 0 is refused:
     `after: 14` is far more likely a forgotten `d` than fourteen minutes."""
     if isinstance(value, bool):
-        raise ValueError(f"bad duration {value!r} ({DURATION_HINT})")
+        raise ValueError(f"bad duration {_shown(value)} ({DURATION_HINT})")
     if isinstance(value, int):
         if value == 0:
             return timedelta(0)
-        raise ValueError(f"bad duration {value!r}: a unit is needed ({DURATION_HINT})")
+        raise ValueError(f"bad duration {_shown(value)}: a unit is needed ({DURATION_HINT})")
     if not isinstance(value, str):
-        raise ValueError(f"bad duration {value!r} ({DURATION_HINT})")
+        raise ValueError(f"bad duration {_shown(value)} ({DURATION_HINT})")
     m = _DURATION.match(value)
     if not m:
-        raise ValueError(f"bad duration {value!r} ({DURATION_HINT})")
-    amount, unit = int(m.group(1)), m.group(2)
+        raise ValueError(f"bad duration {_shown(value)} ({DURATION_HINT})")
+    digits, unit = m.group(1), m.group(2)
     if not unit:
-        if amount == 0:
+        if digits.strip("0") == "":
             return timedelta(0)
-        raise ValueError(f"bad duration {value!r}: a unit is needed ({DURATION_HINT})")
-    return timedelta(**{_UNITS[unit]: amount})
+        raise ValueError(f"bad duration {_shown(value)}: a unit is needed ({DURATION_HINT})")
+    too_long = f"duration {_shown(value)} is longer than 100 years ({DURATION_HINT})"
+    if len(digits.lstrip("0")) > 12:  # beyond any unit's 100 years, and int() stays cheap
+        raise ValueError(too_long)
+    delta = timedelta(**{_UNITS[unit]: int(digits)})
+    if delta > MAX_DURATION:
+        raise ValueError(too_long)
+    return delta
 
 
 def format_duration(delta: timedelta) -> str:
@@ -69,7 +81,23 @@ def parse_instant(value: str, default_tz: tzinfo = UTC) -> datetime:
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise ValueError(f"bad time {value!r} (use ISO 8601, like 2027-03-01T07:00:00Z)") from None
+        raise ValueError(
+            f"bad time {_shown(value)} (use ISO 8601, like 2027-03-01T07:00:00Z)"
+        ) from None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=default_tz)
-    return parsed.astimezone(UTC)
+    if not EARLIEST_YEAR <= parsed.year <= LATEST_YEAR:
+        raise ValueError(
+            f"time {_shown(value)} is out of range "
+            f"(use a time between {EARLIEST_YEAR} and {LATEST_YEAR})"
+        )
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:  # unreachable within the years above; never a traceback
+        raise ValueError(f"time {_shown(value)} is out of range") from None
+
+
+def _shown(value: object, limit: int = 40) -> str:
+    """`value` as a message quotes it: repr, cut short (a message is one readable line)."""
+    text = repr(value.strip() if isinstance(value, str) else value)
+    return text if len(text) <= limit else text[: limit - 4] + "...'"

@@ -62,7 +62,8 @@ class Goal:
 
 @dataclass(frozen=True)
 class Step:
-    """One email of a campaign, due `after` the enrollment (not the previous step)."""
+    """One email of a campaign, due `after` the enrollment (not the previous step; 0 when the
+    file leaves it out)."""
 
     id: str
     after: timedelta
@@ -71,6 +72,9 @@ class Step:
     subjects: tuple[str, ...]  # more than one: A/B variants
     template: str  # relative to the templates folder
     line: int
+    # A receipt-like email (a first-purchase thank-you) that must go at once: it ignores the
+    # frequency cap and quiet hours, never an unsubscribe or a suppression.
+    transactional: bool = False
 
 
 @dataclass(frozen=True)

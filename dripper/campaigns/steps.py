@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
-from jinja2 import TemplateError, TemplateSyntaxError
+from jinja2 import TemplateError, TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from dripper.campaigns.expressions import Expression, ExpressionError
 from dripper.campaigns.model import Step
 from dripper.campaigns.yamlnodes import Entry, NodeReader
 
-STEP_KEYS = ("id", "after", "send_at", "if", "subject", "template")
+STEP_KEYS = ("id", "after", "send_at", "if", "subject", "template", "transactional")
 STEP_ID = re.compile(r"[a-z0-9-]+")
 TEMPLATE_SUFFIXES = (".mjml", ".html")
 
@@ -94,32 +95,43 @@ def read_steps(reader: NodeReader, entry: Entry, templates: TemplateFolder) -> t
         if fields is None:
             continue
         step_id = _step_id(reader, item, fields, ids)
-        after = None
+        # `after` defaults to 0: a newsletter's one step needs no `after: 0`.
+        after: timedelta | None = timedelta(0)
+        written = "0"
         if "after" in fields:
             after = reader.duration(fields["after"])
-        else:
-            reader.problem(
-                item.line,
-                f"{item.key}.after",
-                "missing 'after' (the delay from enrollment: 0 to send at once)",
-            )
+            written = str(fields["after"].node.value)
         if after is not None:
             if previous is not None and after < previous[1]:
-                earlier = str(fields["after"].node.value)
+                where = fields.get("after", item)
                 reader.problem(
-                    fields["after"].line,
-                    fields["after"].key,
-                    f"{earlier} is earlier than {previous[2]} in {previous[0].key}: offsets count "
+                    where.line,
+                    f"{item.key}.after",
+                    f"{written} is earlier than {previous[2]} in {previous[0].key}: offsets count "
                     "from enrollment, not from the previous step, so list steps in sending order",
                 )
-            previous = (item, after, str(fields["after"].node.value))
+            previous = (item, after, written)
         send_at = reader.time_of_day(fields["send_at"]) if "send_at" in fields else None
         condition = read_expression(reader, fields["if"]) if "if" in fields else None
         subjects = _subjects(reader, item, fields)
         template = _template(reader, item, fields, templates)
+        transactional = False
+        if "transactional" in fields:
+            transactional = bool(reader.boolean(fields["transactional"]))
         if len(reader.problems) > before or step_id is None or after is None or not template:
             continue  # reported; the campaign will not load, so the step need not exist
-        steps.append(Step(step_id, after, send_at, condition, subjects, template, item.line))
+        steps.append(
+            Step(
+                step_id,
+                after,
+                send_at,
+                condition,
+                subjects,
+                template,
+                item.line,
+                transactional=transactional,
+            )
+        )
     return tuple(steps)
 
 
@@ -204,3 +216,39 @@ def _template(
         reader.problem(entry.line, entry.key, wrong)
         return None
     return name
+
+
+def subject_event_fields(subjects: Iterable[str]) -> frozenset[str] | None:
+    """The `event.data` fields these subjects show (`{{ event.data.product }}`); None when
+    one of them uses `event.data` some other way, so that every field may reach it."""
+    fields: set[str] = set()
+    for subject in subjects:
+        try:
+            tree = _SUBJECTS.parse(subject)
+        except TemplateError:
+            continue  # reported when the campaign loads
+        whole = 0  # every `event.data` in the subject...
+        for data in tree.find_all(nodes.Getattr):
+            if data.attr == "data" and isinstance(data.node, nodes.Name):
+                whole += data.node.name == "event"
+        named = 0  # ...and the ones that name a field
+        for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
+            assert isinstance(node, nodes.Getattr | nodes.Getitem)
+            inner = node.node
+            if not (
+                isinstance(inner, nodes.Getattr)
+                and inner.attr == "data"
+                and isinstance(inner.node, nodes.Name)
+                and inner.node.name == "event"
+            ):
+                continue
+            if isinstance(node, nodes.Getattr):
+                fields.add(node.attr)
+            elif isinstance(node.arg, nodes.Const) and isinstance(node.arg.value, str):
+                fields.add(node.arg.value)
+            else:
+                return None
+            named += 1
+        if whole > named:
+            return None
+    return frozenset(fields)

@@ -69,7 +69,12 @@ def compose(text: str) -> tuple[yaml.Node | None, yaml.SafeLoader | None, Proble
     """
     loader = yaml.SafeLoader(text)
     try:
-        return loader.get_single_node(), loader, None
+        root = loader.get_single_node()
+        bad = _bad_character(root)
+        if bad is not None:
+            loader.dispose()
+            return None, None, bad
+        return root, loader, None
     except yaml.MarkedYAMLError as exc:
         loader.dispose()
         return None, None, syntax_problem(exc)
@@ -80,6 +85,35 @@ def compose(text: str) -> tuple[yaml.Node | None, yaml.SafeLoader | None, Proble
         # PyYAML's composer recurses once per level: `[[[[...` would otherwise crash the check.
         loader.dispose()
         return None, None, Problem("", None, None, "YAML nested too deeply")
+
+
+def _bad_character(root: yaml.Node | None) -> Problem | None:
+    """The first scalar (key or value) holding a character no campaign can use: a lone
+    surrogate (`"\\ud800"`: not text at all, it cannot even be printed) or NUL."""
+    pending = [root] if root is not None else []
+    seen: set[int] = set()  # an alias can make the tree a graph, even a cycle
+    while pending:
+        node = pending.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, yaml.ScalarNode):
+            value = node.value
+            if "\0" in value or any("\ud800" <= ch <= "\udfff" for ch in value):
+                shown = value.encode("utf-8", "backslashreplace").decode("ascii", "replace")
+                return Problem(
+                    "",
+                    node.start_mark.line + 1,
+                    None,
+                    f"{shown[:40]!r} holds a character that is not text (a NUL or a lone "
+                    "surrogate escape such as \\ud800): remove it",
+                )
+        elif isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                pending += (key, value)
+        elif isinstance(node, yaml.SequenceNode):
+            pending += node.value
+    return None
 
 
 def syntax_problem(exc: yaml.MarkedYAMLError) -> Problem:

@@ -55,6 +55,11 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except BrokenPipeError:
+            # `dripper customers export | head`: the reader left, as Unix tools expect;
+            # stop quietly (and let the interpreter's last flush go nowhere).
+            _quiet_stdout()
+            ctx.exit(0)
         except Exception as exc:  # one line for the user, never a traceback
             ctx.exit(report_error(exc))
 
@@ -78,5 +83,24 @@ def cli(ctx: click.Context, now_text: str | None) -> None:
     ctx.ensure_object(AppContext).set_now(now_text)
 
 
+def _quiet_stdout() -> None:
+    import os
+    import sys
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # no real file descriptor (tests capture output)
+        pass
+
+
 def main() -> None:
+    import sys
+
+    # Text that is not UTF-8 (a lone surrogate from a hostile file) is shown escaped,
+    # never a UnicodeEncodeError while printing an error about it.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="backslashreplace")
     cli(prog_name="dripper")

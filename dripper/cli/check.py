@@ -51,8 +51,14 @@ def check(as_json: bool) -> None:
         problems.append(Found(str(config.samples_path), None, "[project] samples", str(exc)))
 
     if campaigns and samples:
+        from dripper.campaigns.samplecheck import check_on_samples
+
+        findings = check_on_samples(campaigns, samples, now=ctx.now())
+        problems += findings.problems
+        warnings += findings.warnings
         problems += _render_all(ctx.now(), config, campaigns, samples)
     problems += _dkim(config, warnings)
+    problems += _transport(config)
 
     if as_json:
         click.echo(
@@ -133,4 +139,21 @@ def _dkim(config: Config, warnings: list[str]) -> list[Problem]:
         DkimSigner.from_file(dkim["domain"], dkim["selector"], Path(dkim["private_key"]))
     except ConfigError as exc:
         return [Found(where, None, "[dkim] private_key", str(exc))]
+    return []
+
+
+def _transport(config: Config) -> list[Problem]:
+    """What `run` would refuse about the transport (plain text off loopback, a password
+    variable left empty), found before the daemon is started."""
+    from dripper.errors import ConfigError
+    from dripper.errors import Problem as Found
+
+    if config.transport.get("kind") != "smtp":
+        return []
+    from dripper.transport.smtp import SmtpTransport
+
+    try:
+        SmtpTransport.from_config(config)
+    except ConfigError as exc:
+        return [Found(str(config.path or "config.toml"), None, None, str(exc))]
     return []

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import json
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -16,18 +15,6 @@ if TYPE_CHECKING:
     from dripper.runner import Runner
 
 _TYPE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
-
-
-def parse_event_data(text: str | None) -> dict[str, Any]:
-    if not text:
-        return {}
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"--data: not valid JSON ({exc.msg} at column {exc.colno})") from None
-    if not isinstance(data, dict):
-        raise InputError("--data: expected a JSON object, like '{\"amount\": 24.5}'")
-    return data
 
 
 @click.command()
@@ -42,6 +29,7 @@ def event(event_type: str, email: str, data_text: str | None, at_text: str | Non
     A `purchase` with an `amount` updates purchases and total_spent.
     """
     from dripper.customers.addresses import normalize_email
+    from dripper.eventdata import parse_event_data
     from dripper.timeparse import parse_instant
 
     ctx = app()

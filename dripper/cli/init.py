@@ -48,7 +48,26 @@ def init(directory: Path, force: bool) -> None:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(SCAFFOLD / f, target)
     where = "" if directory == Path(".") else f"cd {directory} && "
+    dripper = _program(directory)
     click.echo(f"Wrote {len(files)} files to {directory}/. Next:")
-    click.echo(f"  {where}dripper check                       # load and verify every campaign")
-    click.echo(f"  {where}dripper customers import customers.csv")
-    click.echo(f"  {where}dripper event purchase ada@example.com --data '{{\"amount\": 24}}'")
+    click.echo(f"  {where}{dripper} check   # load and verify every campaign")
+    click.echo(f"  {where}{dripper} customers import customers.csv")
+    click.echo(f"  {where}{dripper} event purchase ada@example.com --data '{{\"amount\": 24}}'")
+
+
+def _program(directory: Path) -> str:
+    """How to run this dripper from `directory`: `dripper` when that is what PATH finds,
+    else the path of the program that is running (`../.venv/bin/dripper` after
+    `make demo`), so every hint can be pasted as it is."""
+    import os
+    import sys
+
+    program = Path(sys.argv[0])
+    if program.name != "dripper":  # run as a module or from a test
+        return "dripper"
+    on_path = shutil.which("dripper")
+    if on_path is not None and Path(on_path).resolve() == program.resolve():
+        return "dripper"
+    relative = os.path.relpath(program.absolute(), directory.absolute())
+    absolute = str(program.absolute())
+    return relative if len(relative) <= len(absolute) else absolute

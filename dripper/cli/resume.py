@@ -13,14 +13,28 @@ from dripper.cli.common import app, config_option
 @config_option
 def resume(campaign: str) -> None:
     """Resume CAMPAIGN after the daemon paused it (repeated 5.7.x policy rejections)."""
+    from pathlib import Path
+
+    from dripper.campaigns import load_campaigns
     from dripper.errors import InputError
     from dripper.store import planning
 
-    store = app().store()
+    ctx = app()
+    store = ctx.store()
     with store.transaction() as conn:
         paused = planning.paused_campaigns(conn)
         if campaign not in paused:
             listed = ", ".join(sorted(paused)) or "none"
+            config = ctx.config
+            loaded, _problems = load_campaigns(
+                config.campaigns_dir, config.templates_dir, display_base=Path.cwd()
+            )
+            names = sorted(c.name for c in loaded)
+            if campaign not in names:
+                known = ", ".join(names) or "none"
+                raise InputError(
+                    f"no campaign named {campaign!r} (campaigns: {known}; paused: {listed})"
+                )
             raise InputError(f"campaign {campaign!r} is not paused (paused: {listed})")
         planning.resume_campaign(conn, campaign)
     click.echo(f"resumed {campaign} (was: {paused[campaign]})")

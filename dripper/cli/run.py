@@ -85,13 +85,15 @@ def make_runner(ctx: AppContext, transport: Transport | None = None) -> Runner:
     )
 
 
-def print_report(report: Report, *, as_json: bool, verb: str = "sent") -> None:
+def print_report(report: Report, *, as_json: bool, dry_run: bool = False) -> None:
     if as_json:
+        counts = {"would_send": report.sent, "sent": 0} if dry_run else {"sent": report.sent}
         click.echo(
             json.dumps(
                 {
+                    "dry_run": dry_run,
                     "enrolled": report.enrolled,
-                    "sent": report.sent,
+                    **counts,
                     "deferred": report.deferred,
                     "skipped": report.skipped,
                     "cancelled": report.cancelled,
@@ -108,9 +110,10 @@ def print_report(report: Report, *, as_json: bool, verb: str = "sent") -> None:
         return
     for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
+    verb = "would send" if dry_run else "sent"
     for _at, to, campaign, step, _mid in report.deliveries:
         click.echo(f"  {verb} {campaign}/{step} to {to}")
-    click.echo(report.summary())
+    click.echo(report.summary(dry_run=dry_run))
 
 
 @click.command()
@@ -138,7 +141,7 @@ def run(once: bool, dry_run: bool, as_json: bool) -> None:
 
         runner = make_runner(ctx, transport=MemoryTransport())
         report = asyncio.run(runner.dry_run(ctx.now()))
-        print_report(report, as_json=as_json, verb="would send")
+        print_report(report, as_json=as_json, dry_run=True)
         return
     runner = make_runner(ctx)
     with contextlib.ExitStack() as stack:

@@ -83,8 +83,9 @@ def print_timeline(timeline: Timeline) -> None:
     c = timeline.customer
     name = " ".join(p for p in (c.first_name, c.last_name) if p) or "(no name)"
     status = c.status.value
-    if timeline.suppression is not None:
-        status += f", suppressed ({timeline.suppression.reason.value})"
+    reason = timeline.suppression.reason.value if timeline.suppression is not None else None
+    if reason is not None and reason != status:  # "unsubscribed" twice says nothing more
+        status += f", suppressed: {reason}"
     from rich.markup import escape
 
     console.print(f"[bold]{escape(c.email)}[/bold]  {escape(name)}  ({status})", markup=True)

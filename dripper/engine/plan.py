@@ -9,6 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
+from dripper.engine.dates import as_date
 from dripper.engine.model import (
     ActiveEnrollment,
     Ending,
@@ -198,19 +199,6 @@ def when_enrollment(
     )
 
 
-def _as_date(value: Any) -> date | None:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str) and value.strip():
-        try:
-            return date.fromisoformat(value.strip()[:10])
-        except ValueError:
-            return None
-    return None
-
-
 def date_enrollment(
     campaign: Campaign,
     customer: Customer,
@@ -223,7 +211,9 @@ def date_enrollment(
     """`trigger: {date: ..., annually: true}`: the enrollment due by `now`, if any.
 
     The moment is the start of that day in the customer's zone, whenever the daemon notices
-    it; a date that passed before the customer was added is not greeted belatedly, and a
+    it. An annual trigger first fires on the first anniversary after the date itself (a first
+    purchase is not its own anniversary; a date in the future never fires early). A date
+    that passed before the customer was added is not greeted belatedly, and a
     day older than `max_age` is history, not news (a daemon started in December does not
     enroll every birthday since January).
     """
@@ -239,12 +229,14 @@ def date_enrollment(
         if warnings is not None:
             warnings.append(str(exc))
         return None
-    original = _as_date(value)
+    original = as_date(value)
     if original is None:
         return None
     tz = zone(customer.timezone, fallback_tz)
     today = now.astimezone(tz).date()
     day = anniversary(original, today.year) if trigger.annually else original
+    if trigger.annually and day.year <= original.year:
+        return None  # the date itself is not its own anniversary; a future date waits
     if day > today or customer.created_at.astimezone(tz).date() > day:
         return None
     if max_age is not None and today - day > max_age:
@@ -296,7 +288,8 @@ def send_decision(
 ) -> SendDecision:
     """The checks made when a send falls due (DESIGN 7), in order of finality.
 
-    `recent_sends` are this customer's non-transactional sends within the cap period.
+    `recent_sends` are this customer's non-transactional sends within the cap period. A
+    transactional campaign or step (a receipt-like thank-you) ignores the cap and quiet hours.
     """
     if suppressed or not customer.subscribed:
         reason = "unsubscribed" if not customer.subscribed else "suppressed"
@@ -310,7 +303,7 @@ def send_decision(
     if campaign.audience is not None and not _holds(campaign.audience, ctx, warnings):
         reason = warnings[0] if warnings else f"audience: {campaign.audience.source}"
         return SendDecision(Verdict.SKIP, reason)
-    if campaign.transactional:
+    if campaign.transactional or step.transactional:
         return SendDecision(Verdict.SEND)
     tz = zone(customer.timezone, fallback_tz)
     until = now

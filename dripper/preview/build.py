@@ -109,8 +109,14 @@ def render(
     """The complete email, as the daemon would build it (its subject variant by default)."""
     from dripper.engine.plan import variant_for
 
+    count = len(step.subjects)
     if variant is None:
-        variant = variant_for(customer.email, campaign.name, step.id, len(step.subjects))
+        variant = variant_for(customer.email, campaign.name, step.id, count)
+    elif not 0 <= variant < count:
+        raise InputError(
+            f"--variant {variant}: {campaign.name}/{step.id} has {count} subject(s), "
+            f"so a variant from 0 to {count - 1}"
+        )
     return renderer.render(
         campaign,
         step,

@@ -208,7 +208,7 @@ def purchase_cents(data: Mapping[str, Any]) -> int:
     if "amount" not in data:
         return 0
     value = data["amount"]
-    problem = f"purchase amount {value!r}: expected a number of zero or more, like 24.50"
+    problem = f"purchase amount {_short(value)}: expected a number of zero or more, like 24.50"
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise InputError(problem)
     try:
@@ -217,10 +217,15 @@ def purchase_cents(data: Mapping[str, Any]) -> int:
         raise InputError(problem) from None
     if not amount.is_finite() or amount < 0:
         raise InputError(problem)
-    cents = int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-    if cents > _MAX_CENTS:
-        raise InputError(f"purchase amount {value!r}: too large")
-    return cents
+    # Compared before any arithmetic: 1e308 or 32 digits would overflow the decimal context.
+    if amount > Decimal(_MAX_CENTS).scaleb(-2):
+        raise InputError(f"purchase amount {_short(value)}: too large")
+    return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:36] + "..."
 
 
 def record_event(

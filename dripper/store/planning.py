@@ -7,7 +7,7 @@ runs again as a no-op thanks to the unique keys (INSERT ... ON CONFLICT DO NOTHI
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -245,23 +245,29 @@ def _load_due(
 
 
 def recent_sends(
-    conn: Connection, customer_ids: Iterable[int], *, since: datetime, campaigns: Sequence[str]
+    conn: Connection,
+    customer_ids: Iterable[int],
+    *,
+    since: datetime,
+    campaigns: Sequence[str],
+    exempt_steps: Collection[tuple[str, str]] = (),
 ) -> dict[int, list[datetime]]:
     """Sends to these customers since `since` from the given (non-transactional)
-    campaigns: what the frequency cap counts."""
+    campaigns, less their transactional steps: what the frequency cap counts."""
     o = outbox.c
     found: dict[int, list[datetime]] = {}
     ids = list(customer_ids)
     if not ids or not campaigns:
         return found
-    query = sa.select(o.customer_id, o.sent_at).where(
+    query = sa.select(o.customer_id, o.sent_at, o.campaign, o.step).where(
         o.customer_id.in_(ids),
         o.status == SendStatus.SENT.value,
         o.sent_at > since,
         o.campaign.in_(campaigns),
     )
     for row in conn.execute(query):
-        found.setdefault(row.customer_id, []).append(row.sent_at)
+        if (row.campaign, row.step) not in exempt_steps:
+            found.setdefault(row.customer_id, []).append(row.sent_at)
     return found
 
 

@@ -1,0 +1,136 @@
+"""What `dripper check` learns by trying each campaign's expressions on the sample
+customers: an expression the sandbox refuses at run time (`customer.__class__`,
+`range(10**9)|list`) fails here first, a `date:` trigger on a column nobody has
+(`customer.brithday`) is named with a "did you mean", and sample values that are not
+dates are listed.
+
+Pure: campaigns, sample customers and `now` in; problems and warnings out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from jinja2 import UndefinedError
+
+from dripper.campaigns.expressions import Expression, ExpressionError
+from dripper.campaigns.model import Campaign, DateTrigger, EventTrigger, WhenTrigger
+from dripper.customers.model import Customer
+from dripper.engine.dates import BadDate, date_problem, summarize, unknown_name_problem
+from dripper.engine.model import EventFacts
+from dripper.engine.plan import context
+from dripper.errors import Problem
+
+
+@dataclass(frozen=True)
+class SampleFindings:
+    problems: list[Problem]
+    warnings: list[str]
+
+
+def check_on_samples(
+    campaigns: Sequence[Campaign], samples: Sequence[Customer], *, now: datetime
+) -> SampleFindings:
+    """Evaluate every expression of every campaign for every sample customer."""
+    problems: list[Problem] = []
+    warnings: list[str] = []
+    known = _known_names(samples)
+    for campaign in campaigns:
+        for key, expression in _expressions(campaign):
+            problem = _first_failure(campaign, expression, key, samples, now)
+            if problem is not None:
+                problems.append(problem)
+        trigger = campaign.trigger
+        if isinstance(trigger, DateTrigger) and samples:
+            unknown = unknown_name_problem(trigger.date.source, known)
+            if unknown is not None:
+                problems.append(Problem(campaign.file, trigger.date.line, "trigger.date", unknown))
+            else:
+                warnings += _bad_dates(campaign, trigger, samples, now)
+    return SampleFindings(problems, warnings)
+
+
+def _known_names(samples: Sequence[Customer]) -> set[str]:
+    names: set[str] = set()
+    for customer in samples:
+        names.update(customer.as_context())
+    return names
+
+
+def _expressions(campaign: Campaign) -> list[tuple[str, Expression]]:
+    found: list[tuple[str, Expression]] = []
+    trigger = campaign.trigger
+    if isinstance(trigger, EventTrigger) and trigger.condition is not None:
+        found.append(("trigger.if", trigger.condition))
+    elif isinstance(trigger, WhenTrigger):
+        found.append(("trigger.when", trigger.condition))
+    elif isinstance(trigger, DateTrigger):
+        found.append(("trigger.date", trigger.date))
+    if campaign.audience is not None:
+        found.append(("audience", campaign.audience))
+    for index, step in enumerate(campaign.steps):
+        if step.condition is not None:
+            found.append((f"steps[{index}].if", step.condition))
+    return found
+
+
+def _sample_event(campaign: Campaign, now: datetime) -> EventFacts | None:
+    trigger = campaign.trigger
+    if not isinstance(trigger, EventTrigger):
+        return None
+    # The samples are previewed as first-time buyers of 24.50 (dripper.preview.samples).
+    data = {"amount": "24.50"} if trigger.event == "purchase" else {}
+    return EventFacts(0, trigger.event, now, data)
+
+
+def _first_failure(
+    campaign: Campaign,
+    expression: Expression,
+    key: str,
+    samples: Sequence[Customer],
+    now: datetime,
+) -> Problem | None:
+    """The expression's first failure on a sample, and on how many samples it fails."""
+    event = _sample_event(campaign, now)
+    edition = campaign.editions[0] if campaign.editions else None
+    failures: list[tuple[Customer, ExpressionError]] = []
+    for customer in samples:
+        try:
+            expression.evaluate(context(customer, campaign, now, event, edition))
+        except ExpressionError as exc:
+            # A sample event carries only what a sample can know: a field a real event
+            # brings (`event.data.size`) is not a mistake of the campaign.
+            if isinstance(exc.__cause__, UndefinedError) and "event" in expression.names:
+                continue
+            failures.append((customer, exc))
+    if not failures:
+        return None
+    customer, error = failures[0]
+    others = f" and {len(failures) - 1} other(s)" if len(failures) > 1 else ""
+    return Problem(
+        campaign.file,
+        expression.line,
+        key,
+        f"{error.reason} (for sample customer {customer.email}{others}; it would fail at "
+        "send time too)",
+    )
+
+
+def _bad_dates(
+    campaign: Campaign, trigger: DateTrigger, samples: Sequence[Customer], now: datetime
+) -> list[str]:
+    bad: list[BadDate] = []
+    for customer in samples:
+        try:
+            value = trigger.date.evaluate(context(customer, campaign, now))
+        except ExpressionError:
+            continue  # reported by _first_failure
+        problem = date_problem(value)
+        if problem is not None:
+            bad.append(BadDate(customer.email, None, problem))
+    if not bad:
+        return []
+    column = trigger.date.source
+    return [f"{campaign.file}: " + summarize(column, bad, users=f"campaign {campaign.name}")]
