@@ -9,16 +9,18 @@ campaign names with `editions:`.
 
 Editions are used in file-name order, so `01-...`, `02-...` is the way to plan a series. The
 body is rendered with raw HTML disabled: an edition is prose, and the MJML template around it
-does the layout.
+does the layout. The text part gets the same body as readable plain text, written from
+markdown-it's parse of it, never by pattern-matching the Markdown.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from dripper.campaigns.model import Edition
 from dripper.campaigns.yamlnodes import Entry, NodeReader, compose, read_source
@@ -36,6 +38,97 @@ _MARKDOWN = MarkdownIt("commonmark", {"html": False})
 def render_markdown(text: str) -> str:
     html: str = _MARKDOWN.render(text)
     return html
+
+
+def markdown_to_text(text: str) -> str:
+    """The edition as the plain-text part shows it, from the same parse as the HTML:
+    headings on their own line, underlined (h1 `===`, h2 `---`); no emphasis or code
+    marks; links as `text (url)`; lists as `- item` / `1. item`; quotes as `> `; code
+    as written."""
+    return _TextWriter().write(_MARKDOWN.parse(text))
+
+
+class _TextWriter:
+    """Walks markdown-it's block tokens; `_inline` flattens each paragraph's children."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        # Open containers, outermost first: "> " for a quote, or a list item's marker
+        # ("- ", "2. "), which turns into spaces once its first line is written.
+        self.prefixes: list[str] = []
+        self.lists: list[tuple[int, str] | None] = []  # next number and "." or ")"; None: bullets
+        self.list_start = False  # a list that begins after other text wants a blank line first
+        self.quoted = 0  # how deep in quotes the last line written was
+
+    def write(self, tokens: Sequence[Token]) -> str:
+        for i, token in enumerate(tokens):
+            kind = token.type
+            if kind == "inline" and tokens[i - 1].type == "heading_open":
+                self._heading(self._inline(token), tokens[i - 1].tag)
+            elif kind == "inline":
+                self._block(self._inline(token).split("\n"), tokens[i - 1].hidden)
+            elif kind in ("fence", "code_block"):
+                self._block(token.content.rstrip("\n").split("\n"), False)
+            elif kind == "hr":
+                self._block(["-" * 20], False)
+            elif kind == "blockquote_open":
+                self.prefixes.append("> ")
+            elif kind in ("bullet_list_open", "ordered_list_open"):
+                start = int(token.attrs.get("start") or 1)
+                self.lists.append((start, token.markup) if kind == "ordered_list_open" else None)
+                self.list_start = not any(p != "> " for p in self.prefixes)  # not nested
+            elif kind == "list_item_open":
+                numbering = self.lists[-1] if self.lists else None
+                if numbering is None:
+                    self.prefixes.append("- ")
+                else:
+                    number, mark = numbering
+                    self.prefixes.append(f"{number}{mark} ")
+                    self.lists[-1] = (number + 1, mark)
+            elif kind in ("bullet_list_close", "ordered_list_close"):
+                self.lists.pop()
+            elif kind in ("blockquote_close", "list_item_close"):
+                self.prefixes.pop()
+        return "\n".join(self.lines).strip("\n")
+
+    def _heading(self, text: str, tag: str) -> None:
+        text = " ".join(text.split())
+        underline = {"h1": "=", "h2": "-"}.get(tag)
+        self._block([text, underline * len(text)] if underline else [text], False)
+
+    def _block(self, lines: list[str], tight: bool) -> None:
+        quotes = self.prefixes.count("> ")
+        if self.lines and (not tight or self.list_start):
+            # the blank line belongs to the quotes around both blocks, not to a new one
+            self.lines.append(("> " * min(quotes, self.quoted)).rstrip())
+        self.list_start = False
+        self.quoted = quotes
+        for line in lines:
+            self.lines.append(("".join(self.prefixes) + line).rstrip())
+            # a list marker is written once; the item's later lines line up under its text
+            self.prefixes = [p if p == "> " else " " * len(p) for p in self.prefixes]
+
+    @staticmethod
+    def _inline(token: Token) -> str:
+        out: list[str] = []
+        links: list[tuple[str, int]] = []  # href, where its label starts in `out`
+        for child in token.children or ():
+            kind = child.type
+            if kind in ("text", "code_inline", "text_special"):
+                out.append(child.content)
+            elif kind in ("softbreak", "hardbreak"):
+                out.append("\n")
+            elif kind == "image":
+                out.append(child.content)  # the alt text
+            elif kind == "link_open":
+                links.append((str(child.attrs.get("href") or ""), len(out)))
+            elif kind == "link_close" and links:
+                href, start = links.pop()
+                label = "".join(out[start:])
+                shown = href.removeprefix("mailto:")
+                if href and shown != label:
+                    out.append(f" ({href})" if label else href)
+        return "".join(out)
 
 
 def load_editions(
@@ -117,6 +210,6 @@ def load_edition(path: Path, file: str, problems: list[Problem]) -> Edition | No
         not_before=not_before,
         markdown=body,
         html=render_markdown(body),
-        text=body,
+        text=markdown_to_text(body),
         path=path,
     )

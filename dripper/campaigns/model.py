@@ -86,7 +86,7 @@ class Edition:
     not_before: date | None
     markdown: str  # the body, front matter removed
     html: str  # the body rendered by CommonMark, raw HTML off
-    text: str  # the text part of the email: the Markdown itself reads well as plain text
+    text: str  # the text part of the email: the body as plain text (markdown_to_text)
     path: Path
 
 

@@ -1,7 +1,7 @@
 """Compile a body template once per version; render it per email with only Jinja left.
 
     flatten (extends/includes/mj-include, with a line map)
-      -> protect Jinja tags as placeholders
+      -> protect Jinja tags as placeholders, plus one for the customer's `lang` on the root
       -> MJML compile (mjml-python) or CSS inlining (premailer, network-free)
       -> check every statement survived, in order
       -> derive the text part (unless a .txt sits beside the template)
@@ -29,9 +29,10 @@ from jinja2.exceptions import SecurityError, UndefinedError
 
 from dripper.render.errors import LimitError, RenderError
 from dripper.render.inline import inline_css
+from dripper.render.lang import LANG_SOURCE, html_lang, with_root_lang
 from dripper.render.links import LinkPlan, done_marking, mark_links, marking_links
 from dripper.render.protect import Protected, protect, unconditional
-from dripper.render.sandbox import DripperSandbox, Limits, end_budget, start_budget
+from dripper.render.sandbox import DripperSandbox, Limits, Record, end_budget, start_budget
 from dripper.render.source import Flat, Flattener
 from dripper.render.text import html_to_text
 
@@ -136,7 +137,7 @@ class CompiledTemplate:
             marked, plan = html, self.links
         else:
             source = run_located(self.flat, context, limits)
-            compiled = _compile_markup(self.kind, source, self.flat)
+            compiled = _compile_markup(self.kind, source, self.flat, _lang_of(context))
             marked, plan = mark_links(compiled, lambda value: False)
         if self.text_source is not None:
             text = run_located(self.text_source, context, limits)
@@ -252,10 +253,13 @@ class Compiler:
         protected = protect(flat_text.text)
         if kind == "mjml" and protected.layout_jinja:
             return per_email(protected.layout_jinja)
+        has_jinja = bool(protected.placeholders)
+        # The customer's language goes on the root, unless the template names its own.
+        protected, lang = protected.with_expression(LANG_SOURCE)
         try:
-            compiled = _compile_markup(kind, protected.text, flat)
+            compiled = _compile_markup(kind, protected.text, flat, lang)
         except RenderError as exc:
-            if not protected.placeholders:
+            if not has_jinja:
                 raise
             return per_email(
                 f"{kind} could not compile the template with Jinja hidden: {exc.message}"
@@ -319,11 +323,12 @@ def _from_code(env: DripperSandbox, source: str, filename: str) -> Template:
     return env.template_class.from_code(env, code, env.make_globals(None), None)
 
 
-def _compile_markup(kind: str, source: str, where: Source) -> str:
-    """MJML compiled, or CSS inlined; errors name the template (mrml gives no usable line)."""
+def _compile_markup(kind: str, source: str, where: Source, lang: str) -> str:
+    """MJML compiled, or CSS inlined, with `lang` on the root element unless the template
+    sets one; errors name the template (mrml gives no usable line)."""
     if kind == "html":
         try:
-            return inline_css(source)
+            return inline_css(source, lang)
         except RenderError as exc:
             raise exc.located(where.display, None) from None
     from mjml import mjml2html
@@ -334,9 +339,15 @@ def _compile_markup(kind: str, source: str, where: Source) -> str:
             "<mj-include> must be written literally in a template file", file=where.display
         )
     try:
-        return mjml2html(source, include_loader=_refuse_include)
+        return mjml2html(with_root_lang(source, lang), include_loader=_refuse_include)
     except (ValueError, RuntimeError) as exc:
         raise RenderError(f"MJML: {exc}", file=where.display) from None
+
+
+def _lang_of(context: dict[str, Any]) -> str:
+    customer = context.get("customer")
+    locale = customer["locale"] if isinstance(customer, Record) and "locale" in customer else None
+    return html_lang(locale)
 
 
 def _refuse_include(path: str) -> str:

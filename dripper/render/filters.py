@@ -5,6 +5,7 @@
     {{ customer.birthday|date("d MMMM") }}        -> 14 July  (ISO strings are read too)
     {{ customer.total_spent|money }}              -> $1,234.50 / 1.234,50 $
     {{ 49|money("EUR") }}  {{ 1234.5|number }}  {{ 0.15|percent }}
+    <html lang="{{ customer.locale|html_lang }}">  -> en-GB / pt-BR / und
 
 Babel is imported on first use: `dripper --help` and previews stay quick.
 """
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from jinja2 import pass_context
 from jinja2.runtime import Context
 
+from dripper.render.lang import html_lang
 from dripper.render.sandbox import Record
 
 if TYPE_CHECKING:
@@ -184,4 +186,5 @@ def make_filters(default_timezone: str, default_currency: str) -> dict[str, Call
         "money": money_filter,
         "number": number_filter,
         "percent": percent_filter,
+        "html_lang": html_lang,  # the customer's locale as an HTML lang: pt_BR -> pt-BR
     }

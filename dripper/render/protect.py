@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 import secrets
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 from dripper.render.scan import scan
@@ -72,6 +72,15 @@ class Protected:
             if self.placeholders[int(m.group(2))].statement
         ]
         return seen == wanted
+
+    def with_expression(self, source: str) -> tuple[Protected, str]:
+        """A copy with one more expression, for Jinja the compiler adds itself (the
+        customer's `lang`), and the token that stands for it."""
+        index = len(self.placeholders)
+        if index >= 100_000:
+            raise ValueError("more than 99,999 Jinja tags in one template")
+        added = replace(self, placeholders=(*self.placeholders, Placeholder(source, False)))
+        return added, f"{self.nonce}{index:05d}"
 
     def restore(self, compiled: str, *, for_text: bool = False) -> str:
         """The compiled text as a Jinja source again: tags back, stray `{{`/`{%`/`{#` in

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from dripper.render.scan import (
 )
 
 MAX_DEPTH = 16
+MAX_FILE_BYTES = 1 << 20  # per template file, as for campaign files
 _MJML_WRAPPER = re.compile(r"</?(?:mjml|mj-body)\b[^>]*>", re.IGNORECASE)
 
 
@@ -103,13 +105,7 @@ class Flattener:
         if name in self.docs:
             return self.docs[name]
         path = self.resolve(name)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise RenderError(f"template {name!r} not found in {self.display}") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RenderError(f"cannot read template {name!r}: {exc}") from None
-        text = text.replace("\r\n", "\n")
+        text = self._read(name, path)
         lines = [0] + [m.end() for m in re.finditer("\n", text)]
         source = SourceFile(path, path.relative_to(self.root).as_posix(), text, lines)
         self.files.append(source)
@@ -119,6 +115,34 @@ class Flattener:
             raise exc.located(self._shown(source), exc.line, path) from None
         self.docs[name] = doc
         return doc
+
+    def _read(self, name: str, path: Path) -> str:
+        """The file's text, refused unread when it is over MAX_FILE_BYTES: a 48 MB template
+        once took `dripper check` 53 s and 2.2 GB, and no email needs a fraction of that."""
+        try:
+            status = path.stat()
+        except FileNotFoundError:
+            raise RenderError(f"template {name!r} not found in {self.display}") from None
+        except OSError as exc:
+            raise RenderError(f"cannot read template {name!r}: {exc.strerror or exc}") from None
+        if not stat.S_ISREG(status.st_mode):  # a FIFO or a device would never end
+            raise RenderError(f"template {name!r} is not a regular file")
+        if status.st_size > MAX_FILE_BYTES:
+            raise _too_large(name, status.st_size)
+        try:
+            with path.open("rb") as handle:
+                data = handle.read(MAX_FILE_BYTES + 1)  # it may have grown since
+        except OSError as exc:
+            raise RenderError(f"cannot read template {name!r}: {exc.strerror or exc}") from None
+        if len(data) > MAX_FILE_BYTES:
+            raise _too_large(name, len(data))
+        try:
+            # Universal newlines, as text-mode reading gives: line numbers count "\n".
+            return data.decode("utf-8").replace("\r\n", "\n").replace("\r", "\n")
+        except UnicodeDecodeError as exc:
+            raise RenderError(
+                f"template {name!r} is not UTF-8 text (byte {exc.start}): save it as UTF-8"
+            ) from None
 
     # emitting ----------------------------------------------------------------------------
     def _template(
@@ -260,7 +284,12 @@ class Flattener:
         elif node.type == "html":
             self._synthetic(doc.file, node.start, "<mj-raw>")
         first = len(self._parts)
-        self._template(name, stack, (doc.file, Tag("stmt", node.start, node.start, "")))
+        try:
+            self._template(name, stack, (doc.file, Tag("stmt", node.start, node.start, "")))
+        except RenderError as exc:
+            if exc.file is None:  # the included file itself: missing, too large...
+                raise exc.located(self._shown(doc.file), line, doc.file.path) from None
+            raise
         if node.type == "mjml":
             # An included MJML file may be a whole <mjml><mj-body> document: keep its body.
             for i in range(first, len(self._parts)):
@@ -294,3 +323,10 @@ class Flattener:
 
     def _shown(self, source: SourceFile) -> str:
         return f"{self.display}/{source.name}"
+
+
+def _too_large(name: str, size: int) -> RenderError:
+    return RenderError(
+        f"template {name!r} is larger than 1 MiB ({size:,} bytes): refused; "
+        "link large images and files instead of embedding them"
+    )

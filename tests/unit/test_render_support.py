@@ -1,11 +1,15 @@
 """Helpers shared by the test_render_* modules: a project folder with the fixture
-templates, a customer, and small stand-ins for a campaign and a step. No tests here."""
+templates, a customer, small stand-ins for a campaign and a step, and a loopback socket
+that records connections. No tests here."""
 
 from __future__ import annotations
 
 import email
 import email.policy
 import shutil
+import socket
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -150,3 +154,68 @@ def parts(mime: bytes) -> tuple[str, str]:
         str(text.get_content()).replace("\r\n", "\n"),
         str(html.get_content()).replace("\r\n", "\n"),
     )
+
+
+class Listener:
+    """A real TCP socket on a free loopback port that records every connection made to it:
+    the target of every fetch a template tries. Nothing is served; a connection is enough
+    to prove a fetch was attempted."""
+
+    def __init__(self) -> None:
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self._socket.settimeout(0.05)
+        self.port: int = self._socket.getsockname()[1]
+        self.base = f"http://127.0.0.1:{self.port}"
+        self._peers: list[tuple[str, int]] = []
+        self._requests: dict[tuple[str, int], bytes] = {}
+        self._probes: set[tuple[str, int]] = set()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, peer = self._socket.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn:
+                with self._lock:
+                    self._peers.append(peer[:2])
+                conn.settimeout(0.5)
+                try:
+                    request = conn.recv(300)
+                except OSError:
+                    request = b""
+                with self._lock:
+                    self._requests[peer[:2]] = request
+
+    def connections(self) -> list[str]:
+        """Every connection so far, as its first request bytes. A probe connection of our
+        own goes through the same accept queue first, so none still waiting is missed."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as probe:
+            mine = probe.getsockname()[:2]
+            self._probes.add(mine)
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                with self._lock:
+                    if mine in self._peers:
+                        break
+                time.sleep(0.005)
+            else:
+                raise AssertionError("the listener stopped accepting connections")
+        with self._lock:
+            return [
+                self._requests.get(peer, b"").decode("latin-1").split("\r\n", 1)[0]
+                or f"connection from {peer}"
+                for peer in self._peers
+                if peer not in self._probes
+            ]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._socket.close()
