@@ -67,7 +67,13 @@ def compose(text: str) -> tuple[yaml.Node | None, yaml.SafeLoader | None, Proble
     Returns the root (None for an empty document) and the loader to construct scalars with, or
     the syntax problem as (file "", line, None, message): the caller fills in the file.
     """
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.YAMLError as exc:  # the reader refuses characters YAML does not allow
+        character = getattr(exc, "character", None)
+        shown = f" (U+{character:04X})" if isinstance(character, int) else ""
+        message = f"a character YAML does not allow{shown}: remove it"
+        return None, None, Problem("", _reader_line(text, exc), None, message)
     try:
         root = loader.get_single_node()
         bad = _bad_character(root)
@@ -85,6 +91,11 @@ def compose(text: str) -> tuple[yaml.Node | None, yaml.SafeLoader | None, Proble
         # PyYAML's composer recurses once per level: `[[[[...` would otherwise crash the check.
         loader.dispose()
         return None, None, Problem("", None, None, "YAML nested too deeply")
+
+
+def _reader_line(text: str, exc: yaml.YAMLError) -> int | None:
+    position = getattr(exc, "position", None)
+    return text.count("\n", 0, position) + 1 if isinstance(position, int) else None
 
 
 def _bad_character(root: yaml.Node | None) -> Problem | None:
