@@ -10,7 +10,6 @@ import io
 import json
 import os
 import string
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,7 +37,9 @@ JSON_SCALARS = (
 )
 JSON = st.recursive(
     JSON_SCALARS,
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(ANY_TEXT, children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(ANY_TEXT, children, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -55,11 +56,11 @@ class Shop:
 
 
 @pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shop]:
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Shop:
     root = tmp_path_factory.mktemp("fuzz")
     result = CliRunner().invoke(cli, ["init", str(root)])
     assert result.exit_code == 0, result.output
-    yield Shop(root)
+    return Shop(root)
 
 
 def assert_handled(result: Result) -> None:
@@ -106,7 +107,7 @@ def test_event_type_and_address(shop: Shop, kind: str, email: str) -> None:
     assert_handled(shop.run("event", kind, email))
 
 
-CELL = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=30)
+CELL = st.text(st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=30)
 
 
 @FUZZ
@@ -208,7 +209,8 @@ def test_config_values(shop: Shop, key: tuple[str, str], value: str) -> None:
     """Any value for a config key: `check` and `run --dry-run` report it in one line."""
     section, name = key
     config = shop.root / "fuzz.toml"
-    config.write_text(f"[{section}]\n{name} = {value}\n", encoding="utf-8", errors="surrogateescape")
+    text = f"[{section}]\n{name} = {value}\n"
+    config.write_text(text, encoding="utf-8", errors="surrogateescape")
     for command in (["check"], ["run", "--dry-run"]):
         result = shop.runner.invoke(cli, ["--config", str(config), *command])
         assert_handled(result)
