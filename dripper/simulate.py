@@ -60,7 +60,7 @@ async def simulate(
 ) -> list[SimulatedSend]:
     from dripper.render.renderer import Renderer
     from dripper.runner import Runner
-    from dripper.store import planning
+    from dripper.store import enrollments
     from dripper.transport.memory import MemoryTransport
 
     transport = MemoryTransport()
@@ -93,7 +93,7 @@ async def simulate(
                     sends.append(SimulatedSend(at, to, campaign, step, subject))
                 transport.sent.clear()
                 with copy.reading() as conn:
-                    upcoming = planning.next_due(conn)
+                    upcoming = enrollments.next_due(conn)
                 jump = moment + STEP
                 if upcoming is not None and moment < upcoming < jump:
                     jump = upcoming

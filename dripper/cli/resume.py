@@ -17,12 +17,12 @@ def resume(campaign: str) -> None:
 
     from dripper.campaigns import load_campaigns
     from dripper.errors import InputError
-    from dripper.store import planning
+    from dripper.store import campaign_state
 
     ctx = app()
     store = ctx.store()
     with store.transaction() as conn:
-        paused = planning.paused_campaigns(conn)
+        paused = campaign_state.paused_campaigns(conn)
         if campaign not in paused:
             listed = ", ".join(sorted(paused)) or "none"
             config = ctx.config
@@ -36,5 +36,5 @@ def resume(campaign: str) -> None:
                     f"no campaign named {campaign!r} (campaigns: {known}; paused: {listed})"
                 )
             raise InputError(f"campaign {campaign!r} is not paused (paused: {listed})")
-        planning.resume_campaign(conn, campaign)
+        campaign_state.resume_campaign(conn, campaign)
     click.echo(f"resumed {campaign} (was: {paused[campaign]})")

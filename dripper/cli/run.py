@@ -189,9 +189,7 @@ async def _forever(runner: Runner, ctx: AppContext) -> None:
             while not stop.is_set():
                 # A stop request is honoured between batches: every send in flight is
                 # finished and recorded before the daemon exits.
-                now = ctx.now()
-                report = runner.plan(now)
-                report.add(await runner.send_due(now, stop=stop))
+                report = await runner.run_once(ctx.now(), stop=stop)
                 status.passed(report)
                 with contextlib.suppress(TimeoutError):  # the tick passed without a stop
                     await asyncio.wait_for(stop.wait(), timeout=tick)

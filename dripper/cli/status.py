@@ -134,10 +134,10 @@ class StatusLine:
                 self.live.update(self._line())
 
     def _count(self) -> None:
-        from dripper.store import planning
+        from dripper.store import deliveries
 
         with self.runner.store.reading() as conn:
-            self.counts = planning.status_counts(conn, now=self.ctx.now())
+            self.counts = deliveries.status_counts(conn, now=self.ctx.now())
 
     def _line(self) -> str:
         c = self.counts

@@ -191,4 +191,6 @@ campaign_state = sa.Table(
     sa.Column("paused", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("paused_reason", sa.Text),
     sa.Column("data", JSONType, nullable=False),
+    # The run of 5.7.x rejections since the last delivery: pauses at pause_after_policy.
+    sa.Column("policy_hits", sa.Integer, nullable=False, server_default=sa.text("0")),
 )

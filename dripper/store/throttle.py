@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dripper.store.deliveries import db_clock
 from dripper.store.engine import Dialect
-from dripper.store.planning import db_clock
 from dripper.store.schema import campaign_state
 from dripper.store.sql import insert_ignoring
 

@@ -7,16 +7,13 @@ suppress, pause). Exceptions are for programming errors only.
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 from typing import Protocol
 
+# The outcomes are the delivery policy's vocabulary: the pure core decides on them.
+from dripper.engine.delivery import Outcome, OutcomeKind
 
-class OutcomeKind(enum.StrEnum):
-    SENT = "sent"  # 2xx to the final dot, or written to the outbox folder
-    DEFERRED = "deferred"  # 4xx, or the line dropped before the final dot: retry later
-    FAILED = "failed"  # 5xx: permanent; never retried
-    AMBIGUOUS = "ambiguous"  # the line dropped after the final dot: possibly delivered
+__all__ = ["Envelope", "Outcome", "OutcomeKind", "Transport"]
 
 
 @dataclass(frozen=True)
@@ -25,28 +22,6 @@ class Envelope:
     sender: str  # envelope sender (MAIL FROM)
     recipient: str  # one validated address (RCPT TO)
     data: bytes  # the whole message, CRLF line endings
-
-
-@dataclass(frozen=True)
-class Outcome:
-    kind: OutcomeKind
-    code: int | None = None  # the SMTP reply code, when there was one
-    enhanced: str | None = None  # e.g. "5.1.1"
-    reply: str = ""  # the server's words, or what went wrong
-
-    @property
-    def suppresses(self) -> bool:
-        """5.1.x: the address does not exist; never send to it again."""
-        return self.kind is OutcomeKind.FAILED and (self.enhanced or "").startswith("5.1.")
-
-    @property
-    def is_policy(self) -> bool:
-        """5.7.x: refused by policy (content, reputation): not the customer's fault."""
-        return self.kind is OutcomeKind.FAILED and (self.enhanced or "").startswith("5.7.")
-
-    def __str__(self) -> str:
-        code = " ".join(p for p in (str(self.code or ""), self.enhanced or "") if p)
-        return f"{self.kind.value}: {code} {self.reply}".replace("  ", " ").strip()
 
 
 class Transport(Protocol):

@@ -15,15 +15,16 @@ import sqlalchemy as sa
 from dripper.campaigns import load_campaigns
 from dripper.config import load_config
 from dripper.render.renderer import Renderer
-from dripper.runner import LEASE, Runner
-from dripper.store import Store, open_store, planning, throttle
+from dripper.runner import Runner
+from dripper.store import Store, campaign_state, deliveries, open_store, throttle
 from dripper.store.schema import delivery_attempts, outbox
 from dripper.tokens import new_message_id
-from dripper.transport.base import Outcome, OutcomeKind
+from dripper.transport.base import Envelope, Outcome, OutcomeKind
 from dripper.transport.memory import MemoryTransport
 from tests.cli.conftest import Project
 
 T0 = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=15)  # the default of [sending] lease
 
 
 @dataclass
@@ -75,7 +76,7 @@ def test_a_crash_requeues_unsent_work_and_marks_in_flight_sends_ambiguous(setup:
     # A daemon claims the four thank-yous, writes attempts for two (they were handed to
     # SMTP), and dies before recording anything.
     with setup.store.transaction() as conn:
-        due = planning.claim_due(
+        due = deliveries.claim_due(
             conn,
             setup.store.dialect,
             now=T0,
@@ -87,7 +88,7 @@ def test_a_crash_requeues_unsent_work_and_marks_in_flight_sends_ambiguous(setup:
     assert len(due) == 4
     in_flight = [d.id for d in due[:2]]
     with setup.store.transaction() as conn:
-        planning.open_attempts(conn, setup.store.dialect, in_flight, now=T0)
+        deliveries.open_attempts(conn, setup.store.dialect, in_flight, now=T0)
         if setup.store.dialect == "postgresql":  # its lease runs out (database time)
             conn.execute(sa.update(outbox).values(lease_until=datetime(2000, 1, 1, tzinfo=UTC)))
 
@@ -137,7 +138,7 @@ def test_repeated_policy_rejections_pause_the_campaign_until_resumed(setup: Setu
 
     assert report.failed == 6  # the 5th rejection pauses; its batch mate is already out
     with setup.store.reading() as conn:
-        paused = planning.paused_campaigns(conn)
+        paused = campaign_state.paused_campaigns(conn)
     assert "welcome" in paused
     assert "5.7.1" in paused["welcome"]
     assert "dripper resume welcome" in paused["welcome"]
@@ -191,3 +192,70 @@ def test_a_second_daemon_on_one_sqlite_file_refuses_to_start(setup: Setup) -> No
     assert "another dripper daemon" in result.output
     assert "one daemon per database file" in result.output
     assert setup.project.run("run", "--once").exit_code == 0  # once the first one is gone
+
+
+def test_policy_rejections_are_counted_across_daemons_and_restarts(setup: Setup) -> None:
+    """Two rejections by daemon A, two by A restarted, one by daemon B: the fifth pauses the
+    campaign, however the five were split (the count lives in the database)."""
+    setup.project.write(
+        "config.toml",
+        (setup.project.root / "config.toml")
+        .read_text()
+        .replace("batch_size = 500", "batch_size = 1"),
+    )
+    emails = buy(setup.runner(), 8)
+    rejected = Outcome(OutcomeKind.FAILED, 554, "5.7.1", "message refused as spam")
+
+    def daemon(owner: str, sends: int | None) -> int:
+        """A fresh daemon (no memory of any other) that stops after `sends` sends."""
+        runner = setup.runner(owner)
+        transport = MemoryTransport({email: rejected for email in emails})
+        runner.transport = transport
+        stop = asyncio.Event()
+
+        async def go() -> int:
+            original = transport.send
+
+            async def counted(envelope: Envelope) -> Outcome:
+                outcome = await original(envelope)
+                nonlocal sends
+                if sends is not None:
+                    sends -= 1
+                    if sends == 0:
+                        stop.set()  # honoured before the next batch is claimed
+                return outcome
+
+            transport.send = counted  # type: ignore[method-assign]
+            return (await runner.send_due(T0, stop=stop)).failed
+
+        return asyncio.run(go())
+
+    def paused() -> dict[str, str]:
+        with setup.store.reading() as conn:
+            return campaign_state.paused_campaigns(conn)
+
+    assert daemon("daemon-a", 2) == 2
+    assert daemon("daemon-a-restarted", 2) == 2
+    assert "welcome" not in paused()
+    assert daemon("daemon-b", None) == 1  # the fifth rejection pauses: nothing more is sent
+    assert "paused after 5 policy rejections" in paused()["welcome"]
+    failed = [r for r in setup.outbox() if r.step == "thank-you" and r.status == "failed"]
+    assert len(failed) == 5
+
+
+def test_a_delivery_ends_a_run_of_policy_rejections(setup: Setup) -> None:
+    """Four rejections, a delivery, four more: no pause (five *in a row* pause)."""
+    setup.project.write(
+        "config.toml",
+        (setup.project.root / "config.toml")
+        .read_text()
+        .replace("batch_size = 500", "batch_size = 1"),
+    )
+    emails = buy(setup.runner(), 9)
+    rejected = Outcome(OutcomeKind.FAILED, 554, "5.7.1", "message refused as spam")
+    runner = setup.runner()
+    setup.transport.answers = {email: rejected for email in emails if email != emails[4]}
+    report = asyncio.run(runner.send_due(T0))
+    assert (report.failed, report.sent) == (8, 1)
+    with setup.store.reading() as conn:
+        assert "welcome" not in campaign_state.paused_campaigns(conn)

@@ -28,12 +28,15 @@ TABLES = {
     "campaign_state",
 }
 
-PROBE_MIGRATION = """
+# A migration after the real head: the database is then one revision behind.
+REAL_HEAD = migrate.HEAD
+PROBE = "9999"
+PROBE_MIGRATION = f"""
 from alembic import op
 import sqlalchemy as sa
 
-revision = "0002"
-down_revision = "0001"
+revision = "{PROBE}"
+down_revision = "{REAL_HEAD}"
 branch_labels = None
 depends_on = None
 
@@ -135,9 +138,9 @@ def with_probe_migration(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     """Make dripper believe it ships a second migration, so the database is behind."""
     folder = tmp_path / "migrations"
     shutil.copytree(migrate.MIGRATIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
-    (folder / "versions" / "0002_probe.py").write_text(PROBE_MIGRATION)
+    (folder / "versions" / f"{PROBE}_probe.py").write_text(PROBE_MIGRATION)
     monkeypatch.setattr(migrate, "MIGRATIONS", folder)
-    monkeypatch.setattr(migrate, "HEAD", "0002")
+    monkeypatch.setattr(migrate, "HEAD", PROBE)
 
 
 def test_ensure_schema_when_behind(
@@ -148,18 +151,18 @@ def test_ensure_schema_when_behind(
     with_probe_migration(tmp_path, monkeypatch)
     if store.dialect == "sqlite":
         store.ensure_schema()
-        assert store.current_revision() == "0002"
+        assert store.current_revision() == PROBE
         assert "probe" in table_names(store)
     else:
         with pytest.raises(StoreError) as caught:
             store.ensure_schema()
         assert str(caught.value) == (
-            "database schema is at 0001, dripper needs 0002: run `dripper db upgrade`"
+            f"database schema is at {REAL_HEAD}, dripper needs {PROBE}: run `dripper db upgrade`"
         )
-        assert store.current_revision() == "0001"
+        assert store.current_revision() == REAL_HEAD
         store.upgrade()
         store.ensure_schema()
-        assert store.current_revision() == "0002"
+        assert store.current_revision() == PROBE
 
 
 def test_ensure_schema_refuses_an_unknown_revision(store: Store) -> None:

@@ -1,8 +1,12 @@
-"""Persistence for the drip engine: enrollments and the outbox.
+"""Deliveries: the sending side of the outbox. Claims under database-time leases, the
+attempts written before a message leaves, the outcomes recorded after, and the orphans a
+dead daemon leaves behind.
 
-Every function takes an open connection, so the caller decides the transaction: an event,
-the enrollments it causes and their outbox rows commit together (DESIGN 7), and planning
-runs again as a no-op thanks to the unique keys (INSERT ... ON CONFLICT DO NOTHING).
+Every function takes an open connection; the delivery service decides the transactions.
+
+Over 400 lines on purpose: claims, leases, attempts, results and orphans are one state
+machine (planned -> sending -> sent/failed/retrying, or back after a crash), and a reader
+follows one send through it without leaving the file.
 """
 
 from __future__ import annotations
@@ -17,15 +21,11 @@ from sqlalchemy.engine import Connection
 
 from dripper.customers.addresses import address_hash
 from dripper.customers.model import Customer
-from dripper.engine.model import (
-    ActiveEnrollment,
-    Ending,
-    EnrollmentStatus,
-    EventFacts,
-    SendStatus,
-)
+from dripper.engine.delivery import Outcome, OutcomeKind, PolicyEffect
+from dripper.engine.model import EnrollmentStatus, EventFacts, SendStatus
 from dripper.store import rows
 from dripper.store.engine import Dialect
+from dripper.store.enrollments import event_facts
 from dripper.store.schema import (
     campaign_state,
     customers,
@@ -35,75 +35,8 @@ from dripper.store.schema import (
     outbox,
     suppressions,
 )
-from dripper.store.sql import chunks, insert_ignoring, insert_returning_ids
+from dripper.store.sql import chunks, insert_returning_ids
 from dripper.store.types import UTCDateTime
-
-
-def active_enrollments(conn: Connection, customer_id: int) -> list[ActiveEnrollment]:
-    """A customer's active enrollments, each with the last step sent (for attribution)."""
-    e, o = enrollments.c, outbox.c
-    last_sent = (
-        sa.select(o.step)
-        .where(o.enrollment_id == e.id, o.status == SendStatus.SENT.value)
-        .order_by(o.sent_at.desc(), o.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    query = sa.select(
-        e.id, e.campaign, e.occurrence, e.enrolled_at, e.event_id, last_sent.label("last_sent")
-    ).where(e.customer_id == customer_id, e.status == EnrollmentStatus.ACTIVE.value)
-    return [
-        ActiveEnrollment(r.id, r.campaign, r.occurrence, r.enrolled_at, r.event_id, r.last_sent)
-        for r in conn.execute(query)
-    ]
-
-
-def end_enrollments(conn: Connection, endings: Iterable[Ending], *, now: datetime) -> None:
-    """Convert or exit enrollments; their sends still planned are cancelled."""
-    for ending in endings:
-        values: dict[str, Any] = {
-            "status": ending.status.value,
-            "ended_at": now,
-            "end_reason": ending.reason,
-        }
-        if ending.status is EnrollmentStatus.CONVERTED:
-            values.update(
-                converted_at=now,
-                converted_event_id=ending.event_id,
-                attributed_step=ending.attributed_step,
-            )
-        changed = conn.execute(
-            sa.update(enrollments)
-            .where(
-                enrollments.c.id == ending.enrollment_id,
-                enrollments.c.status == EnrollmentStatus.ACTIVE.value,
-            )
-            .values(values)
-        ).rowcount
-        if changed:
-            cancel_planned(
-                conn, enrollment_ids=[ending.enrollment_id], reason=ending.reason, now=now
-            )
-
-
-def cancel_planned(
-    conn: Connection, *, enrollment_ids: Sequence[int], reason: str, now: datetime
-) -> int:
-    return conn.execute(
-        sa.update(outbox)
-        .where(
-            outbox.c.enrollment_id.in_(enrollment_ids),
-            outbox.c.status == SendStatus.PLANNED.value,
-        )
-        .values(status=SendStatus.CANCELLED.value, reason=reason, updated_at=now)
-    ).rowcount
-
-
-def event_facts(record: Any) -> EventFacts:
-    return EventFacts(record.id, record.type, record.at, dict(record.data))
-
-
-# --- the send side ----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -285,6 +218,13 @@ class SendResult:
     smtp_enhanced: str | None = None
     smtp_reply: str | None = None
     started_at: datetime | None = None
+    suppress: bool = False  # the policy's verdict: the address does not exist
+    policy: PolicyEffect = PolicyEffect.NONE  # ... and what it does to a run of 5.7.x
+
+    def as_outcome(self) -> Outcome:
+        """The transport's answer this result recorded."""
+        kind = OutcomeKind(self.outcome) if self.outcome else OutcomeKind.FAILED
+        return Outcome(kind, self.smtp_code, self.smtp_enhanced, self.smtp_reply or "")
 
 
 def record_results(
@@ -488,33 +428,6 @@ def recover_orphans(
     return len(requeue), len(open_)
 
 
-def pause_campaign(conn: Connection, dialect: Dialect, campaign: str, reason: str) -> None:
-    stmt = insert_ignoring(dialect, campaign_state, ("campaign",))
-    conn.execute(stmt, {"campaign": campaign, "paused": False, "data": {}})
-    conn.execute(
-        sa.update(campaign_state)
-        .where(campaign_state.c.campaign == campaign)
-        .values(paused=True, paused_reason=reason)
-    )
-
-
-def resume_campaign(conn: Connection, campaign: str) -> bool:
-    return bool(
-        conn.execute(
-            sa.update(campaign_state)
-            .where(campaign_state.c.campaign == campaign, campaign_state.c.paused.is_(True))
-            .values(paused=False, paused_reason=None)
-        ).rowcount
-    )
-
-
-def paused_campaigns(conn: Connection) -> dict[str, str]:
-    query = sa.select(campaign_state.c.campaign, campaign_state.c.paused_reason).where(
-        campaign_state.c.paused.is_(True)
-    )
-    return {name: reason or "" for name, reason in conn.execute(query)}
-
-
 def status_counts(conn: Connection, *, now: datetime) -> dict[str, int]:
     """For the daemon's status line: due now, retrying, ambiguous (awaiting their retry),
     failed (ever)."""
@@ -528,32 +441,3 @@ def status_counts(conn: Connection, *, now: datetime) -> dict[str, int]:
     ).where(o.status.in_([SendStatus.PLANNED.value, SendStatus.FAILED.value]))
     due, retrying, ambiguous, failed = conn.execute(query).one()
     return {"due": due, "retrying": retrying, "ambiguous": ambiguous, "failed": failed}
-
-
-def next_due(conn: Connection) -> datetime | None:
-    """When the next planned send falls due (for the daemon's sleep and `simulate`)."""
-    return conn.execute(
-        sa.select(sa.func.min(outbox.c.next_attempt_at)).where(
-            outbox.c.status == SendStatus.PLANNED.value
-        )
-    ).scalar()
-
-
-# --- campaign state (schedule runs, editions used, date-trigger scans) --------------------
-
-
-def load_state(conn: Connection, campaign: str) -> dict[str, Any]:
-    data = conn.execute(
-        sa.select(campaign_state.c.data).where(campaign_state.c.campaign == campaign)
-    ).scalar()
-    return dict(data) if isinstance(data, Mapping) else {}
-
-
-def save_state(conn: Connection, dialect: Dialect, campaign: str, data: Mapping[str, Any]) -> None:
-    stmt = insert_ignoring(dialect, campaign_state, ("campaign",))
-    conn.execute(stmt, {"campaign": campaign, "paused": False, "data": dict(data)})
-    conn.execute(
-        sa.update(campaign_state)
-        .where(campaign_state.c.campaign == campaign)
-        .values(data=dict(data))
-    )

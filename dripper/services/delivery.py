@@ -1,0 +1,430 @@
+"""Delivery: claim what is due, check it again, render, sign, send, record.
+
+Leases are in database time and kept alive while a batch is in flight; an attempt is
+written before its email goes out and its outcome right after, so a daemon killed at any
+moment leaves only ambiguous sends (retried with the same Message-ID), never lost ones.
+What an outcome means (retry, give up, suppress, count towards a pause) is decided by the
+pure policy in `dripper.engine.delivery`; this service applies it.
+
+A little over 400 lines on purpose: claim, check, render, send and record are one
+pipeline over one batch, and its overlaps (attempts opened for the next chunk while this
+one is sent, outcomes recorded while the next one goes) read best in one place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from dripper.engine import plan
+from dripper.engine.delivery import PolicyEffect, RetryPolicy, decide, pause_reason, should_pause
+from dripper.engine.model import SendStatus, Verdict
+from dripper.services.report import Progress, Report
+
+if TYPE_CHECKING:
+    from dripper.campaigns import Campaign, Edition
+    from dripper.config import Config
+    from dripper.dkim import DkimSigner
+    from dripper.ratelimit import RateLimiter
+    from dripper.render.renderer import Renderer
+    from dripper.store import Store
+    from dripper.store.deliveries import DueSend, SendResult
+    from dripper.transport.base import Outcome, Transport
+
+log = logging.getLogger("dripper.run")
+
+
+class Sender:
+    """Sends what is due through one transport, signed by one signer, at one shared rate."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        campaigns: Sequence[Campaign],
+        *,
+        renderer: Renderer,
+        transport: Transport,
+        owner: str,
+        signer: DkimSigner | None = None,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        """`signer`: DKIM (None: unsigned). `limiter`: the shared send rate (None: as fast
+        as the transport's pool goes). `owner` names this daemon on its leases."""
+        self.config = config
+        self.store = store
+        self.campaigns = list(campaigns)
+        self.by_name = {c.name: c for c in self.campaigns}
+        self.renderer = renderer
+        self.transport = transport
+        self.owner = owner
+        self.signer = signer
+        self.limiter = limiter
+        self.progress = Progress()
+        self.retry = RetryPolicy(config.retry, config.give_up_after)
+        self.pause_after = int(config.transport.get("pause_after_policy", 5))
+        self.exempt_steps = {  # transactional steps: never counted by the frequency cap
+            (c.name, step.id) for c in self.campaigns for step in c.steps if step.transactional
+        }
+
+    async def send_due(self, now: datetime, *, stop: asyncio.Event | None = None) -> Report:
+        """Claim what is due in batches; check, render, sign, send and record each.
+
+        `stop` (SIGTERM): no new batch is claimed; the one in flight is finished and
+        recorded. Leases are in database time and kept alive while a batch is in flight;
+        an attempt is written before its email goes out, so a daemon killed mid-send
+        leaves an ambiguous send (retried with the same Message-ID), never a lost one."""
+        from dripper.store import deliveries
+
+        report = Report()
+        with self.store.transaction() as conn:
+            _requeued, ambiguous = deliveries.recover_orphans(
+                conn,
+                self.store.dialect,
+                now=now,
+                retry_at=now + self.config.retry[0],
+                every=self.store.dialect == "sqlite",
+            )
+        if ambiguous:
+            log.warning(
+                "%d send(s) were in flight when a daemon stopped: recorded as ambiguous "
+                "(possibly delivered), retried with the same Message-ID",
+                ambiguous,
+            )
+        report.ambiguous += ambiguous
+        while stop is None or not stop.is_set():
+            with self.store.transaction() as conn:
+                due = self._claim(conn, now, claim=True)
+            if not due:
+                break
+            results, recorded = await self._deliver(due, now, report)
+            rest = [(d, r) for d, r in zip(due, results, strict=True) if r.id not in recorded]
+            if rest:
+                with self.store.transaction() as conn:
+                    deliveries.record_results(conn, [r for _, r in rest], now=now)
+                    self._after_results(conn, [d for d, _ in rest], [r for _, r in rest], now)
+        return report
+
+    async def dry_run(self, now: datetime) -> Report:
+        """What `send_due` would send now, rendered (and signed) but neither sent nor
+        recorded: nothing is claimed, planned or written."""
+        report = Report()
+        with self.store.reading() as conn:
+            due = self._claim(conn, now, claim=False)
+        await self._deliver(due, now, report, dry=True)
+        return report
+
+    def _claim(self, conn: Any, now: datetime, *, claim: bool) -> list[DueSend]:
+        """The next batch due (claimed under a lease, or only looked at for --dry-run)."""
+        from dripper.store import deliveries
+        from dripper.tokens import new_message_id
+
+        sender = self.renderer.sender.email
+        return deliveries.claim_due(
+            conn,
+            self.store.dialect,
+            now=now,
+            limit=self.config.batch_size,
+            owner=self.owner,
+            lease=self.config.lease,
+            new_message_id=lambda: new_message_id(sender),
+            claim=claim,
+        )
+
+    def _after_results(
+        self, conn: Any, due: Sequence[DueSend], results: Sequence[SendResult], now: datetime
+    ) -> None:
+        """Apply what the policy decided: suppress addresses that do not exist; count each
+        campaign's run of policy rejections in the database and pause it at the limit."""
+        from dripper.store import campaign_state
+        from dripper.store.privacy import suppress
+        from dripper.store.records import SuppressionReason
+
+        runs: dict[str, tuple[int, bool, SendResult]] = {}  # campaign -> hits, reset, last
+        for result, send in zip(results, due, strict=True):
+            if result.suppress:
+                suppress(
+                    conn,
+                    self.store.dialect,
+                    send.customer.email,
+                    reason=SuppressionReason.BOUNCED,
+                    now=now,
+                )
+            hits, reset, last = runs.get(send.campaign, (0, False, result))
+            if result.policy is PolicyEffect.HIT:
+                runs[send.campaign] = (hits + 1, reset, result)
+            elif result.policy is PolicyEffect.RESET:
+                runs[send.campaign] = (0, True, last)  # a delivery ends the run so far
+        for campaign, (hits, reset, last) in runs.items():
+            counted = campaign_state.count_policy_hits(
+                conn, self.store.dialect, campaign, hits=hits, reset=reset
+            )
+            if hits and should_pause(counted, self.pause_after):
+                reason = pause_reason(counted, last.as_outcome(), campaign)
+                campaign_state.pause_campaign(conn, self.store.dialect, campaign, reason)
+                log.error("campaign %s %s", campaign, reason)
+
+    async def _deliver(
+        self, due: Sequence[DueSend], now: datetime, report: Report, *, dry: bool = False
+    ) -> tuple[list[SendResult], set[int]]:
+        from dripper.store import deliveries
+        from dripper.store.deliveries import SendResult
+
+        cap = self.config.max_per_customer
+        recent: dict[int, list[datetime]] = {}
+        if cap is not None:
+            with self.store.reading() as conn:
+                recent = deliveries.recent_sends(
+                    conn,
+                    {d.customer.id for d in due},
+                    since=now - cap.period,
+                    campaigns=[c.name for c in self.campaigns if not c.transactional],
+                    exempt_steps=self.exempt_steps,
+                )
+        editions = _Editions(self.store)
+        # Decide in order first (the cap must count sends made earlier in this batch), then
+        # render and send concurrently.
+        results: dict[int, SendResult] = {}
+        to_send: list[tuple[DueSend, Campaign, Any, Edition | None]] = []
+        for send in due:
+            campaign = self.by_name.get(send.campaign)
+            step = campaign.step(send.step) if campaign is not None else None
+            if campaign is None or step is None:
+                what = "campaign" if campaign is None else "step"
+                results[send.id] = SendResult(
+                    send.id, SendStatus.CANCELLED, f"{what} no longer exists"
+                )
+                continue
+            edition = editions.get(campaign, send.occurrence) if campaign.editions else None
+            ctx = plan.context(send.customer, campaign, now, send.event, edition)
+            decision = plan.send_decision(
+                campaign=campaign,
+                step=step,
+                customer=send.customer,
+                suppressed=send.suppressed,
+                enrollment_status=send.enrollment_status,
+                ctx=ctx,
+                now=now,
+                fallback_tz=self.config.timezone,
+                quiet_hours=self.config.quiet_hours,
+                cap=cap,
+                recent_sends=recent.get(send.customer.id, []),
+            )
+            if decision.verdict is Verdict.SEND:
+                if not (campaign.transactional or step.transactional):
+                    recent.setdefault(send.customer.id, []).append(now)
+                to_send.append((send, campaign, step, edition))
+            elif decision.verdict is Verdict.DEFER:
+                results[send.id] = SendResult(
+                    send.id, SendStatus.PLANNED, decision.reason, next_attempt_at=decision.until
+                )
+            else:
+                status = (
+                    SendStatus.SKIPPED if decision.verdict is Verdict.SKIP else SendStatus.CANCELLED
+                )
+                results[send.id] = SendResult(send.id, status, decision.reason)
+
+        ready: list[tuple[DueSend, bytes]] = []
+        for send, campaign, step, edition in to_send:
+            rendered = self._render(send, campaign, step, edition, now)
+            if isinstance(rendered, bytes):
+                ready.append((send, rendered))
+            else:
+                results[send.id] = rendered
+        recorded: set[int] = set()
+        if dry:
+            for send, _data in ready:
+                results[send.id] = SendResult(send.id, SendStatus.SENT, "dry run: not sent")
+        elif ready:
+            for result in await self._send_all(ready, now):
+                results[result.id] = result
+                recorded.add(result.id)
+        ordered = [results[d.id] for d in due]
+        for send, result in zip(due, ordered, strict=True):
+            _count(report, result)
+            if result.status is SendStatus.SENT:
+                report.deliveries.append(
+                    (now, send.customer.email, send.campaign, send.step, send.message_id)
+                )
+        return ordered, recorded
+
+    def _render(
+        self, send: DueSend, campaign: Campaign, step: Any, edition: Edition | None, now: datetime
+    ) -> bytes | SendResult:
+        """The signed message, or the failure to record (a template error is the
+        campaign's problem: failed with the reason, never a crash of the daemon)."""
+        from dripper.errors import DripperError
+        from dripper.store.deliveries import SendResult
+
+        try:
+            email = self.renderer.render(
+                campaign,
+                step,
+                send.customer,
+                now=now,
+                message_id=send.message_id,
+                variant=send.variant,
+                edition=edition,
+            )
+        except DripperError as exc:
+            log.error(
+                "render failed for %s (%s/%s): %s",
+                send.customer.email,
+                send.campaign,
+                send.step,
+                exc,
+            )
+            return SendResult(send.id, SendStatus.FAILED, f"render: {exc}")
+        if self.signer is None:
+            return email.mime
+        return self.signer.sign(email.mime, timestamp=int(now.timestamp()))
+
+    async def _send_all(
+        self, ready: Sequence[tuple[DueSend, bytes]], now: datetime
+    ) -> list[SendResult]:
+        """Send concurrently (the transport's pool size), paced by the shared rate, while
+        a heartbeat keeps the batch's leases alive.
+
+        The batch goes out in small chunks (four per connection): a chunk's attempts are
+        written before any of it is sent, and its outcomes right after, in worker threads
+        that overlap with the next chunk's sending. A crash leaves as ambiguous only the
+        few chunks around the moment it happened, never the whole batch; the database
+        sees three transactions per chunk, not per email."""
+        from dripper.store import deliveries
+        from dripper.store.sql import chunks
+        from dripper.transport.base import Envelope, OutcomeKind
+
+        transport = self.transport
+        store, dialect = self.store, self.store.dialect
+        sender = self.renderer.sender.email
+        pool = int(self.config.transport.get("concurrency", 4))
+        concurrency = asyncio.Semaphore(pool)
+        limiter = self.limiter
+        by_id = {send.id: send for send, _ in ready}
+        attempts: dict[int, int] = {}
+
+        def open_attempts(ids: list[int]) -> None:
+            with store.transaction() as conn:
+                attempts.update(deliveries.open_attempts(conn, dialect, ids, now=now))
+
+        def record(results: list[SendResult]) -> None:
+            with store.transaction() as conn:
+                deliveries.record_results(conn, results, now=now, attempts=attempts)
+                self._after_results(conn, [by_id[r.id] for r in results], results, now)
+
+        async def one(send: DueSend, data: bytes) -> SendResult:
+            async with concurrency:
+                if limiter is not None:
+                    await limiter.wait()
+                outcome = await transport.send(
+                    Envelope(send.message_id, sender, send.customer.email, data)
+                )
+            if outcome.kind is OutcomeKind.SENT:
+                self.progress.sent += 1
+            return self._result(send, outcome, now)
+
+        parts = list(chunks(ready, max(8, 4 * pool)))
+        keeper = asyncio.create_task(  # noqa: RUF006 (cancelled and awaited below)
+            self._keep_leases([send.id for send, _ in ready])
+        )
+        done: list[SendResult] = []
+        recording: asyncio.Task[None] | None = None
+        try:
+            opening = asyncio.create_task(  # noqa: RUF006 (awaited in the loop)
+                asyncio.to_thread(open_attempts, [s.id for s, _ in parts[0]])
+            )
+            for i, part in enumerate(parts):
+                await opening
+                if i + 1 < len(parts):
+                    ids = [s.id for s, _ in parts[i + 1]]
+                    opening = asyncio.create_task(asyncio.to_thread(open_attempts, ids))
+                results = list(await asyncio.gather(*(one(send, data) for send, data in part)))
+                if recording is not None:
+                    await recording
+                recording = asyncio.create_task(asyncio.to_thread(record, results))
+                done += results
+            if recording is not None:
+                await recording
+            return done
+        finally:
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+
+    async def _keep_leases(self, ids: Sequence[int]) -> None:
+        from dripper.store import deliveries
+
+        while True:
+            await asyncio.sleep(self.config.lease.total_seconds() / 3)
+            with self.store.transaction() as conn:
+                deliveries.extend_leases(
+                    conn, self.store.dialect, ids, owner=self.owner, lease=self.config.lease
+                )
+
+    def _result(self, send: DueSend, outcome: Outcome, now: datetime) -> SendResult:
+        """The outcome, judged by the delivery policy, as the row to record."""
+        from dripper.store.deliveries import SendResult
+
+        decision = decide(
+            outcome, attempts=send.attempts, due_at=send.due_at, policy=self.retry, now=now
+        )
+        if decision.status is SendStatus.PLANNED:
+            log.warning(
+                "%s to %s: %s; retrying at %s",
+                send.message_id,
+                send.customer.email,
+                outcome,
+                decision.retry_at,
+            )
+        return SendResult(
+            send.id,
+            decision.status,
+            decision.reason,
+            next_attempt_at=decision.retry_at,
+            attempted=True,
+            outcome=outcome.kind.value,
+            smtp_code=outcome.code,
+            smtp_enhanced=outcome.enhanced,
+            smtp_reply=outcome.reply,
+            started_at=now,
+            suppress=decision.suppress,
+            policy=decision.policy,
+        )
+
+
+class _Editions:
+    """Which edition each newsletter run used, read once per batch and campaign."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._runs: dict[str, dict[str, Any]] = {}
+
+    def get(self, campaign: Campaign, occurrence: str) -> Edition | None:
+        from dripper.store import campaign_state
+
+        if campaign.name not in self._runs:
+            with self.store.reading() as conn:
+                state = campaign_state.load_state(conn, campaign.name)
+            self._runs[campaign.name] = dict(state.get("runs", {}))
+        slug = self._runs[campaign.name].get(occurrence)
+        return campaign.edition(slug) if slug else None
+
+
+def _count(report: Report, result: SendResult) -> None:
+    if result.status is SendStatus.SENT:
+        report.sent += 1
+    elif result.status is SendStatus.SKIPPED:
+        report.skipped += 1
+    elif result.status is SendStatus.CANCELLED:
+        report.cancelled += 1
+    elif result.status is SendStatus.FAILED:
+        report.failed += 1
+    elif result.status is SendStatus.PLANNED:
+        if result.outcome == "ambiguous":
+            report.ambiguous += 1
+        else:
+            report.deferred += 1
+
+

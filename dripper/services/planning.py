@@ -1,0 +1,319 @@
+"""Planning: events and schedules in; enrollments and outbox rows out.
+
+The adapter around the pure planner (`dripper.engine.plan`): it reads state from the store
+in batches, asks the planner, and writes the answers back in the same transaction as what
+caused them. It never reads the clock: every call takes `now`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from dripper.engine import plan
+from dripper.engine.model import Ending, EventDecisions, NewEnrollment
+from dripper.engine.timing import schedule_runs
+from dripper.services.report import Report
+
+if TYPE_CHECKING:
+    from dripper.campaigns import Campaign, Edition
+    from dripper.config import Config
+    from dripper.customers.model import Customer
+    from dripper.store import Store
+    from dripper.store.ingest import NewEvent
+    from dripper.store.records import EventRecord
+
+SCAN_EVERY = timedelta(minutes=15)  # date and time-dependent `when` triggers
+EARLIEST_OFFSET = timedelta(hours=14)  # UTC+14: where a run day begins first
+MAX_CATCH_UP = timedelta(days=7)  # older date-trigger days are history, not news
+
+
+class Planner:
+    """Enrolls customers and plans their sends, for events as they are recorded and for
+    date triggers, `when` triggers and schedules on each pass."""
+
+    def __init__(self, config: Config, store: Store, campaigns: Sequence[Campaign]) -> None:
+        self.config = config
+        self.store = store
+        self.campaigns = list(campaigns)
+        self._header_fields = _subject_event_fields(self.campaigns)
+
+    # --- events ------------------------------------------------------------------------
+
+    def record_event(
+        self, email: str, type_: str, *, at: datetime, data: Mapping[str, Any], now: datetime
+    ) -> tuple[Customer, EventRecord, EventDecisions]:
+        """Store an event and everything it causes (enrollments, conversions, exits) in one
+        transaction: an event is never recorded without its plan, nor planned twice."""
+        from dripper.store import bulk, enrollments
+        from dripper.store import customers as customer_ops
+
+        self.check(at, data)
+        with self.store.transaction() as conn:
+            customer, record = customer_ops.record_event(
+                conn, self.store.dialect, email, type_, at=at, data=data, now=now
+            )
+            active = enrollments.active_enrollments(conn, customer.id)
+            decisions = plan.on_event(
+                self.campaigns,
+                customer,
+                enrollments.event_facts(record),
+                active,
+                fallback_tz=self.config.timezone,
+                now=now,
+            )
+            enrollments.end_enrollments(conn, decisions.end, now=now)
+            bulk.save_enrollments(
+                conn, self.store.dialect, [(customer.id, e) for e in decisions.enroll], now=now
+            )
+        return customer, record, decisions  # the caller reports decisions.warnings
+
+    def check(self, at: datetime, data: Mapping[str, Any], where: str = "--data") -> None:
+        """Refuse, before anything is written, what no database or email header can hold."""
+        from dripper.eventdata import check_at, check_event_data, check_header_fields
+
+        check_at(at, where="--at" if where == "--data" else where)
+        check_event_data(data, where=where)
+        check_header_fields(data, self._header_fields, where=where)
+
+    def record_events(
+        self,
+        items: Iterable[NewEvent],
+        *,
+        now: datetime,
+        batch_size: int = 2000,
+        workers: int | None = None,
+    ) -> Report:
+        """Store many events and plan what they cause, a batch per transaction (an order
+        export, a backfill). Same decisions as `record_event`, one event at a time per
+        customer: a customer met twice closes the batch, so the second event sees the
+        first one's effects. Memory stays flat however many events come.
+
+        On PostgreSQL two workers (`workers` to choose) share the customers by address,
+        each with its own connection: while one waits for the database the other plans,
+        and a customer's events stay in order in one worker. SQLite has one writer, so one
+        worker there."""
+        from dripper.services import bulk_events
+
+        if self.store.dialect != "postgresql":
+            workers = 1  # one writer, one shared connection
+        elif workers is None:
+            workers = 2
+        if workers <= 1:
+            return bulk_events.in_batches(self, items, now, batch_size)
+        return bulk_events.in_parallel(self, items, now, batch_size, workers)
+
+    def record_batch(self, batch: Sequence[NewEvent], now: datetime) -> Report:
+        """One batch of events (one per customer) stored and planned in one transaction."""
+        from dripper.store import bulk, enrollments, ingest
+
+        report = Report()
+        with self.store.transaction() as conn:
+            stored = ingest.store_events(conn, self.store.dialect, batch, now=now)
+            active = ingest.active_enrollments_of(conn, [c.id for c, _ in stored])
+            endings: list[Ending] = []
+            planned: list[tuple[int, NewEnrollment]] = []
+            for customer, facts in stored:
+                decisions = plan.on_event(
+                    self.campaigns,
+                    customer,
+                    facts,
+                    active.get(customer.id, ()),
+                    fallback_tz=self.config.timezone,
+                    now=now,
+                )
+                endings += decisions.end
+                planned += [(customer.id, e) for e in decisions.enroll]
+                report.warnings += decisions.warnings
+            enrollments.end_enrollments(conn, endings, now=now)
+            report.enrolled += bulk.save_enrollments(conn, self.store.dialect, planned, now=now)
+        return report
+
+    # --- planning passes -----------------------------------------------------------------
+
+    def plan(self, now: datetime, *, force_scan: bool = False) -> Report:
+        """Enroll whoever is due: date triggers, `when` triggers, schedule runs."""
+        from dripper.campaigns import DateTrigger, WhenTrigger
+
+        report = Report()
+        for campaign in self.campaigns:
+            if campaign.schedule is not None:
+                report.add(self._schedule(campaign, now))
+            elif isinstance(campaign.trigger, DateTrigger | WhenTrigger):
+                report.add(self._scan(campaign, now, force=force_scan))
+        return report
+
+    def _scan(self, campaign: Campaign, now: datetime, *, force: bool) -> Report:
+        """Date and `when` triggers over the customers. A `when` that does not read `now`
+        only needs the customers changed since the last scan."""
+        from dripper.campaigns import DateTrigger, WhenTrigger
+        from dripper.store import campaign_state
+
+        report = Report()
+        with self.store.reading() as conn:
+            state = campaign_state.load_state(conn, campaign.name)
+        last = _parse_time(state.get("last_scan"))
+        trigger = campaign.trigger
+        time_dependent = isinstance(trigger, DateTrigger) or (
+            isinstance(trigger, WhenTrigger) and "now" in trigger.condition.names
+        )
+        if not force and last is not None and time_dependent and now - last < SCAN_EVERY:
+            return report
+        changed_since = None if time_dependent else last
+
+        def planned(batch: list[Customer]) -> list[tuple[int, NewEnrollment]]:
+            found = []
+            for customer in batch:
+                if isinstance(trigger, DateTrigger):
+                    new = plan.date_enrollment(
+                        campaign,
+                        customer,
+                        now=now,
+                        fallback_tz=self.config.timezone,
+                        warnings=report.warnings,
+                        max_age=MAX_CATCH_UP,
+                    )
+                else:
+                    new = plan.when_enrollment(
+                        campaign,
+                        customer,
+                        now=now,
+                        fallback_tz=self.config.timezone,
+                        warnings=report.warnings,
+                    )
+                if new is not None:
+                    found.append((customer.id, new))
+            return found
+
+        report.enrolled += self._save_pages(map(planned, self._customers(changed_since)), now)
+        with self.store.transaction() as conn:
+            campaign_state.save_state(
+                conn, self.store.dialect, campaign.name, {**state, "last_scan": now.isoformat()}
+            )
+        return report
+
+    def _schedule(self, campaign: Campaign, now: datetime) -> Report:
+        """A recurring campaign: each run due enrolls every subscribed customer, with the
+        next unused edition; a run with no edition left is skipped with a warning."""
+        from dripper.store import campaign_state
+
+        assert campaign.schedule is not None
+        report = Report()
+        with self.store.reading() as conn:
+            state = campaign_state.load_state(conn, campaign.name)
+        runs: dict[str, str | None] = dict(state.get("runs", {}))
+        last = max((date.fromisoformat(r) for r in runs), default=None)
+        # A run day begins first at UTC+14; each customer's own day starts later.
+        until = (now + EARLIEST_OFFSET).date()
+        due = schedule_runs(campaign.schedule.starting, campaign.schedule.every, last, until)
+        if not due:
+            return report
+        for missed in due[:-1]:  # the daemon was down: send the latest run, not a backlog
+            runs[missed.isoformat()] = None
+            report.warnings.append(f"{campaign.name}: run of {missed} missed (daemon not running)")
+        run = due[-1]
+        edition = self._next_edition(campaign, runs, run)
+        if campaign.editions_dir is not None and edition is None:
+            runs[run.isoformat()] = None
+            report.warnings.append(
+                f"{campaign.name}: run of {run} skipped: no edition left in "
+                f"{campaign.editions_dir} (add a Markdown file; never an empty newsletter)"
+            )
+        else:
+            runs[run.isoformat()] = edition.slug if edition is not None else ""
+
+            def planned(batch: list[Customer]) -> list[tuple[int, NewEnrollment]]:
+                return [
+                    (c.id, new)
+                    for c in batch
+                    if (
+                        new := plan.schedule_enrollment(
+                            campaign, c, run, fallback_tz=self.config.timezone, now=now
+                        )
+                    )
+                    is not None
+                ]
+
+            report.enrolled += self._save_pages(map(planned, self._customers(None)), now)
+        with self.store.transaction() as conn:
+            campaign_state.save_state(
+                conn, self.store.dialect, campaign.name, {**state, "runs": runs}
+            )
+        return report  # warnings travel in the report: whoever shows it shows them once
+
+    def _save_pages(self, pages: Iterable[list[tuple[int, NewEnrollment]]], now: datetime) -> int:
+        """Save each page of planned enrollments in its own transaction; returns how many
+        were new. On PostgreSQL a writer thread saves a page while the next one is read
+        and planned (psycopg lets go of the GIL while it waits); one page in flight at a
+        time keeps memory flat and brings a failure back at once. SQLite's one shared
+        connection is written from this thread."""
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        if self.store.dialect != "postgresql":
+            return sum(self._save_page(page, now) for page in pages)
+        created = 0
+        with ThreadPoolExecutor(1, thread_name_prefix="save-enrollments") as writer:
+            saving: Future[int] | None = None
+            for page in pages:
+                if saving is not None:
+                    created += saving.result()
+                saving = writer.submit(self._save_page, page, now)
+            if saving is not None:
+                created += saving.result()
+        return created
+
+    def _save_page(self, page: list[tuple[int, NewEnrollment]], now: datetime) -> int:
+        from dripper.store import bulk
+
+        if not page:
+            return 0
+        with self.store.transaction() as conn:
+            return bulk.save_enrollments(conn, self.store.dialect, page, now=now)
+
+    def _customers(self, changed_since: datetime | None) -> Iterator[list[Customer]]:
+        """Subscribed customers a page at a time, each page its own short read."""
+        from dripper.store import reads
+
+        after = 0
+        while True:
+            with self.store.reading() as conn:
+                batch = reads.subscribed_page(
+                    conn, after_id=after, limit=1000, changed_since=changed_since
+                )
+            if not batch:
+                return
+            yield batch
+            after = batch[-1].id
+
+    @staticmethod
+    def _next_edition(
+        campaign: Campaign, runs: Mapping[str, str | None], run: date
+    ) -> Edition | None:
+        used = {slug for slug in runs.values() if slug}
+        for edition in campaign.editions:
+            if edition.slug in used:
+                continue
+            if edition.not_before is not None and edition.not_before > run:
+                continue
+            return edition
+        return None
+
+
+def _subject_event_fields(campaigns: Sequence[Campaign]) -> frozenset[str] | None:
+    """The event fields any subject shows (None: possibly all of them)."""
+    from dripper.campaigns.steps import subject_event_fields
+
+    return subject_event_fields(
+        subject for campaign in campaigns for step in campaign.steps for subject in step.subjects
+    )
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)

@@ -1,0 +1,47 @@
+"""What a pass did: the counts every service adds to, shown by the CLI and collected by
+`simulate`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+_COUNTS = ("enrolled", "sent", "skipped", "cancelled", "deferred", "failed", "ambiguous")
+
+
+@dataclass
+class Report:
+    """What one pass did; the CLI prints it, `simulate` collects it."""
+
+    enrolled: int = 0
+    sent: int = 0
+    skipped: int = 0
+    cancelled: int = 0
+    deferred: int = 0
+    failed: int = 0
+    ambiguous: int = 0
+    warnings: list[str] = field(default_factory=list)
+    deliveries: list[tuple[datetime, str, str, str, str]] = field(default_factory=list)
+
+    def add(self, other: Report) -> None:
+        for name in _COUNTS:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.warnings += other.warnings
+        self.deliveries += other.deliveries
+
+    def summary(self, *, dry_run: bool = False) -> str:
+        if dry_run:  # nothing was planned or sent: say what would have been
+            parts = [f"would send {self.sent}"]
+        else:
+            parts = [f"{self.enrolled} enrolled", f"{self.sent} sent"]
+        for name in ("deferred", "skipped", "cancelled", "failed", "ambiguous"):
+            if getattr(self, name):
+                parts.append(f"{getattr(self, name)} {name}")
+        return ", ".join(parts)
+
+
+@dataclass
+class Progress:
+    """Live counters for the status line (updated as each email goes out)."""
+
+    sent: int = 0

@@ -1,0 +1,94 @@
+"""Campaign state: what the planner remembers per campaign (schedule runs, editions used,
+the last date-trigger scan) and what the daemons share about it (paused or not, the run
+of policy rejections that pauses it).
+
+The run of policy rejections lives here, in the database, not in a daemon's memory: two
+daemons on one PostgreSQL database count together, and a restart forgets nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dripper.store.engine import Dialect
+from dripper.store.schema import campaign_state
+from dripper.store.sql import insert_ignoring
+
+
+def _ensure_row(conn: Connection, dialect: Dialect, campaign: str) -> None:
+    stmt = insert_ignoring(dialect, campaign_state, ("campaign",))
+    conn.execute(stmt, {"campaign": campaign, "paused": False, "data": {}})
+
+
+def pause_campaign(conn: Connection, dialect: Dialect, campaign: str, reason: str) -> None:
+    """Pause a campaign; its run of policy rejections starts again from 0."""
+    _ensure_row(conn, dialect, campaign)
+    conn.execute(
+        sa.update(campaign_state)
+        .where(campaign_state.c.campaign == campaign)
+        .values(paused=True, paused_reason=reason, policy_hits=0)
+    )
+
+
+def count_policy_hits(
+    conn: Connection, dialect: Dialect, campaign: str, *, hits: int, reset: bool
+) -> int:
+    """Add `hits` policy rejections to the campaign's run (after ending the run first when
+    `reset`: a delivery came in between) and return the run's length. One statement, so
+    daemons counting at once each see the other's hits (the row is locked until commit)."""
+    c = campaign_state.c
+    if hits == 0:
+        if reset:  # only a run in progress is written: most batches change nothing here
+            conn.execute(
+                sa.update(campaign_state)
+                .where(c.campaign == campaign, c.policy_hits != 0)
+                .values(policy_hits=0)
+            )
+        return 0
+    _ensure_row(conn, dialect, campaign)
+    value = sa.literal(hits) if reset else c.policy_hits + hits
+    counted = conn.execute(
+        sa.update(campaign_state)
+        .where(c.campaign == campaign)
+        .values(policy_hits=value)
+        .returning(c.policy_hits)
+    ).scalar_one()
+    return int(counted)
+
+
+def resume_campaign(conn: Connection, campaign: str) -> bool:
+    return bool(
+        conn.execute(
+            sa.update(campaign_state)
+            .where(campaign_state.c.campaign == campaign, campaign_state.c.paused.is_(True))
+            .values(paused=False, paused_reason=None)
+        ).rowcount
+    )
+
+
+def paused_campaigns(conn: Connection) -> dict[str, str]:
+    query = sa.select(campaign_state.c.campaign, campaign_state.c.paused_reason).where(
+        campaign_state.c.paused.is_(True)
+    )
+    return {name: reason or "" for name, reason in conn.execute(query)}
+
+
+def load_state(conn: Connection, campaign: str) -> dict[str, Any]:
+    data = conn.execute(
+        sa.select(campaign_state.c.data).where(campaign_state.c.campaign == campaign)
+    ).scalar()
+    return dict(data) if isinstance(data, Mapping) else {}
+
+
+def save_state(conn: Connection, dialect: Dialect, campaign: str, data: Mapping[str, Any]) -> None:
+    stmt = insert_ignoring(dialect, campaign_state, ("campaign",))
+    conn.execute(stmt, {"campaign": campaign, "paused": False, "data": dict(data)})
+    conn.execute(
+        sa.update(campaign_state)
+        .where(campaign_state.c.campaign == campaign)
+        .values(data=dict(data))
+    )

@@ -1,0 +1,98 @@
+"""Enrollments and the planning side of the outbox: who is in which campaign, what an
+event ends, and when the next planned send falls due.
+
+Every function takes an open connection, so the caller decides the transaction: an event,
+the enrollments it causes and their outbox rows commit together (DESIGN 7). New
+enrollments and their outbox rows are written by `dripper.store.bulk`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dripper.engine.model import (
+    ActiveEnrollment,
+    Ending,
+    EnrollmentStatus,
+    EventFacts,
+    SendStatus,
+)
+from dripper.store.schema import enrollments, outbox
+
+
+def active_enrollments(conn: Connection, customer_id: int) -> list[ActiveEnrollment]:
+    """A customer's active enrollments, each with the last step sent (for attribution)."""
+    e, o = enrollments.c, outbox.c
+    last_sent = (
+        sa.select(o.step)
+        .where(o.enrollment_id == e.id, o.status == SendStatus.SENT.value)
+        .order_by(o.sent_at.desc(), o.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
+    query = sa.select(
+        e.id, e.campaign, e.occurrence, e.enrolled_at, e.event_id, last_sent.label("last_sent")
+    ).where(e.customer_id == customer_id, e.status == EnrollmentStatus.ACTIVE.value)
+    return [
+        ActiveEnrollment(r.id, r.campaign, r.occurrence, r.enrolled_at, r.event_id, r.last_sent)
+        for r in conn.execute(query)
+    ]
+
+
+def end_enrollments(conn: Connection, endings: Iterable[Ending], *, now: datetime) -> None:
+    """Convert or exit enrollments; their sends still planned are cancelled."""
+    for ending in endings:
+        values: dict[str, Any] = {
+            "status": ending.status.value,
+            "ended_at": now,
+            "end_reason": ending.reason,
+        }
+        if ending.status is EnrollmentStatus.CONVERTED:
+            values.update(
+                converted_at=now,
+                converted_event_id=ending.event_id,
+                attributed_step=ending.attributed_step,
+            )
+        changed = conn.execute(
+            sa.update(enrollments)
+            .where(
+                enrollments.c.id == ending.enrollment_id,
+                enrollments.c.status == EnrollmentStatus.ACTIVE.value,
+            )
+            .values(values)
+        ).rowcount
+        if changed:
+            cancel_planned(
+                conn, enrollment_ids=[ending.enrollment_id], reason=ending.reason, now=now
+            )
+
+
+def cancel_planned(
+    conn: Connection, *, enrollment_ids: Sequence[int], reason: str, now: datetime
+) -> int:
+    return conn.execute(
+        sa.update(outbox)
+        .where(
+            outbox.c.enrollment_id.in_(enrollment_ids),
+            outbox.c.status == SendStatus.PLANNED.value,
+        )
+        .values(status=SendStatus.CANCELLED.value, reason=reason, updated_at=now)
+    ).rowcount
+
+
+def event_facts(record: Any) -> EventFacts:
+    return EventFacts(record.id, record.type, record.at, dict(record.data))
+
+
+def next_due(conn: Connection) -> datetime | None:
+    """When the next planned send falls due (for the daemon's sleep and `simulate`)."""
+    return conn.execute(
+        sa.select(sa.func.min(outbox.c.next_attempt_at)).where(
+            outbox.c.status == SendStatus.PLANNED.value
+        )
+    ).scalar()
