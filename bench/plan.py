@@ -3,9 +3,9 @@
     python bench/plan.py [--customers 1000000] [--db sqlite|postgresql|both]
 
 For each database: a fresh schema with N customers (set-up, not timed), then in a fresh
-process, timed: N `purchase` events through `Runner.record_events` with the four shipped
+process, timed: N `purchase` events through `Planner.record_events` with the four shipped
 campaigns (each first purchase enrolls in `welcome`: a thank-you and a day-14 offer), then
-one newsletter run (`Runner.plan` on the schedule's first day: N more enrollments, one
+one newsletter run (`Planner.plan` on the schedule's first day: N more enrollments, one
 outbox row each). Reports customers/s for both and the planning process's peak RSS.
 
 PostgreSQL: database `dripper_bench` on 127.0.0.1 (created, dropped at the start).
@@ -72,7 +72,7 @@ def plan(url: str, customers: int) -> dict[str, float]:
     """The measured part, in its own process so that its peak RSS is its own."""
     from dripper.campaigns import load_campaigns
     from dripper.config import load_config
-    from dripper.runner import Runner
+    from dripper.services.planning import Planner
     from dripper.store import open_store
     from dripper.store.ingest import NewEvent
 
@@ -80,19 +80,19 @@ def plan(url: str, customers: int) -> dict[str, float]:
     campaigns, problems = load_campaigns(SCAFFOLD / "campaigns", SCAFFOLD / "templates")
     assert not problems, problems
     store = open_store(url)
-    runner = Runner(config, store, campaigns)
+    planner = Planner(config, store, campaigns)
 
     def purchases() -> Iterator[NewEvent]:
         for i in range(customers):
             yield NewEvent(email(i), "purchase", NOW, {"amount": 20 + i % 30})
 
     start = time.perf_counter()
-    report = runner.record_events(purchases(), now=NOW)
+    report = planner.record_events(purchases(), now=NOW)
     events_s = time.perf_counter() - start
     assert report.enrolled == customers, report.summary()
 
     start = time.perf_counter()
-    newsletter = runner.plan(NOW + timedelta(days=1))
+    newsletter = planner.plan(NOW + timedelta(days=1))
     schedule_s = time.perf_counter() - start
     assert newsletter.enrolled == customers, newsletter.summary()
 

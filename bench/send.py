@@ -9,7 +9,7 @@ Needs Debian's `postfix` package (smtp-sink, smtp-source). In one run:
 2. dripper: a project whose only campaign sends the ~30 KB personalised MJML email of
    bench/render.py (tracked links, open pixel) at once on each purchase, DKIM RSA-2048,
    [transport] kind = "smtp" on loopback (security "none", concurrency 4). Timed: recording
-   the N purchases (`Runner.record_events`, which plans the N sends) and `send_due` until
+   the N purchases (`Planner.record_events`, which plans the N sends) and `send_due` until
    the outbox is empty, in one process or in two processes sharing a PostgreSQL database.
 Reports emails/s and, with --profile, where the time goes (cProfile, one process).
 """
@@ -134,6 +134,7 @@ def runner_for(config_path: Path, owner: str) -> Runner:
     from dripper.dkim import DkimSigner
     from dripper.render import Renderer
     from dripper.runner import Runner
+    from dripper.services.delivery import Sender
     from dripper.store import open_store
     from dripper.transport.smtp import SmtpTransport
 
@@ -143,7 +144,7 @@ def runner_for(config_path: Path, owner: str) -> Runner:
     store = open_store(config.database_url)
     store.ensure_schema()
     dkim = config.dkim
-    return Runner(
+    sender = Sender(
         config,
         store,
         campaigns,
@@ -152,6 +153,7 @@ def runner_for(config_path: Path, owner: str) -> Runner:
         signer=DkimSigner.from_file(dkim["domain"], dkim["selector"], Path(dkim["private_key"])),
         owner=owner,
     )
+    return Runner(config, store, campaigns, sender=sender)
 
 
 def record(config_path: Path, emails: int) -> float:
@@ -181,7 +183,7 @@ def record(config_path: Path, emails: int) -> float:
             NOW,
         )
     start = time.perf_counter()
-    report = runner.record_events(
+    report = runner.planner.record_events(
         (
             NewEvent(f"customer.{i}@example.com", "purchase", NOW, {"amount": 24})
             for i in range(emails)
@@ -194,12 +196,11 @@ def record(config_path: Path, emails: int) -> float:
 
 def send(config_path: Path, owner: str) -> tuple[int, float]:
     runner = runner_for(config_path, owner)
-    transport = runner.transport
-    assert transport is not None
+    transport = runner.sender.transport
 
     async def go() -> int:
         try:
-            report = await runner.send_due(NOW)
+            report = await runner.sender.send_due(NOW)
         finally:
             await transport.close()
         if report.failed or report.deferred or report.ambiguous:

@@ -60,6 +60,7 @@ async def simulate(
 ) -> list[SimulatedSend]:
     from dripper.render.renderer import Renderer
     from dripper.runner import Runner
+    from dripper.services.delivery import Sender
     from dripper.store import enrollments
     from dripper.transport.memory import MemoryTransport
 
@@ -68,7 +69,7 @@ async def simulate(
     with tempfile.TemporaryDirectory(prefix="dripper-simulate-") as folder:
         copy = copy_state(store, Path(folder))
         try:
-            runner = Runner(
+            sender = Sender(
                 config,
                 copy,
                 campaigns,
@@ -76,6 +77,7 @@ async def simulate(
                 transport=transport,
                 owner="simulate",
             )
+            runner = Runner(config, copy, campaigns, sender=sender)
             end = now + timedelta(days=days)
             moment = now
             parser = BytesHeaderParser(policy=default_policy)

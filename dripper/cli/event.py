@@ -12,7 +12,7 @@ from dripper.errors import InputError
 
 if TYPE_CHECKING:
     from dripper.cli.common import AppContext
-    from dripper.runner import Runner
+    from dripper.services.planning import Planner
 
 _TYPE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 
@@ -46,8 +46,8 @@ def event(event_type: str, email: str, data_text: str | None, at_text: str | Non
         at = parse_instant(at_text) if at_text else ctx.now()
     except ValueError as exc:
         raise InputError(f"--at: {exc}") from None
-    runner = _runner(ctx)
-    customer, _record, decisions = runner.record_event(
+    planner = _planner(ctx)
+    customer, _record, decisions = planner.record_event(
         address, event_type, at=at, data=data, now=ctx.now()
     )
     for warning in decisions.warnings:
@@ -62,13 +62,13 @@ def event(event_type: str, email: str, data_text: str | None, at_text: str | Non
         click.echo(f"  enrolled in {new.campaign}: {len(new.sends)} step(s) planned")
 
 
-def _runner(ctx: AppContext) -> Runner:
-    """A runner for planning only. A campaign that does not load is left out with a
+def _planner(ctx: AppContext) -> Planner:
+    """The planner. A campaign that does not load is left out with a
     warning: the event itself must never be lost to a typo in a campaign file."""
     from pathlib import Path
 
     from dripper.campaigns import load_campaigns
-    from dripper.runner import Runner
+    from dripper.services.planning import Planner
 
     config = ctx.config
     campaigns, problems = load_campaigns(
@@ -81,4 +81,4 @@ def _runner(ctx: AppContext) -> Runner:
             "run `dripper check`)",
             err=True,
         )
-    return Runner(config, ctx.store(), campaigns)
+    return Planner(config, ctx.store(), campaigns)

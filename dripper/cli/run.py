@@ -65,6 +65,7 @@ def make_signer(ctx: AppContext) -> DkimSigner | None:
 def make_runner(ctx: AppContext, transport: Transport | None = None) -> Runner:
     from dripper.render.renderer import Renderer
     from dripper.runner import Runner
+    from dripper.services.delivery import Sender
 
     campaigns = load_valid_campaigns(ctx)
     store = ctx.store()
@@ -74,7 +75,7 @@ def make_runner(ctx: AppContext, transport: Transport | None = None) -> Runner:
         from dripper.ratelimit import RateLimiter
 
         limiter = RateLimiter(store, rate)
-    return Runner(
+    sender = Sender(
         ctx.config,
         store,
         campaigns,
@@ -83,6 +84,7 @@ def make_runner(ctx: AppContext, transport: Transport | None = None) -> Runner:
         signer=make_signer(ctx),
         limiter=limiter,
     )
+    return Runner(ctx.config, store, campaigns, sender=sender)
 
 
 def print_report(report: Report, *, as_json: bool, dry_run: bool = False) -> None:
@@ -140,7 +142,7 @@ def run(once: bool, dry_run: bool, as_json: bool) -> None:
         from dripper.transport.memory import MemoryTransport
 
         runner = make_runner(ctx, transport=MemoryTransport())
-        report = asyncio.run(runner.dry_run(ctx.now()))
+        report = asyncio.run(runner.sender.dry_run(ctx.now()))
         print_report(report, as_json=as_json, dry_run=True)
         return
     runner = make_runner(ctx)
@@ -166,8 +168,7 @@ async def _once(runner: Runner, ctx: AppContext) -> Report:
     try:
         return await runner.run_once(ctx.now())
     finally:
-        assert runner.transport is not None
-        await runner.transport.close()
+        await runner.sender.transport.close()
 
 
 async def _forever(runner: Runner, ctx: AppContext) -> None:
@@ -183,7 +184,7 @@ async def _forever(runner: Runner, ctx: AppContext) -> None:
         loop.add_signal_handler(sig, stop.set)
     tick = ctx.config.tick_seconds
     status = StatusLine(runner, ctx)  # sets up logging: a status line or JSON lines
-    log.info("started", extra={"tick_seconds": tick, "owner": runner.owner})
+    log.info("started", extra={"tick_seconds": tick, "owner": runner.sender.owner})
     try:
         async with status:
             while not stop.is_set():
@@ -194,6 +195,5 @@ async def _forever(runner: Runner, ctx: AppContext) -> None:
                 with contextlib.suppress(TimeoutError):  # the tick passed without a stop
                     await asyncio.wait_for(stop.wait(), timeout=tick)
     finally:
-        assert runner.transport is not None
-        await runner.transport.close()
-    log.info("stopped", extra={"sent": runner.progress.sent})
+        await runner.sender.transport.close()
+    log.info("stopped", extra={"sent": runner.sender.progress.sent})

@@ -119,11 +119,12 @@ class StatusLine:
             log.warning(warning)
 
     async def _refresh(self) -> None:
-        last_sent, last_time, last_count = self.runner.progress.sent, time.monotonic(), 0.0
+        progress = self.runner.sender.progress
+        last_sent, last_time, last_count = progress.sent, time.monotonic(), 0.0
         while True:
             await asyncio.sleep(1)
             now = time.monotonic()
-            sent = self.runner.progress.sent
+            sent = progress.sent
             self._rate = (sent - last_sent) / (now - last_time)
             last_sent, last_time = sent, now
             if now - last_count >= 3:
@@ -141,8 +142,9 @@ class StatusLine:
 
     def _line(self) -> str:
         c = self.counts
+        sent = self.runner.sender.progress.sent
         return (
-            f"sent {self.runner.progress.sent} ({self._rate:.0f}/s) · due {c.get('due', 0)} · "
+            f"sent {sent} ({self._rate:.0f}/s) · due {c.get('due', 0)} · "
             f"retrying {c.get('retrying', 0)} · failed {c.get('failed', 0)} · "
             f"ambiguous {c.get('ambiguous', 0)}"
         )

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -48,19 +51,20 @@ class Sender:
         *,
         renderer: Renderer,
         transport: Transport,
-        owner: str,
+        owner: str | None = None,
         signer: DkimSigner | None = None,
         limiter: RateLimiter | None = None,
     ) -> None:
         """`signer`: DKIM (None: unsigned). `limiter`: the shared send rate (None: as fast
-        as the transport's pool goes). `owner` names this daemon on its leases."""
+        as the transport's pool goes). `owner` names this daemon on its leases (default:
+        host, process and a random part)."""
         self.config = config
         self.store = store
         self.campaigns = list(campaigns)
         self.by_name = {c.name: c for c in self.campaigns}
         self.renderer = renderer
         self.transport = transport
-        self.owner = owner
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.signer = signer
         self.limiter = limiter
         self.progress = Progress()

@@ -111,7 +111,7 @@ class Planner:
         report = Report()
         with self.store.transaction() as conn:
             stored = ingest.store_events(conn, self.store.dialect, batch, now=now)
-            active = ingest.active_enrollments_of(conn, [c.id for c, _ in stored])
+            active = enrollments.active_enrollments_of(conn, [c.id for c, _ in stored])
             endings: list[Ending] = []
             planned: list[tuple[int, NewEnrollment]] = []
             for customer, facts in stored:

@@ -8,6 +8,7 @@ enrollments and their outbox rows are written by `dripper.store.bulk`.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
@@ -23,10 +24,13 @@ from dripper.engine.model import (
     SendStatus,
 )
 from dripper.store.schema import enrollments, outbox
+from dripper.store.sql import chunks
 
 
-def active_enrollments(conn: Connection, customer_id: int) -> list[ActiveEnrollment]:
-    """A customer's active enrollments, each with the last step sent (for attribution)."""
+def active_enrollments_of(
+    conn: Connection, customer_ids: Sequence[int]
+) -> dict[int, list[ActiveEnrollment]]:
+    """Active enrollments of many customers, each with its last step sent (attribution)."""
     e, o = enrollments.c, outbox.c
     last_sent = (
         sa.select(o.step)
@@ -35,13 +39,29 @@ def active_enrollments(conn: Connection, customer_id: int) -> list[ActiveEnrollm
         .limit(1)
         .scalar_subquery()
     )
-    query = sa.select(
-        e.id, e.campaign, e.occurrence, e.enrolled_at, e.event_id, last_sent.label("last_sent")
-    ).where(e.customer_id == customer_id, e.status == EnrollmentStatus.ACTIVE.value)
-    return [
-        ActiveEnrollment(r.id, r.campaign, r.occurrence, r.enrolled_at, r.event_id, r.last_sent)
-        for r in conn.execute(query)
-    ]
+    found: dict[int, list[ActiveEnrollment]] = defaultdict(list)
+    for part in chunks(customer_ids):
+        query = sa.select(
+            e.customer_id,
+            e.id,
+            e.campaign,
+            e.occurrence,
+            e.enrolled_at,
+            e.event_id,
+            last_sent.label("last_sent"),
+        ).where(e.customer_id.in_(part), e.status == EnrollmentStatus.ACTIVE.value)
+        for r in conn.execute(query):
+            found[r.customer_id].append(
+                ActiveEnrollment(
+                    r.id, r.campaign, r.occurrence, r.enrolled_at, r.event_id, r.last_sent
+                )
+            )
+    return found
+
+
+def active_enrollments(conn: Connection, customer_id: int) -> list[ActiveEnrollment]:
+    """A customer's active enrollments, each with the last step sent (for attribution)."""
+    return active_enrollments_of(conn, [customer_id]).get(customer_id, [])
 
 
 def end_enrollments(conn: Connection, endings: Iterable[Ending], *, now: datetime) -> None:

@@ -9,7 +9,6 @@ so every event sees its customer exactly as it is after that event, as with
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dripper.customers.model import Customer, CustomerData
-from dripper.engine.model import ActiveEnrollment, EnrollmentStatus, EventFacts, SendStatus
+from dripper.engine.model import EventFacts
 from dripper.store import reads
 from dripper.store.bulk import COPY_FROM
 from dripper.store.customers import (
@@ -30,7 +29,7 @@ from dripper.store.customers import (
     purchase_update,
 )
 from dripper.store.engine import Dialect
-from dripper.store.schema import customers, enrollments, events, outbox
+from dripper.store.schema import customers, events
 from dripper.store.sql import allocate_ids, chunks, insert_returning_ids
 from dripper.store.store import Store
 
@@ -142,38 +141,6 @@ def refresh_statistics(store: Store) -> None:
     with store.engine.connect() as conn:
         conn.execute(sa.text("ANALYZE customers, events, enrollments, outbox"))
         conn.commit()
-
-
-def active_enrollments_of(
-    conn: Connection, customer_ids: Sequence[int]
-) -> dict[int, list[ActiveEnrollment]]:
-    """Active enrollments of many customers, each with its last step sent (attribution)."""
-    e, o = enrollments.c, outbox.c
-    last_sent = (
-        sa.select(o.step)
-        .where(o.enrollment_id == e.id, o.status == SendStatus.SENT.value)
-        .order_by(o.sent_at.desc(), o.id.desc())
-        .limit(1)
-        .scalar_subquery()
-    )
-    found: dict[int, list[ActiveEnrollment]] = defaultdict(list)
-    for part in chunks(customer_ids):
-        query = sa.select(
-            e.customer_id,
-            e.id,
-            e.campaign,
-            e.occurrence,
-            e.enrolled_at,
-            e.event_id,
-            last_sent.label("last_sent"),
-        ).where(e.customer_id.in_(part), e.status == EnrollmentStatus.ACTIVE.value)
-        for r in conn.execute(query):
-            found[r.customer_id].append(
-                ActiveEnrollment(
-                    r.id, r.campaign, r.occurrence, r.enrolled_at, r.event_id, r.last_sent
-                )
-            )
-    return found
 
 
 def _ensure_customers(

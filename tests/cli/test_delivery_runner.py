@@ -16,6 +16,7 @@ from dripper.campaigns import load_campaigns
 from dripper.config import load_config
 from dripper.render.renderer import Renderer
 from dripper.runner import Runner
+from dripper.services.delivery import Sender
 from dripper.store import Store, campaign_state, deliveries, open_store, throttle
 from dripper.store.schema import delivery_attempts, outbox
 from dripper.tokens import new_message_id
@@ -33,18 +34,19 @@ class Setup:
     store: Store
     transport: MemoryTransport
 
-    def runner(self, owner: str = "test") -> Runner:
+    def runner(self, owner: str = "test", transport: MemoryTransport | None = None) -> Runner:
         config = load_config(self.project.root / "config.toml")
         campaigns, problems = load_campaigns(config.campaigns_dir, config.templates_dir)
         assert not problems
-        return Runner(
+        sender = Sender(
             config,
             self.store,
             campaigns,
             renderer=Renderer(config),
-            transport=self.transport,
+            transport=transport or self.transport,
             owner=owner,
         )
+        return Runner(config, self.store, campaigns, sender=sender)
 
     def outbox(self) -> list[sa.Row[tuple[object, ...]]]:
         with self.store.reading() as conn:
@@ -66,7 +68,7 @@ def setup(project: Project, monkeypatch: pytest.MonkeyPatch) -> Iterator[Setup]:
 def buy(runner: Runner, count: int) -> list[str]:
     emails = [f"buyer{i}@example.com" for i in range(count)]
     for email in emails:
-        runner.record_event(email, "purchase", at=T0, data={"amount": 10}, now=T0)
+        runner.planner.record_event(email, "purchase", at=T0, data={"amount": 10}, now=T0)
     return emails
 
 
@@ -92,7 +94,7 @@ def test_a_crash_requeues_unsent_work_and_marks_in_flight_sends_ambiguous(setup:
         if setup.store.dialect == "postgresql":  # its lease runs out (database time)
             conn.execute(sa.update(outbox).values(lease_until=datetime(2000, 1, 1, tzinfo=UTC)))
 
-    report = asyncio.run(runner.send_due(T0))
+    report = asyncio.run(runner.sender.send_due(T0))
 
     assert report.sent == 2
     assert report.ambiguous == 2
@@ -115,7 +117,7 @@ def test_a_crash_requeues_unsent_work_and_marks_in_flight_sends_ambiguous(setup:
 
     # The retry goes out with the same Message-ID, once.
     later = T0 + timedelta(minutes=6)
-    report = asyncio.run(runner.send_due(later))
+    report = asyncio.run(runner.sender.send_due(later))
     assert report.sent == 2
     sent_ids = [e.message_id for e in setup.transport.sent]
     assert sorted(sent_ids) == sorted(first_ids.values())
@@ -134,7 +136,7 @@ def test_repeated_policy_rejections_pause_the_campaign_until_resumed(setup: Setu
     rejected = Outcome(OutcomeKind.FAILED, 554, "5.7.1", "message refused as spam")
     setup.transport.answers = {email: rejected for email in emails}
 
-    report = asyncio.run(runner.send_due(T0))
+    report = asyncio.run(runner.sender.send_due(T0))
 
     assert report.failed == 6  # the 5th rejection pauses; its batch mate is already out
     with setup.store.reading() as conn:
@@ -150,7 +152,7 @@ def test_repeated_policy_rejections_pause_the_campaign_until_resumed(setup: Setu
     result = setup.project.run("resume", "welcome")
     assert result.exit_code == 0, result.output
     setup.transport.answers = {}
-    assert asyncio.run(runner.send_due(T0)).sent == 2
+    assert asyncio.run(runner.sender.send_due(T0)).sent == 2
     assert setup.project.run("resume", "welcome").exit_code == 2  # not paused any more
 
 
@@ -208,9 +210,8 @@ def test_policy_rejections_are_counted_across_daemons_and_restarts(setup: Setup)
 
     def daemon(owner: str, sends: int | None) -> int:
         """A fresh daemon (no memory of any other) that stops after `sends` sends."""
-        runner = setup.runner(owner)
         transport = MemoryTransport({email: rejected for email in emails})
-        runner.transport = transport
+        runner = setup.runner(owner, transport)
         stop = asyncio.Event()
 
         async def go() -> int:
@@ -226,7 +227,7 @@ def test_policy_rejections_are_counted_across_daemons_and_restarts(setup: Setup)
                 return outcome
 
             transport.send = counted  # type: ignore[method-assign]
-            return (await runner.send_due(T0, stop=stop)).failed
+            return (await runner.sender.send_due(T0, stop=stop)).failed
 
         return asyncio.run(go())
 
@@ -255,7 +256,7 @@ def test_a_delivery_ends_a_run_of_policy_rejections(setup: Setup) -> None:
     rejected = Outcome(OutcomeKind.FAILED, 554, "5.7.1", "message refused as spam")
     runner = setup.runner()
     setup.transport.answers = {email: rejected for email in emails if email != emails[4]}
-    report = asyncio.run(runner.send_due(T0))
+    report = asyncio.run(runner.sender.send_due(T0))
     assert (report.failed, report.sent) == (8, 1)
     with setup.store.reading() as conn:
         assert "welcome" not in campaign_state.paused_campaigns(conn)

@@ -50,7 +50,7 @@ def buy(config: Path, count: int) -> Store:
     """`count` first purchases now: each plans a thank-you due at once."""
     from dripper.campaigns import load_campaigns
     from dripper.config import load_config
-    from dripper.runner import Runner
+    from dripper.services.planning import Planner
     from dripper.store.ingest import NewEvent
 
     settings = load_config(config)
@@ -62,7 +62,7 @@ def buy(config: Path, count: int) -> Store:
     events = (
         NewEvent(f"customer{i}@example.com", "purchase", now, {"amount": 10}) for i in range(count)
     )
-    report = Runner(settings, store, campaigns).record_events(events, now=now)
+    report = Planner(settings, store, campaigns).record_events(events, now=now)
     assert report.enrolled == count
     return store
 

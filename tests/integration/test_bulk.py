@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from dripper.campaigns import load_campaigns
 from dripper.config import load_config
-from dripper.runner import Runner
+from dripper.services.planning import Planner
 from dripper.store import Store
 from dripper.store.customers import get_customer
 from dripper.store.ingest import NewEvent
@@ -23,11 +23,11 @@ SCAFFOLD = Path(__file__).resolve().parents[2] / "dripper" / "scaffold"
 T0 = datetime(2027, 1, 4, 15, 0, tzinfo=UTC)  # the day before the newsletter's first run
 
 
-def runner(store: Store) -> Runner:
+def runner(store: Store) -> Planner:
     config = load_config(SCAFFOLD / "config.toml")
     campaigns, problems = load_campaigns(SCAFFOLD / "campaigns", SCAFFOLD / "templates")
     assert not problems
-    return Runner(config, store, campaigns)
+    return Planner(config, store, campaigns)
 
 
 def counts(store: Store) -> tuple[int, int, int]:
