@@ -7,6 +7,7 @@ caused them. It never reads the clock: every call takes `now`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -162,26 +163,22 @@ class Planner:
             return report
         changed_since = None if time_dependent else last
 
+        enroll = (
+            functools.partial(plan.date_enrollment, max_age=MAX_CATCH_UP)
+            if isinstance(trigger, DateTrigger)
+            else plan.when_enrollment
+        )
+
         def planned(batch: list[Customer]) -> list[tuple[int, NewEnrollment]]:
             found = []
             for customer in batch:
-                if isinstance(trigger, DateTrigger):
-                    new = plan.date_enrollment(
-                        campaign,
-                        customer,
-                        now=now,
-                        fallback_tz=self.config.timezone,
-                        warnings=report.warnings,
-                        max_age=MAX_CATCH_UP,
-                    )
-                else:
-                    new = plan.when_enrollment(
-                        campaign,
-                        customer,
-                        now=now,
-                        fallback_tz=self.config.timezone,
-                        warnings=report.warnings,
-                    )
+                new = enroll(
+                    campaign,
+                    customer,
+                    now=now,
+                    fallback_tz=self.config.timezone,
+                    warnings=report.warnings,
+                )
                 if new is not None:
                     found.append((customer.id, new))
             return found
