@@ -51,6 +51,10 @@ class Config:
     tracking: Mapping[str, Any]
     dkim: Mapping[str, Any]
     replies: Mapping[str, Any]
+    bounces: Mapping[str, Any]
+    api: Mapping[str, Any]
+    referrals: Mapping[str, Any]
+    cadence: timedelta
     timezone: str
     quiet_hours: tuple[time, time] | None
     max_per_customer: FrequencyCap | None
@@ -182,6 +186,14 @@ def _url(value: Any) -> str:
     return text.rstrip("/")
 
 
+def _optional_env_name(value: Any) -> str:
+    return "" if value == "" else _env_name(value)
+
+
+def _optional_url(value: Any) -> str:
+    return "" if value == "" else _url(value)
+
+
 def _show(value: Any) -> str:
     kinds = {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "a table"}
     kind = kinds.get(type(value))
@@ -193,6 +205,7 @@ SCHEMA: dict[str, dict[str, tuple[Checker, Any]]] = {
         "campaigns": (_str, "campaigns"),
         "templates": (_str, "templates"),
         "samples": (_str, "customers.csv"),
+        "cadence": (_positive_duration, timedelta(weeks=6)),
     },
     "database": {"url": (_str, "sqlite:///dripper.db")},
     "sender": {
@@ -230,9 +243,24 @@ SCHEMA: dict[str, dict[str, tuple[Checker, Any]]] = {
     "replies": {
         "imap_host": (_str, ""),
         "imap_port": (_int_range(1, 65535), 993),
+        "security": (_choice("tls", "starttls", "none"), "tls"),
         "username": (_str, ""),
         "password_env": (_env_name, "DRIPPER_IMAP_PASSWORD"),
         "folder": (_str, "INBOX"),
+        "processed_folder": (_str, ""),
+        "notify": (_str, ""),
+    },
+    "bounces": {
+        "return_path": (_str, ""),
+        "soft_limit": (_int_range(1, 100), 3),
+    },
+    "api": {
+        "token_env": (_env_name, "DRIPPER_API_TOKEN"),
+        "shopify_secret_env": (_optional_env_name, ""),
+        "woocommerce_secret_env": (_optional_env_name, ""),
+    },
+    "referrals": {
+        "landing_url": (_optional_url, ""),
     },
     "sending": {
         "timezone": (_timezone, "UTC"),
@@ -356,6 +384,10 @@ def _build(path: Path | None, base: Path, data: dict[str, Any], text: str = "") 
         tracking=section_dict("tracking"),
         dkim=dkim,
         replies=section_dict("replies"),
+        bounces=section_dict("bounces"),
+        api=section_dict("api"),
+        referrals=section_dict("referrals"),
+        cadence=get("project", "cadence"),
         timezone=get("sending", "timezone"),
         quiet_hours=get("sending", "quiet_hours"),
         max_per_customer=get("sending", "max_per_customer"),

@@ -41,7 +41,7 @@ class Runner:
         self.store = store
         self.campaigns = list(campaigns)
         self.planner = Planner(config, store, self.campaigns)
-        self.listener = Listener(config, store, self.campaigns)
+        self.listener = Listener(config, store, self.campaigns, planner=self.planner)
         self._sender = sender
 
     @property

@@ -6,8 +6,10 @@ for a click, the exact URL to redirect to. It is signed with HMAC-SHA256 under a
 id, so keys can be rotated, and checked in constant time. A click token can only ever
 send someone to the http(s) URL that was signed into it: there is no open redirect.
 
-    <kid>.<kind>.<delivery>.<sig>            open (o) and unsubscribe (u)
-    <kid>.c.<delivery>.<url, base64url>.<sig>  click
+    <kid>.<kind>.<delivery>.<sig>                       open (o) and unsubscribe (u)
+    <kid>.c.<delivery>.<url, base64url>.<sig>             click
+    <kid>.a.<delivery>.<question>.<answer, b64url>.<sig>  a one-click answer
+    <kid>.r.<referral code>.<sig>                         a customer's referral link
 
 Every part is URL-safe (`[A-Za-z0-9_-]`). The signature is the HMAC truncated to 128 bits
 (RFC 2104 allows truncation to half the hash), which keeps URLs short.
@@ -49,6 +51,20 @@ class TokenKind(enum.StrEnum):
     OPEN = "o"
     CLICK = "c"
     UNSUBSCRIBE = "u"
+    ANSWER = "a"
+    REFERRAL = "r"
+
+
+# How many dot-separated parts each kind's message has (key id and kind included).
+_PARTS = {
+    TokenKind.OPEN: 3,
+    TokenKind.UNSUBSCRIBE: 3,
+    TokenKind.CLICK: 4,
+    TokenKind.ANSWER: 5,
+    TokenKind.REFERRAL: 3,
+}
+QUESTION = re.compile(r"[a-z][a-z0-9_]{0,39}")  # becomes a customer attribute name
+MAX_ANSWER = 100
 
 
 @dataclass(frozen=True)
@@ -56,9 +72,11 @@ class TokenPayload:
     """What a verified token says."""
 
     kind: TokenKind
-    delivery_id: str
+    delivery_id: str  # for a referral token: the referral code
     url: str | None = None
     key_id: str = ""
+    question: str | None = None  # an answer token's question and answer
+    answer: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +144,17 @@ class Keyring:
         delivery id already checked: the renderer encodes each link once per template."""
         return self._sign(f"{self._prefix}c.{delivery_id}.{url_b64}")
 
+    def sign_answer(self, delivery_id: str, question: str, answer: str) -> str:
+        """A one-click answer (`answer_url("rating", 5)`): the question is a name, the
+        answer a short text; both are checked here, when the template renders."""
+        check_answer(question, answer)
+        encoded = _b64(answer.encode("utf-8"))
+        return self._sign(f"{self._prefix}a.{_checked_delivery(delivery_id)}.{question}.{encoded}")
+
+    def sign_referral(self, code: str) -> str:
+        """A customer's own referral link: it names their referral code, nothing else."""
+        return self._sign(f"{self._prefix}r.{_checked_delivery(code)}")
+
     def _sign(self, message: str) -> str:
         return f"{message}.{self._mac.sign(message.encode('ascii'))}"
 
@@ -146,8 +175,7 @@ class Keyring:
             found = TokenKind(parts[1])
         except (IndexError, ValueError):
             raise TokenError("malformed token") from None
-        wanted_parts = 4 if found is TokenKind.CLICK else 3
-        if len(parts) != wanted_parts or not _DELIVERY.fullmatch(parts[2]):
+        if len(parts) != _PARTS[found] or not _DELIVERY.fullmatch(parts[2]):
             raise TokenError("malformed token")
         if kind is not None and found is not kind:
             raise TokenError(
@@ -155,12 +183,16 @@ class Keyring:
             )
         url = None
         if found is TokenKind.CLICK:
-            try:
-                url = base64.urlsafe_b64decode(parts[3] + "=" * (-len(parts[3]) % 4)).decode()
-            except (binascii.Error, UnicodeDecodeError):
-                raise TokenError("malformed token") from None
+            url = _unb64(parts[3])
             check_url(url)  # signed by us, but never redirect anywhere but http(s)
-        return TokenPayload(found, parts[2], url, key_id)
+        question = answer = None
+        if found is TokenKind.ANSWER:
+            question, answer = parts[3], _unb64(parts[4])
+            try:
+                check_answer(question, answer)
+            except TokenError:
+                raise TokenError("malformed token") from None
+        return TokenPayload(found, parts[2], url, key_id, question, answer)
 
 
 class _Hmac:
@@ -204,6 +236,28 @@ def check_url(url: str) -> None:
         raise TokenError(f"not a usable link: {url[:60]!r}")
 
 
+def check_answer(question: str, answer: str) -> None:
+    """A question is a short lower-case name (it becomes a customer attribute); an answer
+    is a short line of text."""
+    if not QUESTION.fullmatch(question):
+        raise TokenError(
+            f"answer_url: question {question[:40]!r} must be a short lower-case name, "
+            "like 'rating' or 'first_bag'"
+        )
+    if not answer or len(answer) > MAX_ANSWER or not answer.isprintable():
+        raise TokenError(
+            f"answer_url: answer {answer[:40]!r} must be one line of at most {MAX_ANSWER} "
+            "characters"
+        )
+
+
+def _unb64(text: str) -> str:
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise TokenError("malformed token") from None
+
+
 def _checked_delivery(delivery_id: str) -> str:
     if not _DELIVERY.fullmatch(delivery_id):
         raise TokenError(f"bad delivery id {delivery_id!r}")
@@ -222,7 +276,7 @@ def new_message_id(sender: str) -> str:
     base32 at the domain of the From address. Generate it once per delivery, store it,
     and reuse it on every retry."""
     random_part = base64.b32encode(secrets.token_bytes(16)).rstrip(b"=").decode().lower()
-    return f"{random_part}@{_domain_of(sender)}"
+    return f"{random_part}@{message_domain(sender)}"
 
 
 def delivery_id(message_id: str) -> str:
@@ -231,7 +285,8 @@ def delivery_id(message_id: str) -> str:
     return _checked_delivery(local)
 
 
-def _domain_of(sender: str) -> str:
+def message_domain(sender: str) -> str:
+    """The domain of Message-IDs made for this sender (`new_message_id`)."""
     address = sender.rsplit("<", 1)[-1].strip().rstrip(">").strip()
     domain = address.rsplit("@", 1)[-1] if "@" in address else ""
     if not re.fullmatch(r"[A-Za-z0-9.-]+", domain):

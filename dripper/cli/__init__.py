@@ -26,6 +26,7 @@ COMMANDS = {
     "preview": "dripper.cli.preview:preview",
     "send-test": "dripper.cli.sendtest:send_test",
     "resume": "dripper.cli.resume:resume",
+    "serve": "dripper.cli.serve:serve",
 }
 
 

@@ -11,7 +11,7 @@ from dripper.cli.common import config_option
 from dripper.errors import InputError
 
 SCAFFOLD = Path(__file__).resolve().parent.parent / "scaffold"
-# config.toml, the four campaigns (+ newsletter editions), their templates, sample customers
+# config.toml, the example campaigns (+ newsletter editions), their templates, sample customers
 ITEMS = ("config.toml", "campaigns", "templates", "customers.csv")
 
 
@@ -36,7 +36,7 @@ def scaffold_files() -> list[Path]:
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 @config_option
 def init(directory: Path, force: bool) -> None:
-    """Scaffold config.toml, the four example campaigns, their templates and sample customers."""
+    """Scaffold config.toml, the example campaigns, their templates and sample customers."""
     files = scaffold_files()
     existing = [f for f in files if (directory / f).exists()]
     if existing and not force:

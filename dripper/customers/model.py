@@ -70,6 +70,7 @@ class Customer:
     first_purchase_at: datetime | None = None
     last_purchase_at: datetime | None = None
     unsubscribed_at: datetime | None = None
+    referral_code: str | None = None  # given when the first send is claimed
 
     @property
     def subscribed(self) -> bool:

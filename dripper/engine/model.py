@@ -42,12 +42,16 @@ class EventFacts:
 
 @dataclass(frozen=True)
 class ActiveEnrollment:
+    """An enrollment an event may end: active, or completed while its goal can still be
+    reached (every step sent, the conversion window still open)."""
+
     id: int
     campaign: str
     occurrence: str
     enrolled_at: datetime
     event_id: int | None
     last_sent_step: str | None = None
+    status: EnrollmentStatus = EnrollmentStatus.ACTIVE
 
 
 @dataclass(frozen=True)

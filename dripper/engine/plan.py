@@ -140,7 +140,7 @@ def on_event(
                     enrollment.last_sent_step,
                 )
             )
-        elif event.type in campaign.exit_on:
+        elif event.type in campaign.exit_on and enrollment.status is EnrollmentStatus.ACTIVE:
             ends.append(
                 Ending(enrollment.id, EnrollmentStatus.EXITED, f"exit on {event.type}", event.id)
             )

@@ -13,6 +13,7 @@ footer check and MIME assembly run.
 
 from __future__ import annotations
 
+import hashlib
 import html as htmllib
 import time
 from collections.abc import Sequence
@@ -97,7 +98,9 @@ class Renderer:
         self.base_url = str(settings.get("base_url", "http://127.0.0.1:8080")).rstrip("/")
         self.track_opens = bool(settings.get("opens", True)) and tracking is not False
         self.track_clicks = bool(settings.get("clicks", True)) and tracking is not False
-        self._tracking_prefixes = tuple(f"{self.base_url}/{k}/" for k in "cou")
+        # dripper's own links are never wrapped in a click link: opens, clicks,
+        # unsubscribes, answers and referrals are recorded where they land.
+        self._tracking_prefixes = tuple(f"{self.base_url}/{k}/" for k in "couar")
         mailto = config.unsubscribe_mailto.strip()
         self.unsubscribe_mailto = (
             (mailto if mailto.lower().startswith("mailto:") else f"mailto:{mailto}")
@@ -170,6 +173,7 @@ class Renderer:
             raise RenderError(f"bad Message-ID {message_id!r}: {exc}") from None
         unsubscribe_url = f"{self.base_url}/u/{self.keyring.sign_unsubscribe(delivery)}"
         context = self._context(campaign, step, customer, now, unsubscribe_url, edition)
+        context.update(self._listening(delivery, customer))
         subject = self.subject(campaign, step, context, variant)
         compiled = self.template(step.template)
         marked, plan, text = compiled.render(context, self.limits)
@@ -352,6 +356,24 @@ class Renderer:
             "now": now,
         }
 
+    def _listening(self, delivery: str, customer: Customer) -> dict[str, Any]:
+        """What a template needs to hear back: `answer_url(question, answer)` for one-click
+        answers, and the customer's own `referral_url` and `referral_code`."""
+        code = customer.referral_code or sample_referral_code(customer.email)
+        base, keyring = self.base_url, self.keyring
+
+        def answer_url(question: str, answer: Any) -> str:
+            try:
+                return f"{base}/a/{keyring.sign_answer(delivery, question, str(answer))}"
+            except TokenError as exc:
+                raise RenderError(str(exc)) from None
+
+        return {
+            "answer_url": answer_url,
+            "referral_code": code,
+            "referral_url": f"{base}/r/{keyring.sign_referral(code)}",
+        }
+
     def _record(self, label: str, **values: str) -> Record:
         """Campaign and step records are the same for every email of a step: made once."""
         key = (label, *values.values())
@@ -385,6 +407,12 @@ class Renderer:
                 return None  # mailto:, tel:, #anchors and oddities stay as written
 
         return static, dynamic
+
+
+def sample_referral_code(email: str) -> str:
+    """A stand-in code for a customer who has none yet (a preview, a sample, a test send):
+    stable for the address, never a real customer's (real codes are random)."""
+    return "s" + hashlib.sha256(b"dripper sample referral\0" + email.encode()).hexdigest()[:15]
 
 
 def _plain(values: Any) -> dict[str, Any]:

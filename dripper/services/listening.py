@@ -1,32 +1,345 @@
-"""Listening: what comes back in (tracking hits from `dripper serve`, replies, bounces and
-complaints by mail), events and suppressions out.
+"""Listening: what comes back in (opens, clicks, unsubscribes, one-click answers and
+referral visits from `dripper serve`; replies, bounces and complaints by mail), events and
+suppressions out.
 
-The seam the daemon's pass already calls: `dripper serve` and the inbound-mail paths fill
-it. Today a pass hears nothing, so `listen` reports nothing.
+The web app and the mail intake gather facts; the pure core classifies them
+(`dripper.engine.hits`); this service writes what they mean, each in one transaction.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from dripper.engine.hits import BURST_WINDOW, HitClass, HitFacts, HitKind, classify
 from dripper.services.report import Report
+from dripper.tokens import message_domain
 
 if TYPE_CHECKING:
     from dripper.campaigns import Campaign
     from dripper.config import Config
+    from dripper.customers.model import Customer
+    from dripper.services.planning import Planner
     from dripper.store import Store
+    from dripper.store.tracking import Delivery, StoredHit
+
+CACHE_SIZE = 50_000  # deliveries remembered per process: a newsletter's worth of clicks
+# ... for a few seconds only: a robot's burst of clicks costs one lookup, and a customer
+# forgotten meanwhile (`dripper customers forget`, another process) gets 404s soon after.
+CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Hit:
+    """What a request to `/o/` or `/c/` tells: gathered by the web app, judged here."""
+
+    kind: HitKind
+    delivery_id: str
+    at: datetime
+    method: str
+    user_agent: str
+    ip: str | None
+    url: str | None = None
+    delivery: Delivery | None = None  # when the web app has already looked it up
 
 
 class Listener:
     """Takes in what customers and their mail servers send back."""
 
-    def __init__(self, config: Config, store: Store, campaigns: Sequence[Campaign]) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        campaigns: Sequence[Campaign],
+        *,
+        planner: Planner | None = None,
+    ) -> None:
+        from dripper.services.planning import Planner
+
         self.config = config
         self.store = store
         self.campaigns = list(campaigns)
+        self.planner = planner or Planner(config, store, self.campaigns)
+        self.domain = message_domain(config.sender_from)
+        self._deliveries: OrderedDict[str, tuple[Delivery, float]] = OrderedDict()
+        self._lock = threading.Lock()  # the web app looks deliveries up from many threads
+
+    # --- the daemon's pass ---------------------------------------------------------------
 
     def listen(self, now: datetime) -> Report:
-        """One pass over what came back since the last one."""
+        """One pass over what came back by mail since the last one (filled by the mail
+        intake); hits and answers arrive through `dripper serve` as they happen."""
         return Report()
+
+    # --- which email a token names -----------------------------------------------------------
+
+    def delivery(self, delivery_id: str) -> Delivery | None:
+        """The delivery a token names (None: unknown, or its customer was forgotten).
+        Remembered once it was sent, so a newsletter's clicks cost one lookup each."""
+        with self._lock:
+            cached = self._deliveries.get(delivery_id)
+            if cached is not None and cached[1] > time.monotonic():
+                return cached[0]
+        from dripper.store import tracking
+
+        with self.store.reading() as conn:
+            found = tracking.deliveries(conn, [delivery_id], domain=self.domain).get(delivery_id)
+        if found is not None and found.sent_at is not None:
+            self._remember(found)
+        return found
+
+    def _remember(self, delivery: Delivery) -> None:
+        with self._lock:
+            self._deliveries[delivery.delivery_id] = (delivery, time.monotonic() + CACHE_SECONDS)
+            self._deliveries.move_to_end(delivery.delivery_id)
+            if len(self._deliveries) > CACHE_SIZE:
+                self._deliveries.popitem(last=False)
+
+    def forget_cached(self, customer_id: int) -> None:
+        """Drop what is remembered of a customer's deliveries (they unsubscribed)."""
+        with self._lock:
+            mine = [k for k, (d, _) in self._deliveries.items() if d.customer_id == customer_id]
+            for key in mine:
+                del self._deliveries[key]
+
+    # --- opens and clicks --------------------------------------------------------------------
+
+    def record_hits(self, hits: Sequence[Hit]) -> dict[tuple[str, str], int]:
+        """Classify and store a batch of hits in one transaction; returns how many were
+        stored, by kind and class. A human click on an email nobody was seen opening
+        implies an open; the third link of one email clicked within seconds makes the
+        burst a scanner's."""
+        from dripper.store import tracking
+        from dripper.store.tracking import StoredHit
+
+        if not hits:
+            return {}
+        with self.store.transaction() as conn:
+            wanted = {h.delivery_id for h in hits if h.delivery is None}
+            found = tracking.deliveries(conn, wanted, domain=self.domain) if wanted else {}
+            resolved = [(h, h.delivery or found.get(h.delivery_id)) for h in hits]
+            known = [(h, d) for h, d in resolved if d is not None]  # forgotten: nothing kept
+            ids = {d.outbox_id for _, d in known}
+            earliest = min(h.at for h, _ in known) - BURST_WINDOW if known else None
+            clicks = tracking.recent_clicks(conn, ids, since=earliest) if earliest else {}
+            opened = tracking.opened_by_a_person(conn, ids)
+            stored: list[StoredHit] = []
+            for hit, delivery in sorted(known, key=lambda pair: pair[0].at):
+                verdict = classify(
+                    HitFacts(
+                        hit.kind,
+                        hit.at,
+                        hit.method,
+                        hit.user_agent,
+                        hit.ip,
+                        delivery.sent_at,
+                        hit.url,
+                        tuple(clicks.get(delivery.outbox_id, ())),
+                    )
+                )
+                human = verdict.cls is HitClass.HUMAN
+                if hit.kind is HitKind.CLICK:
+                    clicks.setdefault(delivery.outbox_id, []).append((hit.at, hit.url or ""))
+                    if verdict.burst:
+                        _burst(conn, stored, delivery.outbox_id, hit.at)
+                    if human and delivery.outbox_id not in opened:
+                        opened.add(delivery.outbox_id)
+                        stored.append(_implied_open(delivery, hit))
+                elif human:
+                    opened.add(delivery.outbox_id)
+                stored.append(
+                    StoredHit(
+                        delivery.outbox_id,
+                        delivery.customer_id,
+                        hit.kind.value,
+                        hit.at,
+                        not human,
+                        hit.url,
+                        hit.user_agent,
+                        {"class": verdict.cls.value, "reason": verdict.reason},
+                    )
+                )
+            tracking.insert_hits(conn, stored)
+        counts: Counter[tuple[str, str]] = Counter(
+            (h.kind, str(h.data.get("class", ""))) for h in stored
+        )
+        return dict(counts)
+
+    # --- unsubscribes, answers, referrals ------------------------------------------------------
+
+    def unsubscribe(self, delivery: Delivery, *, now: datetime, how: str) -> bool:
+        """Unsubscribe the customer an email went to, and note which email it was (for the
+        stats). Idempotent: True the first time, False when they already were."""
+        from dripper.customers.model import Status
+        from dripper.store import privacy
+        from dripper.store.customers import get_customer
+        from dripper.store.records import SuppressionReason, TrackingKind
+        from dripper.store.tracking import StoredHit, insert_hits
+
+        with self.store.transaction() as conn:
+            customer = get_customer(conn, delivery.email)
+            if customer is None or customer.status is Status.UNSUBSCRIBED:
+                return False
+            privacy.unsubscribe(
+                conn,
+                self.store.dialect,
+                delivery.email,
+                reason=SuppressionReason.UNSUBSCRIBED,
+                now=now,
+            )
+            hit = StoredHit(
+                delivery.outbox_id,
+                delivery.customer_id,
+                TrackingKind.UNSUBSCRIBE.value,
+                now,
+                False,
+                None,
+                None,
+                {"how": how},
+            )
+            insert_hits(conn, [hit])
+        self.forget_cached(delivery.customer_id)
+        return True
+
+    def answer(
+        self,
+        delivery: Delivery,
+        question: str,
+        answer: str,
+        *,
+        now: datetime,
+        method: str,
+        user_agent: str,
+        ip: str | None,
+    ) -> bool:
+        """A one-click answer: a `feedback` event (campaigns may follow up on it) and the
+        answer on the customer sheet as the attribute `question`. A link scanner's visit
+        is kept apart and answers nothing; a second click of the same answer changes
+        nothing. True when an answer was recorded."""
+        from dripper.store.records import TrackingKind
+        from dripper.store.tracking import StoredHit, insert_hits
+
+        verdict = classify(
+            HitFacts(HitKind.CLICK, now, method, user_agent, ip, delivery.sent_at, None)
+        )
+        human = verdict.cls is HitClass.HUMAN
+        data: dict[str, Any] = {
+            "question": question,
+            "answer": answer,
+            "campaign": delivery.campaign,
+            "step": delivery.step,
+        }
+        hit = StoredHit(
+            delivery.outbox_id,
+            delivery.customer_id,
+            TrackingKind.ANSWER.value,
+            now,
+            not human,
+            None,
+            user_agent,
+            {**data, "class": verdict.cls.value, "reason": verdict.reason},
+        )
+        if not human:
+            with self.store.transaction() as conn:
+                insert_hits(conn, [hit])
+            return False
+        self.planner.check(now, data, where="answer")
+        with self.store.transaction() as conn:
+            if _answered(conn, delivery.outbox_id, question, answer):
+                return False
+            insert_hits(conn, [hit])
+            self.planner.record_in(
+                conn,
+                delivery.email,
+                "feedback",
+                at=now,
+                data=data,
+                now=now,
+                attributes={question: answer},
+            )
+        return True
+
+    def referrer(self, code: str, *, now: datetime) -> Customer | None:
+        """The customer whose referral link this is (None: no such code any more); the
+        visit is noted against them."""
+        from dripper.store import sheet
+        from dripper.store.records import TrackingKind
+        from dripper.store.schema import tracking_events
+
+        with self.store.transaction() as conn:
+            customer = sheet.by_referral_code(conn, code)
+            if customer is not None:
+                conn.execute(
+                    tracking_events.insert().values(
+                        customer_id=customer.id,
+                        kind=TrackingKind.REFERRAL.value,
+                        at=now,
+                        machine=False,
+                        data={},
+                    )
+                )
+        return customer
+
+
+def _implied_open(delivery: Delivery, hit: Hit) -> StoredHit:
+    from dripper.store.tracking import StoredHit
+
+    return StoredHit(
+        delivery.outbox_id,
+        delivery.customer_id,
+        HitKind.OPEN.value,
+        hit.at,
+        False,
+        None,
+        None,
+        {"class": HitClass.HUMAN.value, "reason": "implied by a click", "implied": "click"},
+    )
+
+
+def _burst(conn: Any, stored: list[StoredHit], outbox_id: int, at: datetime) -> None:
+    """The clicks before this one in its window were the same robot's: in this batch and
+    in the database."""
+    from dripper.store import tracking
+
+    since = at - BURST_WINDOW
+    for i, earlier in enumerate(stored):
+        if earlier.outbox_id != outbox_id or earlier.at < since:
+            continue
+        if earlier.kind == HitKind.CLICK.value and not earlier.machine:
+            stored[i] = _as_scanner(earlier)
+        elif earlier.data.get("implied") == "click":
+            stored[i] = _as_scanner(earlier, dropped=True)
+    stored[:] = [h for h in stored if not h.data.get("dropped")]
+    tracking.mark_burst(conn, outbox_id, since=since, until=at)
+
+
+def _as_scanner(hit: StoredHit, *, dropped: bool = False) -> StoredHit:
+    from dataclasses import replace
+
+    data = {**hit.data, "class": HitClass.SCANNER.value, "reason": "part of a burst"}
+    if dropped:
+        data["dropped"] = True
+    return replace(hit, machine=True, data=data)
+
+
+def _answered(conn: Any, outbox_id: int, question: str, answer: str) -> bool:
+    """This email's person gave this answer to this question before."""
+    import sqlalchemy as sa
+
+    from dripper.store.schema import tracking_events
+
+    t = tracking_events.c
+    rows = conn.execute(
+        sa.select(t.data).where(
+            t.outbox_id == outbox_id, t.kind == "answer", t.machine.is_(False)
+        )
+    ).scalars()
+    return any(
+        isinstance(data, dict) and (data.get("question"), data.get("answer")) == (question, answer)
+        for data in rows
+    )

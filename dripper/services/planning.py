@@ -8,16 +8,19 @@ caused them. It never reads the clock: every call takes `now`.
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from dripper.engine import plan
-from dripper.engine.model import Ending, EventDecisions, NewEnrollment
+from dripper.engine.model import Ending, EventDecisions, EventFacts, NewEnrollment
 from dripper.engine.timing import schedule_runs
 from dripper.services.report import Report
 
 if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
     from dripper.campaigns import Campaign, Edition
     from dripper.config import Config
     from dripper.customers.model import Customer
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
     from dripper.store.ingest import NewEvent
     from dripper.store.records import EventRecord
 
+REFERRAL_CODE = re.compile(r"[a-z0-9]{8,64}")
 SCAN_EVERY = timedelta(minutes=15)  # date and time-dependent `when` triggers
 EARLIEST_OFFSET = timedelta(hours=14)  # UTC+14: where a run day begins first
 MAX_CATCH_UP = timedelta(days=7)  # older date-trigger days are history, not news
@@ -39,36 +43,107 @@ class Planner:
         self.store = store
         self.campaigns = list(campaigns)
         self._header_fields = _subject_event_fields(self.campaigns)
+        self._convertible = frozenset(c.name for c in self.campaigns if c.goal is not None)
 
     # --- events ------------------------------------------------------------------------
 
     def record_event(
-        self, email: str, type_: str, *, at: datetime, data: Mapping[str, Any], now: datetime
+        self,
+        email: str,
+        type_: str,
+        *,
+        at: datetime,
+        data: Mapping[str, Any],
+        now: datetime,
+        attributes: Mapping[str, str] | None = None,
     ) -> tuple[Customer, EventRecord, EventDecisions]:
         """Store an event and everything it causes (enrollments, conversions, exits) in one
-        transaction: an event is never recorded without its plan, nor planned twice."""
-        from dripper.store import bulk, enrollments
-        from dripper.store import customers as customer_ops
-
+        transaction: an event is never recorded without its plan, nor planned twice.
+        `attributes` go on the customer sheet first (a one-click answer's), so the plan
+        sees them."""
         self.check(at, data)
         with self.store.transaction() as conn:
-            customer, record = customer_ops.record_event(
-                conn, self.store.dialect, email, type_, at=at, data=data, now=now
+            return self.record_in(
+                conn, email, type_, at=at, data=data, now=now, attributes=attributes
             )
-            active = enrollments.active_enrollments(conn, customer.id)
-            decisions = plan.on_event(
-                self.campaigns,
-                customer,
-                enrollments.event_facts(record),
-                active,
-                fallback_tz=self.config.timezone,
-                now=now,
-            )
-            enrollments.end_enrollments(conn, decisions.end, now=now)
-            bulk.save_enrollments(
-                conn, self.store.dialect, [(customer.id, e) for e in decisions.enroll], now=now
-            )
+
+    def record_in(
+        self,
+        conn: Connection,
+        email: str,
+        type_: str,
+        *,
+        at: datetime,
+        data: Mapping[str, Any],
+        now: datetime,
+        attributes: Mapping[str, str] | None = None,
+    ) -> tuple[Customer, EventRecord, EventDecisions]:
+        """`record_event` inside the caller's transaction (checked by the caller): the
+        events API records up to 1,000 events all or nothing."""
+        from dripper.store import customers as customer_ops
+        from dripper.store import enrollments, sheet
+
+        customer, record = customer_ops.record_event(
+            conn, self.store.dialect, email, type_, at=at, data=data, now=now
+        )
+        if attributes:
+            customer = sheet.set_attributes(conn, customer.id, attributes)
+        decisions = self._plan_event(conn, customer, enrollments.event_facts(record), now)
+        if type_ == "purchase":
+            referral = self._referral(conn, customer, data, at=at, now=now)
+            if referral is not None:
+                decisions = EventDecisions(
+                    decisions.enroll, decisions.end, decisions.warnings + referral.warnings
+                )
         return customer, record, decisions  # the caller reports decisions.warnings
+
+    def _plan_event(
+        self, conn: Connection, customer: Customer, facts: EventFacts, now: datetime
+    ) -> EventDecisions:
+        """What one stored event causes, written in the caller's transaction."""
+        from dripper.store import bulk, enrollments
+
+        decisions = plan.on_event(
+            self.campaigns,
+            customer,
+            facts,
+            enrollments.active_enrollments(conn, customer.id, convertible=self._convertible),
+            fallback_tz=self.config.timezone,
+            now=now,
+        )
+        enrollments.end_enrollments(conn, decisions.end, now=now)
+        bulk.save_enrollments(
+            conn, self.store.dialect, [(customer.id, e) for e in decisions.enroll], now=now
+        )
+        return decisions
+
+    def _referral(
+        self,
+        conn: Connection,
+        buyer: Customer,
+        data: Mapping[str, Any],
+        *,
+        at: datetime,
+        now: datetime,
+    ) -> EventDecisions | None:
+        """A purchase whose `ref` is a customer's referral code: the buyer is recorded as
+        referred by them (once: the first referral counts) and the referrer gets a
+        `referral` event, planned like any event. Nobody refers themselves."""
+        from dripper.store import customers as customer_ops
+        from dripper.store import enrollments, sheet
+
+        code = data.get("ref")
+        if not isinstance(code, str) or not REFERRAL_CODE.fullmatch(code.strip().lower()):
+            return None
+        code = code.strip().lower()
+        referrer = sheet.by_referral_code(conn, code)
+        if referrer is None or referrer.id == buyer.id or "referred_by" in buyer.attributes:
+            return None
+        sheet.set_attributes(conn, buyer.id, {"referred_by": code})
+        referrer, record = customer_ops.record_event(
+            conn, self.store.dialect, referrer.email, "referral", at=at, data={}, now=now
+        )
+        return self._plan_event(conn, referrer, enrollments.event_facts(record), now)
 
     def check(self, at: datetime, data: Mapping[str, Any], where: str = "--data") -> None:
         """Refuse, before anything is written, what no database or email header can hold."""
@@ -112,7 +187,9 @@ class Planner:
         report = Report()
         with self.store.transaction() as conn:
             stored = ingest.store_events(conn, self.store.dialect, batch, now=now)
-            active = enrollments.active_enrollments_of(conn, [c.id for c, _ in stored])
+            active = enrollments.active_enrollments_of(
+                conn, [c.id for c, _ in stored], convertible=self._convertible
+            )
             endings: list[Ending] = []
             planned: list[tuple[int, NewEnrollment]] = []
             for customer, facts in stored:
@@ -129,6 +206,12 @@ class Planner:
                 report.warnings += decisions.warnings
             enrollments.end_enrollments(conn, endings, now=now)
             report.enrolled += bulk.save_enrollments(conn, self.store.dialect, planned, now=now)
+            for customer, facts in stored:  # referrers hear of their referred purchases
+                if facts.type == "purchase" and "ref" in facts.data:
+                    found = self._referral(conn, customer, facts.data, at=facts.at, now=now)
+                    if found is not None:
+                        report.enrolled += len(found.enroll)
+                        report.warnings += found.warnings
         return report
 
     # --- planning passes -----------------------------------------------------------------

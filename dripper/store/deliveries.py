@@ -11,8 +11,9 @@ follows one send through it without leaving the file.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -114,11 +115,15 @@ def claim_due(
             sa.update(outbox).where(o.id == sa.bindparam("oid")),
             [{"oid": oid, "message_id": new_message_id()} for oid in missing],
         )
-    return _load_due(conn, ids, {})
+    return _load_due(conn, ids, {}, give_codes=True)
 
 
 def _load_due(
-    conn: Connection, ids: Sequence[int], message_ids: Mapping[int, str]
+    conn: Connection,
+    ids: Sequence[int],
+    message_ids: Mapping[int, str],
+    *,
+    give_codes: bool = False,
 ) -> list[DueSend]:
     o = outbox.c
     claimed = conn.execute(sa.select(outbox).where(o.id.in_(ids)).order_by(o.next_attempt_at))
@@ -130,6 +135,8 @@ def _load_due(
             sa.select(customers).where(customers.c.id.in_(customer_ids))
         ).mappings()
     }
+    if give_codes:
+        people = give_referral_codes(conn, people)
     enrollment_rows = {
         r.id: r
         for r in conn.execute(
@@ -175,6 +182,30 @@ def _load_due(
             )
         )
     return result
+
+
+def give_referral_codes(conn: Connection, people: dict[int, Customer]) -> dict[int, Customer]:
+    """Customers about to be emailed get their referral code if they have none: random,
+    so nobody can guess another's (`referral_url` in templates)."""
+    missing = [cid for cid, person in people.items() if person.referral_code is None]
+    if not missing:
+        return people
+    codes = {cid: secrets.token_hex(8) for cid in missing}
+    conn.execute(
+        sa.update(customers)
+        .where(customers.c.id == sa.bindparam("cid"), customers.c.referral_code.is_(None))
+        .values(referral_code=sa.bindparam("code")),
+        [{"cid": cid, "code": code} for cid, code in codes.items()],
+    )
+    # Read back: a daemon claiming another send of the same customer may have been first.
+    query = sa.select(customers.c.id, customers.c.referral_code).where(
+        customers.c.id.in_(missing)
+    )
+    stored = {row.id: row.referral_code for row in conn.execute(query)}
+    return {
+        cid: replace(person, referral_code=stored.get(cid, person.referral_code))
+        for cid, person in people.items()
+    }
 
 
 def recent_sends(

@@ -9,7 +9,7 @@ enrollments and their outbox rows are written by `dripper.store.bulk`.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -28,9 +28,12 @@ from dripper.store.sql import chunks
 
 
 def active_enrollments_of(
-    conn: Connection, customer_ids: Sequence[int]
+    conn: Connection, customer_ids: Sequence[int], *, convertible: Collection[str] = ()
 ) -> dict[int, list[ActiveEnrollment]]:
-    """Active enrollments of many customers, each with its last step sent (attribution)."""
+    """Active enrollments of many customers, each with its last step sent (attribution),
+    and the completed ones of the `convertible` campaigns (those with a goal): a goal
+    reached after the last step went out still converts (a referral request has one step,
+    and the referral comes after it)."""
     e, o = enrollments.c, outbox.c
     last_sent = (
         sa.select(o.step)
@@ -48,20 +51,39 @@ def active_enrollments_of(
             e.occurrence,
             e.enrolled_at,
             e.event_id,
+            e.status,
             last_sent.label("last_sent"),
-        ).where(e.customer_id.in_(part), e.status == EnrollmentStatus.ACTIVE.value)
+        ).where(e.customer_id.in_(part), _open(convertible))
         for r in conn.execute(query):
             found[r.customer_id].append(
                 ActiveEnrollment(
-                    r.id, r.campaign, r.occurrence, r.enrolled_at, r.event_id, r.last_sent
+                    r.id,
+                    r.campaign,
+                    r.occurrence,
+                    r.enrolled_at,
+                    r.event_id,
+                    r.last_sent,
+                    EnrollmentStatus(r.status),
                 )
             )
     return found
 
 
-def active_enrollments(conn: Connection, customer_id: int) -> list[ActiveEnrollment]:
-    """A customer's active enrollments, each with the last step sent (for attribution)."""
-    return active_enrollments_of(conn, [customer_id]).get(customer_id, [])
+def _open(convertible: Collection[str]) -> sa.ColumnElement[bool]:
+    e = enrollments.c
+    active = e.status == EnrollmentStatus.ACTIVE.value
+    if not convertible:
+        return active
+    done = sa.and_(e.status == EnrollmentStatus.COMPLETED.value, e.campaign.in_(convertible))
+    return sa.or_(active, done)
+
+
+def active_enrollments(
+    conn: Connection, customer_id: int, *, convertible: Collection[str] = ()
+) -> list[ActiveEnrollment]:
+    """A customer's active (and convertible completed) enrollments; see above."""
+    found = active_enrollments_of(conn, [customer_id], convertible=convertible)
+    return found.get(customer_id, [])
 
 
 def end_enrollments(conn: Connection, endings: Iterable[Ending], *, now: datetime) -> None:
@@ -78,12 +100,12 @@ def end_enrollments(conn: Connection, endings: Iterable[Ending], *, now: datetim
                 converted_event_id=ending.event_id,
                 attributed_step=ending.attributed_step,
             )
+        endable = [EnrollmentStatus.ACTIVE.value]
+        if ending.status is EnrollmentStatus.CONVERTED:  # a goal reached after the last step
+            endable.append(EnrollmentStatus.COMPLETED.value)
         changed = conn.execute(
             sa.update(enrollments)
-            .where(
-                enrollments.c.id == ending.enrollment_id,
-                enrollments.c.status == EnrollmentStatus.ACTIVE.value,
-            )
+            .where(enrollments.c.id == ending.enrollment_id, enrollments.c.status.in_(endable))
             .values(values)
         ).rowcount
         if changed:

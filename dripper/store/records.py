@@ -45,6 +45,8 @@ class TrackingKind(enum.StrEnum):
     REPLY = "reply"
     BOUNCE = "bounce"
     COMPLAINT = "complaint"
+    ANSWER = "answer"  # a one-click answer (its `feedback` event is in events)
+    REFERRAL = "referral"  # someone followed a customer's referral link
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ def customer(row: Row | Mapping[str, Any]) -> Customer:
         first_purchase_at=row["first_purchase_at"],
         last_purchase_at=row["last_purchase_at"],
         unsubscribed_at=row["unsubscribed_at"],
+        referral_code=row.get("referral_code"),
     )
 
 

@@ -58,6 +58,9 @@ customers = sa.Table(
     sa.Column("last_purchase_at", UTCDateTime),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # Given when the customer's first send is claimed (migration 0003): `referral_url`.
+    sa.Column("referral_code", sa.String(32)),
+    sa.Index("ix_customers_referral_code", "referral_code", unique=True),
     sqlite_autoincrement=True,
 )
 

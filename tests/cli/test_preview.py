@@ -18,6 +18,7 @@ STEPS = {
     "value-newsletter": ["edition"],
     "referral-request": ["ask"],
     "birthday": ["greeting"],
+    "feedback-follow-up": ["make-it-right"],
 }
 
 

@@ -26,12 +26,13 @@ def test_init_then_check_is_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         "campaigns/value-newsletter.yaml",
         "campaigns/referral-request.yaml",
         "campaigns/birthday.yaml",
+        "campaigns/feedback-follow-up.yaml",
         "templates/layout.mjml",
     ):
         assert (tmp_path / "shop" / name).is_file(), name
     result = runner.invoke(cli, ["--config", "shop/config.toml", "check"])
     assert result.exit_code == 0, result.output
-    assert "4 campaign(s)" in result.stdout
+    assert "5 campaign(s)" in result.stdout
     assert "no problems" in result.stdout
 
 

@@ -136,11 +136,12 @@ def test_problems_are_sorted_one_line_each(broken: Loaded) -> None:
 
 
 def test_shipped_campaigns_load_without_problems() -> None:
-    """The four example campaigns that `dripper init` copies load cleanly."""
+    """The example campaigns that `dripper init` copies load cleanly."""
     campaigns, problems = load_campaigns(SCAFFOLD / "campaigns", TEMPLATES)
     assert problems == []
     assert sorted(c.name for c in campaigns) == [
         "birthday",
+        "feedback-follow-up",
         "referral-request",
         "value-newsletter",
         "welcome",

@@ -68,6 +68,9 @@ def _context(
         else {"title": edition.title, "html": edition.html, "text": edition.text},
         "unsubscribe_url": UNSUBSCRIBE,
         "now": datetime(2027, 3, 1, 9, 0, tzinfo=UTC),
+        "answer_url": lambda question, answer: f"https://acme.test/a/{question}.{answer}",
+        "referral_url": "https://acme.test/r/Zm9vYmFy",
+        "referral_code": "3f9a0c1e77b2d4a5",
     }
 
 

@@ -450,3 +450,25 @@ def test_histories(
             assert when <= end, "sent after a goal or exit"
         if quiet is not None and not by_name[key[0]].transactional:
             assert not in_quiet_hours(when, quiet, tz)
+
+
+def test_a_goal_reached_after_the_last_step_still_converts() -> None:
+    """Every step sent (the enrollment completed), a purchase within the window converts it,
+    attributed to the last step; a reply does not end a completed enrollment again."""
+    done = [
+        ActiveEnrollment(
+            3, "welcome", "event:7", T0, 7, "second-sale", status=EnrollmentStatus.COMPLETED
+        )
+    ]
+    later = T0 + timedelta(days=20)
+    bought = on_event(
+        [C["welcome"]], customer(purchases=2), EventFacts(9, "purchase", later), done,
+        fallback_tz="UTC", now=later,
+    )  # fmt: skip
+    (ending,) = bought.end
+    assert (ending.status, ending.attributed_step) == (EnrollmentStatus.CONVERTED, "second-sale")
+    replied = on_event(
+        [C["welcome"]], customer(), EventFacts(10, "reply", later), done,
+        fallback_tz="UTC", now=later,
+    )  # fmt: skip
+    assert replied.end == ()

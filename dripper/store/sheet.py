@@ -1,0 +1,37 @@
+"""The customer sheet learning from what customers do: a one-click answer becomes an
+attribute (`rating`), a referred purchase records who referred the buyer, and referral
+codes lead back to their customer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dripper.customers.model import Customer
+from dripper.store import rows
+from dripper.store.schema import customers
+
+
+def set_attributes(conn: Connection, customer_id: int, values: Mapping[str, str]) -> Customer:
+    """Merge `values` into the customer's attributes; returns the customer as it now is."""
+    row = conn.execute(
+        sa.select(customers.c.attributes).where(customers.c.id == customer_id)
+    ).scalar_one()
+    merged = {**dict(row or {}), **values}
+    conn.execute(
+        sa.update(customers).where(customers.c.id == customer_id).values(attributes=merged)
+    )
+    found = conn.execute(sa.select(customers).where(customers.c.id == customer_id)).mappings()
+    return rows.customer(found.one())
+
+
+def by_referral_code(conn: Connection, code: str) -> Customer | None:
+    """The customer whose referral code this is."""
+    row = (
+        conn.execute(sa.select(customers).where(customers.c.referral_code == code))
+        .mappings()
+        .first()
+    )
+    return None if row is None else rows.customer(row)

@@ -1,0 +1,222 @@
+"""The events API of `dripper serve`, and the shop webhooks that feed it.
+
+    POST /api/events       Authorization: Bearer <the secret named by [api] token_env>
+                           {"type": ..., "email": ..., "at": ..., "data": {...}}
+                           or {"events": [ ... up to 1,000 ... ]}
+    POST /api/shopify      orders/create, X-Shopify-Hmac-Sha256 checked ([api] shopify_secret_env)
+    POST /api/woocommerce  order.created, X-WC-Webhook-Signature checked ([api] woocommerce_...)
+
+All or nothing per request: every event is checked first, then all are recorded in one
+transaction with the same decisions as `dripper event`. Answers `200 {"recorded": N}`, or
+`400` (not JSON), `401` (no or a wrong secret), `413` (over 1 MiB or 1,000 events), `422`
+(an event that cannot be recorded, named by its index), `503` (the database) with
+`{"error": "..."}`; after any of those nothing of the request was recorded.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from dripper.errors import InputError
+from dripper.web import shops
+
+if TYPE_CHECKING:
+    from dripper.web.app import Web
+
+API_LIMIT = 1 << 20  # bytes per request
+MAX_EVENTS = 1_000
+EVENT_TYPE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")  # as `dripper event TYPE`
+NO_STORE = {"Cache-Control": "no-store"}
+
+
+@dataclass(frozen=True)
+class ApiEvent:
+    type: str
+    email: str
+    at: datetime
+    data: dict[str, Any]
+
+
+def routes(web: Web, timed: Callable[..., Any]) -> list[Route]:
+    return [
+        Route("/api/events", timed("api_events", events), methods=["POST"]),
+        Route("/api/shopify", timed("api_shopify", shopify), methods=["POST"]),
+        Route("/api/woocommerce", timed("api_woocommerce", woocommerce), methods=["POST"]),
+    ]
+
+
+async def events(web: Web, request: Request) -> Response:
+    _authorize(web, request)
+    body = await _body(request)
+    try:
+        document = json.loads(body, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise HTTPException(400, f"the body is not JSON: {_short(exc)}") from None
+    if isinstance(document, dict) and "events" in document:
+        items = document["events"]
+        if not isinstance(items, list):
+            raise HTTPException(422, "events: expected a list of events")
+    elif isinstance(document, dict):
+        items = [document]
+    else:
+        raise HTTPException(422, 'expected an event object, or {"events": [...]}')
+    if len(items) > MAX_EVENTS:
+        raise HTTPException(413, f"{len(items):,} events: at most {MAX_EVENTS:,} per request")
+    return await _record(web, [_event(web, i, item) for i, item in enumerate(items)])
+
+
+async def shopify(web: Web, request: Request) -> Response:
+    secret = _shop_secret(web, "shopify_secret_env")
+    body = await _body(request)
+    if not shops.signature_ok(body, request.headers.get("x-shopify-hmac-sha256"), secret):
+        raise HTTPException(401, "X-Shopify-Hmac-Sha256 does not match the body")
+    topic = request.headers.get("x-shopify-topic", "orders/create")
+    if topic != "orders/create":
+        return JSONResponse({"recorded": 0, "ignored": topic}, headers=NO_STORE)
+    order = _json_object(body)
+    items = shops.shopify_events(order)
+    return await _record(web, [_event(web, i, item) for i, item in enumerate(items)])
+
+
+async def woocommerce(web: Web, request: Request) -> Response:
+    secret = _shop_secret(web, "woocommerce_secret_env")
+    body = await _body(request)
+    if body.startswith(b"webhook_id="):  # the ping WooCommerce sends when a hook is saved
+        return JSONResponse({"recorded": 0}, headers=NO_STORE)
+    if not shops.signature_ok(body, request.headers.get("x-wc-webhook-signature"), secret):
+        raise HTTPException(401, "X-WC-Webhook-Signature does not match the body")
+    topic = request.headers.get("x-wc-webhook-topic", "order.created")
+    if topic != "order.created":
+        return JSONResponse({"recorded": 0, "ignored": topic}, headers=NO_STORE)
+    items = shops.woocommerce_events(_json_object(body))
+    return await _record(web, [_event(web, i, item) for i, item in enumerate(items)])
+
+
+# --- checking, then recording all at once -------------------------------------------------------
+
+
+def _event(web: Web, index: int, item: Any) -> ApiEvent:
+    """One event checked as `dripper event` checks it; 422 naming the index otherwise."""
+    from dripper.customers.addresses import normalize_email
+    from dripper.timeparse import parse_instant
+
+    where = f"events[{index}]"
+    if not isinstance(item, dict):
+        raise HTTPException(422, f"{where}: expected an object with type and email")
+    unknown = sorted(set(item) - {"type", "email", "at", "data"})
+    if unknown:
+        raise HTTPException(422, f"{where}: unknown key {unknown[0]!r} (type, email, at, data)")
+    kind, email, at, data = item.get("type"), item.get("email"), item.get("at"), item.get("data")
+    if not isinstance(kind, str) or not EVENT_TYPE.fullmatch(kind):
+        raise HTTPException(
+            422, f"{where}.type: expected an event type like 'purchase' (lower-case letters)"
+        )
+    if not isinstance(email, str):
+        raise HTTPException(422, f"{where}.email: expected an address")
+    try:
+        address = normalize_email(email)
+    except ValueError as exc:
+        raise HTTPException(422, f"{where}.email: {exc}") from None
+    if at is None:
+        moment = web.clock()
+    elif isinstance(at, str):
+        try:
+            moment = parse_instant(at)
+        except ValueError as exc:
+            raise HTTPException(422, f"{where}.at: {exc}") from None
+    else:
+        raise HTTPException(422, f"{where}.at: expected an ISO 8601 time")
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise HTTPException(422, f"{where}.data: expected an object")
+    try:
+        web.listener.planner.check(moment, data, where=f"{where}.data")
+    except InputError as exc:
+        raise HTTPException(422, str(exc)) from None
+    return ApiEvent(kind, address, moment, data)
+
+
+async def _record(web: Web, items: Sequence[ApiEvent]) -> Response:
+    if not items:
+        return JSONResponse({"recorded": 0}, headers=NO_STORE)
+    try:
+        await run_in_threadpool(_record_all, web, items)
+    except InputError as exc:  # a value the checks let through and recording refused
+        raise HTTPException(422, str(exc)) from None
+    except Exception as exc:  # the database: nothing of the request was recorded
+        raise HTTPException(503, f"not recorded, try again: {type(exc).__name__}") from None
+    web.metrics.requests.labels("event").inc(len(items))
+    return JSONResponse({"recorded": len(items)}, headers=NO_STORE)
+
+
+def _record_all(web: Web, items: Sequence[ApiEvent]) -> None:
+    """Every event of the request in one transaction: all of them, or none."""
+    now = web.clock()
+    planner = web.listener.planner
+    with web.store.transaction() as conn:
+        for index, item in enumerate(items):
+            try:
+                planner.record_in(conn, item.email, item.type, at=item.at, data=item.data, now=now)
+            except InputError as exc:
+                raise InputError(f"events[{index}]: {exc}") from None
+
+
+# --- helpers ----------------------------------------------------------------------------------
+
+
+def _authorize(web: Web, request: Request) -> None:
+    env_name = str(web.config.api.get("token_env") or "DRIPPER_API_TOKEN")
+    secret = web.config.secret(env_name) or ""
+    given = request.headers.get("authorization", "")
+    scheme, _, token = given.partition(" ")
+    if not secret:
+        raise HTTPException(401, f"the events API is off: set {env_name} to a long secret")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(), secret.encode()
+    ):
+        raise HTTPException(401, "missing or wrong bearer token")
+
+
+def _shop_secret(web: Web, key: str) -> str:
+    env_name = str(web.config.api.get(key) or "")
+    secret = web.config.secret(env_name) if env_name else None
+    if not secret:
+        raise HTTPException(404)  # that shop is not connected
+    return secret
+
+
+async def _body(request: Request) -> bytes:
+    from dripper.web.app import _read
+
+    return await _read(request, API_LIMIT)
+
+
+def _json_object(body: bytes) -> Mapping[str, Any]:
+    try:
+        document = json.loads(body, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise HTTPException(400, f"the body is not JSON: {_short(exc)}") from None
+    if not isinstance(document, dict):
+        raise HTTPException(422, "expected an order object")
+    return document
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__

@@ -1,0 +1,392 @@
+"""`dripper serve`: the web half (DESIGN 8). Every link in every email lands here.
+
+    GET  /o/<token>          the open pixel (200, a 1x1 GIF, no-store); the hit is queued
+    GET  /c/<token>  HEAD    302 to exactly the URL signed into the token; the hit is queued
+    GET  /u/<token>          a page with one button; changes nothing
+    POST /u/<token>          unsubscribes (RFC 8058 one-click or the page's form), written
+                             before the 200; 503 when the database cannot take it
+    GET  /a/<token>          a one-click answer: a `feedback` event, then a thank-you page
+    GET  /r/<token>          302 to [referrals] landing_url with ?ref=<the customer's code>
+    POST /api/events, /api/shopify, /api/woocommerce, /inbound   (dripper.web.api)
+    GET  /healthz, /metrics
+
+A forged, truncated, preview-key or unknown token, or one of a forgotten customer, gets
+the same 404 page: no redirect, no reason. Nothing in a URL is a database id. No page
+sets a cookie, runs a script, or lets its URL leak through a Referer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from dripper.engine.hits import HitKind
+from dripper.tokens import Keyring, TokenError, TokenKind, TokenPayload
+from dripper.web import pages
+from dripper.web.metrics import CONTENT_TYPE_LATEST, Metrics
+from dripper.web.writer import HitWriter
+
+if TYPE_CHECKING:
+    from dripper.campaigns import Campaign
+    from dripper.config import Config
+    from dripper.services.listening import Listener
+    from dripper.store import Store
+    from dripper.store.tracking import Delivery
+
+log = logging.getLogger("dripper.serve")
+
+# The smallest transparent GIF: 1x1, one colour, transparent.
+GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\x00\x00\x00!\xf9\x04\x01\x00\x00\x00"
+    b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+FORM_LIMIT = 4 * 1024  # an unsubscribe POST: `List-Unsubscribe=One-Click` or the form
+NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+CONFIG_ENV = "DRIPPER_SERVE_CONFIG"  # how `--workers` processes find the config
+
+
+class Web:
+    """What the routes share: the config, the listening service, the keys, the queue."""
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        campaigns: Sequence[Campaign],
+        keyring: Keyring,
+        *,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        from dripper.services.listening import Listener
+
+        self.config = config
+        self.store = store
+        self.keyring = keyring
+        self.listener: Listener = Listener(config, store, campaigns)
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.company = str(config.company.get("name") or "")
+        self.metrics = Metrics()
+        self.writer = HitWriter(
+            self.listener.record_hits,
+            on_written=self._written,
+            on_dropped=self.metrics.dropped.inc,
+        )
+
+    def _written(self, counts: dict[tuple[str, str], int]) -> None:
+        for (kind, cls), n in counts.items():
+            self.metrics.classes.labels(kind, cls).inc(n)
+            self.metrics.stored.inc(n)
+
+    def verify(self, token: str, kind: TokenKind) -> TokenPayload:
+        try:
+            return self.keyring.verify(token, kind)
+        except TokenError:
+            raise HTTPException(404) from None
+
+    async def delivery(self, payload: TokenPayload) -> tuple[Delivery | None, bool]:
+        """The delivery, and whether the database answered (False: it did not)."""
+        try:
+            found = await run_in_threadpool(self.listener.delivery, payload.delivery_id)
+        except Exception as exc:  # the database is down: the caller decides
+            log.error("cannot look up a delivery: %s", exc)
+            return None, False
+        return found, True
+
+    def html(self, content: str, status: int = 200) -> HTMLResponse:
+        return HTMLResponse(content, status_code=status, headers=pages.HEADERS)
+
+
+def create_app(
+    config: Config,
+    *,
+    store: Store | None = None,
+    campaigns: Sequence[Campaign] | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Starlette:
+    """The app for `config`: its database, its campaigns (a campaign with problems is left
+    out with a warning: an unsubscribe must never depend on a YAML typo) and its secret."""
+    from dripper.web import api
+
+    if store is None:
+        from dripper.store import open_store
+
+        store = open_store(config.database_url)
+        store.ensure_schema()
+    if campaigns is None:
+        campaigns = _campaigns(config)
+    web = Web(config, store, campaigns, _keyring(config), clock=clock)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        web.writer.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(web.writer.stop)  # SIGTERM: every answered hit written
+
+    def timed(route: str, handler: Callable[[Web, Request], Awaitable[Response]]) -> Any:
+        histogram = web.metrics.latency.labels(route)
+
+        async def endpoint(request: Request) -> Response:
+            start = time.perf_counter()
+            try:
+                return await handler(web, request)
+            finally:
+                histogram.observe(time.perf_counter() - start)
+
+        return endpoint
+
+    routes = [
+        Route("/o/{token}", timed("open", open_pixel), methods=["GET"]),
+        Route("/c/{token}", timed("click", click), methods=["GET", "HEAD"]),
+        Route("/u/{token}", timed("unsubscribe", unsubscribe), methods=["GET", "POST"]),
+        Route("/a/{token}", timed("answer", answer), methods=["GET"]),
+        Route("/r/{token}", timed("referral", referral), methods=["GET"]),
+        Route("/healthz", timed("healthz", healthz), methods=["GET"]),
+        Route("/metrics", timed("metrics", metrics), methods=["GET"]),
+        *api.routes(web, timed),
+    ]
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        if request.url.path.startswith(("/api/", "/inbound")):
+            detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
+            return JSONResponse({"error": detail}, status_code=status, headers=NO_STORE)
+        if status >= 500:
+            return web.html(pages.unavailable(web.company), status)
+        return web.html(pages.not_found(web.company), 404 if status in (404, 405) else status)
+
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: http_error, Exception: http_error},
+    )
+    app.state.web = web
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """The app factory `--workers` processes call: the config path is in CONFIG_ENV."""
+    from dripper.config import load_config
+
+    path = os.environ.get(CONFIG_ENV)
+    return create_app(load_config(Path(path) if path else None))
+
+
+# --- the routes ------------------------------------------------------------------------------
+
+
+def _now_hit(web: Web, request: Request, kind: HitKind, payload: TokenPayload) -> Any:
+    from dripper.services.listening import Hit
+
+    return Hit(
+        kind,
+        payload.delivery_id,
+        web.clock(),
+        request.method,
+        request.headers.get("user-agent", ""),
+        request.client.host if request.client else None,
+        payload.url,
+    )
+
+
+async def open_pixel(web: Web, request: Request) -> Response:
+    payload = web.verify(request.path_params["token"], TokenKind.OPEN)
+    delivery, answered = await web.delivery(payload)
+    if answered and delivery is None:
+        raise HTTPException(404)
+    web.metrics.requests.labels("open").inc()
+    hit = _now_hit(web, request, HitKind.OPEN, payload)
+    web.writer.put(_with(hit, delivery))
+    web.metrics.queue.set(web.writer.depth())
+    return Response(GIF, media_type="image/gif", headers=NO_STORE)
+
+
+async def click(web: Web, request: Request) -> Response:
+    """Always a redirect to the signed URL, whatever the class of the click; when the
+    database is down the redirect still happens and the hit waits in the queue."""
+    payload = web.verify(request.path_params["token"], TokenKind.CLICK)
+    assert payload.url is not None
+    delivery, answered = await web.delivery(payload)
+    if answered and delivery is None:
+        raise HTTPException(404)
+    web.metrics.requests.labels("click").inc()
+    web.writer.put(_with(_now_hit(web, request, HitKind.CLICK, payload), delivery))
+    web.metrics.queue.set(web.writer.depth())
+    return RedirectResponse(payload.url, status_code=302, headers=NO_STORE)
+
+
+async def unsubscribe(web: Web, request: Request) -> Response:
+    payload = web.verify(request.path_params["token"], TokenKind.UNSUBSCRIBE)
+    delivery, answered = await web.delivery(payload)
+    if not answered:
+        return _unavailable(web)
+    if delivery is None:
+        raise HTTPException(404)
+    if request.method == "GET":
+        try:
+            done = await run_in_threadpool(_is_unsubscribed, web, delivery.email)
+        except Exception:
+            return _unavailable(web)
+        if done:
+            return web.html(pages.unsubscribed(web.company, delivery.email))
+        return web.html(pages.unsubscribe_form(web.company, delivery.email))
+    body = await _read(request, FORM_LIMIT)
+    how = "one-click" if b"List-Unsubscribe=One-Click" in body else "page"
+    try:
+        changed = await run_in_threadpool(
+            web.listener.unsubscribe, delivery, now=web.clock(), how=how
+        )
+    except Exception as exc:  # never claim what was not stored: the sender retries
+        log.error("unsubscribe not stored: %s", exc)
+        return _unavailable(web)
+    web.metrics.requests.labels("unsubscribe").inc()
+    web.metrics.classes.labels("unsubscribe", "new" if changed else "again").inc()
+    return web.html(pages.unsubscribed(web.company, delivery.email))
+
+
+async def answer(web: Web, request: Request) -> Response:
+    payload = web.verify(request.path_params["token"], TokenKind.ANSWER)
+    assert payload.question is not None
+    assert payload.answer is not None
+    delivery, answered = await web.delivery(payload)
+    if not answered:
+        return _unavailable(web)
+    if delivery is None:
+        raise HTTPException(404)
+    try:
+        recorded = await run_in_threadpool(
+            lambda: web.listener.answer(
+                delivery,
+                payload.question or "",
+                payload.answer or "",
+                now=web.clock(),
+                method=request.method,
+                user_agent=request.headers.get("user-agent", ""),
+                ip=request.client.host if request.client else None,
+            )
+        )
+    except Exception as exc:
+        log.error("answer not stored: %s", exc)
+        return _unavailable(web)
+    web.metrics.requests.labels("answer").inc()
+    web.metrics.classes.labels("answer", "recorded" if recorded else "not recorded").inc()
+    return web.html(pages.thanks(web.company))
+
+
+async def referral(web: Web, request: Request) -> Response:
+    payload = web.verify(request.path_params["token"], TokenKind.REFERRAL)
+    landing = str(web.config.referrals.get("landing_url") or web.config.company.get("url") or "")
+    if not landing.startswith(("http://", "https://")):
+        raise HTTPException(404)
+    code = payload.delivery_id
+    try:
+        referrer = await run_in_threadpool(web.listener.referrer, code, now=web.clock())
+    except Exception as exc:  # the code is in the URL: the referral still works
+        log.error("referral visit not stored: %s", exc)
+    else:
+        if referrer is None:  # a forgotten customer's link
+            raise HTTPException(404)
+    web.metrics.requests.labels("referral").inc()
+    return RedirectResponse(_with_ref(landing, code), status_code=302, headers=NO_STORE)
+
+
+async def healthz(web: Web, request: Request) -> Response:
+    try:
+        await run_in_threadpool(_ping, web)
+    except Exception:
+        return JSONResponse({"status": "unavailable"}, status_code=503, headers=NO_STORE)
+    return JSONResponse({"status": "ok"}, headers=NO_STORE)
+
+
+async def metrics(web: Web, request: Request) -> Response:
+    web.metrics.queue.set(web.writer.depth())
+    return Response(web.metrics.render(), media_type=CONTENT_TYPE_LATEST, headers=NO_STORE)
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+def _with(hit: Any, delivery: Delivery | None) -> Any:
+    from dataclasses import replace
+
+    return replace(hit, delivery=delivery)
+
+
+def _unavailable(web: Web) -> Response:
+    response = web.html(pages.unavailable(web.company), 503)
+    response.headers["Retry-After"] = "60"
+    return response
+
+
+def _is_unsubscribed(web: Web, email: str) -> bool:
+    from dripper.customers.model import Status
+
+    customer = web.store.get_customer(email)
+    return customer is None or customer.status is Status.UNSUBSCRIBED
+
+
+def _ping(web: Web) -> None:
+    import sqlalchemy as sa
+
+    with web.store.reading() as conn:
+        conn.execute(sa.text("SELECT 1"))
+
+
+def _with_ref(url: str, code: str) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != "ref"]
+    query.append(("ref", code))
+    return urlunsplit(parts._replace(query=urlencode(query)))
+
+
+async def _read(request: Request, limit: int) -> bytes:
+    """The body, refused (413) past `limit` bytes, however it is sent."""
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise HTTPException(413, f"the body is larger than {limit:,} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise HTTPException(413, f"the body is larger than {limit:,} bytes")
+    return bytes(body)
+
+
+def _campaigns(config: Config) -> list[Campaign]:
+    from dripper.campaigns import load_campaigns
+
+    campaigns, problems = load_campaigns(config.campaigns_dir, config.templates_dir)
+    for problem in problems:
+        log.warning("campaign left out of serve: %s", problem)
+    return campaigns
+
+
+def _keyring(config: Config) -> Keyring:
+    from dripper.errors import ConfigError
+
+    env_name = str(config.tracking.get("secret_env", "DRIPPER_SECRET"))
+    secret = config.secret(env_name)
+    if not secret:
+        raise ConfigError(
+            f"the environment variable {env_name} is not set: `dripper serve` checks the links "
+            "of sent emails with the secret that signed them; set it as for `dripper run`"
+        )
+    try:
+        return Keyring.from_secret(secret)
+    except TokenError as exc:
+        raise ConfigError(f"{env_name}: {exc}") from None

@@ -1,0 +1,58 @@
+"""`/metrics` in the Prometheus text format (prometheus_client), one registry per app: hits
+by kind and class, inbound mail by class, the hit queue, dropped hits, request latency.
+
+Each `dripper serve` process counts its own (with `--workers`, scrape each, or sum).
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "dripper_hits",
+            "Requests answered, by route kind (open, click, unsubscribe, answer, referral).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.stored = Counter(
+            "dripper_hits_stored",
+            "Opens and clicks written to the database.",
+            registry=self.registry,
+        )
+        self.classes = Counter(
+            "dripper_hit_classes",
+            "Answers and unsubscribes by outcome; opens and clicks are classed when written.",
+            ["kind", "class"],
+            registry=self.registry,
+        )
+        self.dropped = Counter(
+            "dripper_hits_dropped",
+            "Hits not written: the queue was full, or the process stopped with the database down.",
+            registry=self.registry,
+        )
+        self.queue = Gauge(
+            "dripper_hit_queue_depth", "Hits waiting to be written.", registry=self.registry
+        )
+        self.inbound = Counter(
+            "dripper_inbound",
+            "Inbound messages recorded, by class.",
+            ["class"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "dripper_request_seconds",
+            "Time to answer a request, by route.",
+            ["route"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+            registry=self.registry,
+        )
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

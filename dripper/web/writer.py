@@ -1,0 +1,105 @@
+"""Hits are answered at once and written in batches: a bounded in-process queue and one
+writer thread that takes up to BATCH hits or what came in FLUSH seconds, and writes them
+in one transaction through the listening service.
+
+A pixel or a redirect never waits on a write. What that costs, said plainly: a hit that
+was answered is in this queue until its batch commits (about FLUSH seconds); SIGTERM
+drains the queue before the process exits, a SIGKILL loses what was queued. A database
+that stops answering keeps the batch in hand and retries; hits that find the queue full
+meanwhile are counted as dropped (`dripper_hits_dropped_total`), never silently.
+Unsubscribes and answers do not come through here: they are written before their 200.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+from dripper.services.listening import Hit
+
+log = logging.getLogger("dripper.serve")
+
+BATCH = 500
+FLUSH = 0.05  # seconds
+CAPACITY = 100_000  # hits held while the database is slow: a newsletter's morning of opens
+RETRY = 1.0  # seconds between attempts when the database fails
+
+
+class HitWriter:
+    def __init__(
+        self,
+        write: Callable[[Sequence[Hit]], dict[tuple[str, str], int]],
+        *,
+        capacity: int = CAPACITY,
+        on_written: Callable[[dict[tuple[str, str], int]], None] | None = None,
+        on_dropped: Callable[[int], None] | None = None,
+    ) -> None:
+        self._write = write
+        self._queue: queue.Queue[Hit] = queue.Queue(maxsize=capacity)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hit-writer", daemon=True)
+        self._on_written = on_written or (lambda counts: None)
+        self._on_dropped = on_dropped or (lambda n: None)
+        self.failing = False  # the last write failed (health and metrics say so)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def put(self, hit: Hit) -> bool:
+        """Queue a hit; False (and counted) when the queue is full."""
+        try:
+            self._queue.put_nowait(hit)
+        except queue.Full:
+            self._on_dropped(1)
+            return False
+        return True
+
+    def depth(self) -> int:
+        return self._queue.qsize()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Write everything queued, then stop (SIGTERM: nothing answered is lost)."""
+        self._stop.set()
+        self._thread.join(timeout)
+        left = self._queue.qsize()
+        if left:
+            log.error("stopped with %d hit(s) unwritten: the database did not answer", left)
+            self._on_dropped(left)
+
+    def _run(self) -> None:
+        while True:
+            batch = self._take()
+            if batch:
+                self._commit(batch)
+            elif self._stop.is_set():
+                return
+
+    def _take(self) -> list[Hit]:
+        batch: list[Hit] = []
+        deadline = time.monotonic() + FLUSH
+        while len(batch) < BATCH:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(self._queue.get(timeout=remaining))
+            except queue.Empty:
+                break
+        return batch
+
+    def _commit(self, batch: list[Hit]) -> None:
+        while True:
+            try:
+                written = self._write(batch)
+            except Exception as exc:  # the database is down or busy: keep the batch, retry
+                if not self.failing:
+                    log.error("cannot write %d hit(s), retrying: %s", len(batch), exc)
+                self.failing = True
+                time.sleep(RETRY)  # stopping or not: `stop` waits for it, up to its timeout
+                continue
+            self.failing = False
+            self._on_written(written)
+            return

@@ -1,0 +1,265 @@
+"""The events API and the shop webhooks of a real `dripper serve`, on SQLite and
+PostgreSQL: bearer auth, all or nothing per request, the limits, JSON errors; Shopify and
+WooCommerce payloads shaped like the real ones, their signatures checked; a referred
+purchase reaching the referral request's goal."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from dripper.store import open_store
+from dripper.store.schema import customers, enrollments, events
+from tests.support.serve import API_TOKEN, SHOPIFY_SECRET, WOO_SECRET, ServeProcess, Shop, links
+
+AUTH = {"authorization": f"Bearer {API_TOKEN}"}
+
+
+def count(shop: Shop, table: sa.Table, *where: sa.ColumnElement[bool]) -> int:
+    store = open_store(shop.db_url)
+    try:
+        with store.reading() as conn:
+            query = sa.select(sa.func.count()).select_from(table).where(*where)
+            return int(conn.execute(query).scalar_one())
+    finally:
+        store.close()
+
+
+def post(shop: Shop, path: str, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return httpx.post(
+        shop.base_url + path,
+        content=content,
+        headers={"content-type": "application/json", **(headers or {})},
+        timeout=30,
+    )
+
+
+def test_events_are_recorded_with_the_same_decisions_as_the_cli(
+    shop: Shop, server: ServeProcess
+) -> None:
+    """One event or a list of them: 200 with the count; a first purchase enrolls the
+    buyer in the welcome sequence as `dripper event` would."""
+    one = post(
+        shop,
+        "/api/events",
+        {"type": "purchase", "email": "New.Buyer@Example.com", "data": {"amount": "12.50"}},
+        AUTH,
+    )
+    assert (one.status_code, one.json()) == (200, {"recorded": 1})
+    many = post(
+        shop,
+        "/api/events",
+        {
+            "events": [
+                {"type": "signup", "email": "a1@example.com", "at": "2027-01-20T10:00:00Z"},
+                {"type": "signup", "email": "a2@example.com"},
+                {"type": "purchase", "email": "a1@example.com", "data": {"amount": 5}},
+            ]
+        },
+        AUTH,
+    )
+    assert (many.status_code, many.json()) == (200, {"recorded": 3})
+    assert count(shop, customers, customers.c.email == "new.buyer@example.com") == 1
+    assert count(shop, enrollments, enrollments.c.campaign == "welcome") == 5
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "status", "error"),
+    [
+        ({"type": "purchase", "email": "x@example.com"}, {}, 401, "bearer"),
+        ({"type": "purchase", "email": "x@example.com"}, {"authorization": "Bearer nope"}, 401, "bearer"),
+        (b"{not json", AUTH, 400, "not JSON"),
+        ([1, 2], AUTH, 422, "expected an event"),
+        ({"type": "Purchase!", "email": "x@example.com"}, AUTH, 422, "events[0].type"),
+        ({"type": "purchase", "email": "not an address"}, AUTH, 422, "events[0].email"),
+        ({"type": "purchase", "email": "x@example.com", "at": "soon"}, AUTH, 422, "events[0].at"),
+        ({"type": "purchase", "email": "x@example.com", "data": {"n": "a\u0000"}}, AUTH, 422, "NUL"),
+        ({"type": "purchase", "email": "x@example.com", "data": {"amount": 1e308}}, AUTH, 422, "too large"),
+        ({"type": "purchase", "email": "x@example.com", "extra": 1}, AUTH, 422, "unknown key"),
+        ({"events": [{"type": "signup", "email": f"u{i}@example.com"} for i in range(1001)]}, AUTH, 413, "at most 1,000"),
+        (b'{"type": "signup", "email": "x@example.com", "data": {"pad": "' + b"x" * (1 << 20) + b'"}}', AUTH, 413, "larger than"),
+    ],
+)  # fmt: skip
+def test_bad_requests_get_a_json_error_and_record_nothing(
+    shop: Shop, server: ServeProcess, body: Any, headers: dict[str, str], status: int, error: str
+) -> None:
+    """Each refusal has its status and a JSON `error`; no event of the request is kept."""
+    before = count(shop, events)
+    answer = post(shop, "/api/events", body, headers)
+    assert answer.status_code == status, answer.text
+    assert error in answer.json()["error"]
+    assert count(shop, events) == before
+
+
+def test_a_request_is_all_or_nothing(shop: Shop, server: ServeProcess) -> None:
+    """Two good events and a third that fails on recording (an amount the planner refuses):
+    422 naming it, and neither of the good two was recorded."""
+    before = count(shop, events)
+    answer = post(
+        shop,
+        "/api/events",
+        {
+            "events": [
+                {"type": "signup", "email": "b1@example.com"},
+                {"type": "signup", "email": "b2@example.com"},
+                {"type": "purchase", "email": "b3@example.com", "data": {"amount": "-3"}},
+            ]
+        },
+        AUTH,
+    )
+    assert answer.status_code == 422
+    assert answer.json()["error"].startswith("events[2]")
+    assert count(shop, events) == before
+    assert count(shop, customers, customers.c.email.in_(["b1@example.com", "b2@example.com"])) == 0
+
+
+def shopify_order(email: str, *, ref: str | None = None) -> dict[str, Any]:
+    """An orders/create payload trimmed from Shopify's documented example."""
+    landing = "/products/ethiopia?utm_source=newsletter" + (f"&ref={ref}" if ref else "")
+    return {
+        "id": 820982911946154508,
+        "admin_graphql_api_id": "gid://shopify/Order/820982911946154508",
+        "email": email,
+        "contact_email": email,
+        "created_at": "2027-01-21T10:15:00-05:00",
+        "currency": "USD",
+        "current_total_price": "31.00",
+        "total_price": "31.00",
+        "subtotal_price": "26.00",
+        "total_tax": "0.00",
+        "financial_status": "paid",
+        "name": "#9999",
+        "order_number": 1234,
+        "landing_site": landing,
+        "referring_site": "https://mail.example.com/",
+        "discount_codes": [],
+        "customer": {
+            "id": 115310627314723954,
+            "email": email,
+            "first_name": "Jane",
+            "last_name": "Doe",
+        },
+        "line_items": [{"id": 866550311766439020, "title": "Ethiopia", "quantity": 1}],
+    }
+
+
+def signed(body: bytes, secret: str) -> str:
+    return base64.b64encode(hmac.digest(secret.encode(), body, hashlib.sha256)).decode()
+
+
+def test_shopify_orders_become_purchases_and_referrals_reach_the_goal(
+    shop: Shop, server: ServeProcess
+) -> None:
+    """Ada's referral link carries her code to the shop; the friend's Shopify order with
+    that `ref` is a purchase for the friend and a `referral` for Ada, which converts her
+    referral request. A wrong signature is refused; another topic is ignored."""
+    ask = shop.email_to("ada@example.com", "A bag for a friend")
+    referral = next(u for u in links(ask, shop.base_url) if "/r/" in u)
+    landing = httpx.get(referral)
+    assert landing.status_code == 302
+    code = parse_qs(urlsplit(landing.headers["location"]).query)["ref"][0]
+    body = json.dumps(shopify_order("friend@example.com", ref=code)).encode()
+    headers = {
+        "x-shopify-topic": "orders/create",
+        "x-shopify-hmac-sha256": signed(body, SHOPIFY_SECRET),
+        "x-shopify-shop-domain": "acme-coffee.myshopify.com",
+    }
+    forged = post(shop, "/api/shopify", body, {**headers, "x-shopify-hmac-sha256": "AAAA"})
+    assert forged.status_code == 401
+    other = post(shop, "/api/shopify", body, {**headers, "x-shopify-topic": "orders/paid"})
+    assert other.json() == {"recorded": 0, "ignored": "orders/paid"}
+    assert count(shop, customers, customers.c.email == "friend@example.com") == 0
+    answer = post(shop, "/api/shopify", body, headers)
+    assert (answer.status_code, answer.json()) == (200, {"recorded": 1})
+    assert count(shop, events, events.c.type == "referral") == 1
+    shown = shop.ok("customers", "show", "ada@example.com").output
+    assert "referral-request" in shown
+    assert "converted" in shown, shown
+    # The same order again (Shopify retries): the friend was referred once, no second referral.
+    post(shop, "/api/shopify", body, headers)
+    assert count(shop, events, events.c.type == "referral") == 1
+
+
+def test_nobody_refers_themselves(shop: Shop, server: ServeProcess) -> None:
+    """Ada buying with her own code records her purchase and no referral."""
+    ask = shop.email_to("ada@example.com", "A bag for a friend")
+    referral = next(u for u in links(ask, shop.base_url) if "/r/" in u)
+    code = parse_qs(urlsplit(httpx.get(referral).headers["location"]).query)["ref"][0]
+    answer = post(
+        shop,
+        "/api/events",
+        {"type": "purchase", "email": "ada@example.com", "data": {"amount": 9, "ref": code}},
+        AUTH,
+    )
+    assert answer.status_code == 200
+    assert count(shop, events, events.c.type == "referral") == 0
+
+
+def woo_order(email: str) -> dict[str, Any]:
+    """An order.created payload shaped like WooCommerce's REST v3 order."""
+    return {
+        "id": 727,
+        "number": "727",
+        "status": "processing",
+        "currency": "EUR",
+        "date_created": "2027-01-21T16:15:00",
+        "date_created_gmt": "2027-01-21T15:15:00",
+        "total": "18.00",
+        "customer_id": 0,
+        "billing": {"first_name": "Ana", "last_name": "Silva", "email": email},
+        "meta_data": [{"id": 13106, "key": "_wc_order_attribution_source_type", "value": "utm"}],
+        "line_items": [{"id": 315, "name": "Kenya AA", "quantity": 1, "total": "18.00"}],
+        "coupon_lines": [],
+    }
+
+
+def test_woocommerce_orders_become_purchases(shop: Shop, server: ServeProcess) -> None:
+    """The hook's ping is answered; a signed order.created is a purchase at its GMT time;
+    a bad signature is refused."""
+    ping = httpx.post(
+        shop.base_url + "/api/woocommerce",
+        content=b"webhook_id=42",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert ping.status_code == 200
+    body = json.dumps(woo_order("ana@example.com")).encode()
+    headers = {"x-wc-webhook-topic": "order.created", "x-wc-webhook-source": "https://acme.test/"}
+    bad = post(shop, "/api/woocommerce", body, {**headers, "x-wc-webhook-signature": "nope"})
+    assert bad.status_code == 401
+    good = post(
+        shop, "/api/woocommerce", body, {**headers, "x-wc-webhook-signature": signed(body, WOO_SECRET)}
+    )
+    assert (good.status_code, good.json()) == (200, {"recorded": 1})
+    store = open_store(shop.db_url)
+    try:
+        with store.reading() as conn:
+            row = conn.execute(sa.select(events).where(events.c.type == "purchase").order_by(
+                events.c.id.desc()
+            )).first()
+    finally:
+        store.close()
+    assert row is not None
+    assert row.data == {"amount": "18.00", "currency": "EUR", "order": "727"}
+    assert row.at.isoformat().startswith("2027-01-21T15:15:00")
+
+
+def test_a_shop_that_is_not_connected_is_a_404(shop: Shop) -> None:
+    """Without [api] shopify_secret_env the route does not exist."""
+    config = shop.config
+    config.write_text(
+        config.read_text().replace(
+            'shopify_secret_env = "DRIPPER_SHOPIFY_SECRET"', 'shopify_secret_env = ""'
+        )
+    )
+    with ServeProcess(shop):
+        answer = post(shop, "/api/shopify", b"{}", {"x-shopify-hmac-sha256": "x"})
+        assert answer.status_code == 404

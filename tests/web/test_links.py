@@ -1,0 +1,216 @@
+"""Every link in every email dripper sent, followed on a real `dripper serve` over HTTP, on
+SQLite and PostgreSQL: pixels, clicks, unsubscribe pages, one-click answers and referral
+links all answer as DESIGN 8 says; bad tokens of every kind get the same 404."""
+
+from __future__ import annotations
+
+import base64
+import re
+import time
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import sqlalchemy as sa
+
+from dripper.store import open_store
+from dripper.store.schema import customers, events, tracking_events
+from dripper.tokens import Keyring, SigningKey
+from tests.support.serve import SECRET, ServeProcess, Shop, links
+
+BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 Safari/605.1.15"
+
+
+def rows(shop: Shop, table: sa.Table, *where: sa.ColumnElement[bool]) -> list[sa.Row[object]]:
+    store = open_store(shop.db_url)
+    try:
+        with store.reading() as conn:
+            return list(conn.execute(sa.select(table).where(*where)))
+    finally:
+        store.close()
+
+
+def wait_for_hits(shop: Shop, count: int) -> list[sa.Row[object]]:
+    """Opens and clicks are written in batches: wait for the writer, never forever."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = rows(shop, tracking_events, tracking_events.c.kind.in_(["open", "click"]))
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def test_every_link_in_every_sent_email_resolves(shop: Shop, server: ServeProcess) -> None:
+    """No 404, no 5xx: each tracked link of each .eml that `run --once` wrote answers with
+    what its route promises, and a click goes exactly where the template linked."""
+    messages = shop.emails()
+    assert len(messages) >= 6
+    seen_kinds: set[str] = set()
+    with httpx.Client(base_url=shop.base_url, headers={"user-agent": BROWSER}) as client:
+        for message in messages:
+            for url in links(message, shop.base_url):
+                kind = urlsplit(url).path.split("/")[1]
+                seen_kinds.add(kind)
+                if kind == "u":
+                    continue  # GET only: the unsubscribe tests post
+                answer = client.get(url)
+                assert answer.status_code in (200, 302), (url, answer.status_code)
+                assert answer.headers["referrer-policy"] == "no-referrer"
+                assert "set-cookie" not in answer.headers
+                if kind == "c":
+                    assert answer.status_code == 302
+                    token = urlsplit(url).path.split("/")[2]
+                    target = base64.urlsafe_b64decode(token.split(".")[3] + "==").decode()
+                    assert answer.headers["location"] == target
+                elif kind == "o":
+                    assert answer.headers["content-type"] == "image/gif"
+                    assert answer.headers["cache-control"] == "no-store"
+                    assert answer.content.startswith(b"GIF89a")
+                elif kind == "r":
+                    location = urlsplit(answer.headers["location"])
+                    assert location.netloc == "acme.test"
+                    assert re.fullmatch(r"[0-9a-f]{16}", parse_qs(location.query)["ref"][0])
+                else:
+                    assert answer.status_code == 200, (url, answer.text[:200])
+            for url in links(message, shop.base_url):
+                if "/u/" in url:
+                    page = httpx.get(url)
+                    assert page.status_code == 200
+                    assert "Unsubscribe?" in page.text
+    assert seen_kinds == {"o", "c", "u", "a", "r"}
+
+
+def test_opens_and_clicks_are_stored_with_their_class(shop: Shop, server: ServeProcess) -> None:
+    """A browser's click and a pixel fetched by Apple's proxy are both stored: the click as
+    human (with the open it implies), the prefetch as a machine open; a HEAD is a scanner."""
+    thanks = shop.email_to("grace@example.com", "Thank you")
+    urls = links(thanks, shop.base_url)
+    pixel = next(u for u in urls if "/o/" in u)
+    click = next(u for u in urls if "/c/" in u)
+    assert httpx.get(pixel, headers={"user-agent": "Mozilla/5.0"}).status_code == 200
+    assert httpx.head(click, headers={"user-agent": BROWSER}).status_code == 302
+    assert httpx.get(click, headers={"user-agent": BROWSER}).status_code == 302
+    found = wait_for_hits(shop, 4)
+    summary = sorted((r.kind, r.machine, (r.data or {}).get("reason", "")) for r in found)
+    assert summary == [
+        ("click", False, "a person's browser"),
+        ("click", True, "HEAD request (browsers GET)"),
+        ("open", False, "implied by a click"),
+        ("open", True, "Apple Mail Privacy Protection (user agent)"),
+    ]
+
+
+def test_one_click_unsubscribe_is_stored_and_the_next_run_sends_nothing(
+    shop: Shop, server: ServeProcess
+) -> None:
+    """RFC 8058: POST `List-Unsubscribe=One-Click` to the header's URL answers 200 (no
+    redirect, no cookie) only once it is stored; a repeat is 200 too and changes nothing;
+    the next runs send that customer nothing, planned or scheduled."""
+    message = shop.email_to("grace@example.com", "Thank you")
+    header = str(message["List-Unsubscribe"])
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    url = re.findall(r"<(http[^>]+)>", header)[0]
+    assert httpx.get(url).status_code == 200  # GET changes nothing
+    assert rows(shop, customers, customers.c.email == "grace@example.com")[0].status == (
+        "subscribed"
+    )
+    for _ in range(2):
+        answer = httpx.post(
+            url,
+            content=b"List-Unsubscribe=One-Click",
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+        assert answer.status_code == 200
+        assert "set-cookie" not in answer.headers
+        assert "You are unsubscribed" in answer.text
+    grace = rows(shop, customers, customers.c.email == "grace@example.com")[0]
+    assert grace.status == "unsubscribed"
+    marked = rows(shop, tracking_events, tracking_events.c.kind == "unsubscribe")
+    assert [(r.customer_id, r.data["how"]) for r in marked] == [(grace.id, "one-click")]
+    # Another purchase and the next newsletter run: nothing for Grace.
+    shop.ok("--now", "2027-02-10T12:00:00Z", "event", "purchase", "grace@example.com")
+    before = {str(m["Message-ID"]) for m in shop.emails()}
+    shop.ok("--now", "2027-02-10T12:00:00Z", "run", "--once")
+    shop.ok("--now", "2027-02-16T23:30:00Z", "run", "--once")  # the newsletter's 2nd run
+    after = [m for m in shop.emails() if str(m["Message-ID"]) not in before]
+    assert len(after) >= 4, "the newsletter should have gone to the others"
+    assert not [m for m in after if "grace@example.com" in str(m["To"])]
+
+
+def test_bad_tokens_get_the_same_404(shop: Shop, server: ServeProcess) -> None:
+    """Forged, truncated, preview-key, wrong-kind, unknown-delivery: a 404 page with no
+    Location and nothing recorded, whatever the route."""
+    good = links(shop.email_to("ada@example.com", "Thank you"), shop.base_url)
+    click = next(u for u in good if "/c/" in u)
+    token = urlsplit(click).path.split("/")[2]
+    keyring = Keyring([SigningKey.derive(SECRET)])
+    preview = Keyring.preview()
+    bad = [
+        f"/c/{token[:-1]}A",  # forged signature
+        f"/c/{token[:20]}",  # truncated
+        f"/c/{token.replace('.c.', '.o.', 1)}",  # kind changed: signature breaks
+        f"/o/{token}",  # a click token at the pixel
+        f"/c/{preview.sign_click('abcdefgh2345', 'https://evil.example/')}",
+        f"/u/{preview.sign_unsubscribe('abcdefgh2345')}",
+        f"/c/{keyring.sign_click('unknowndelivery2345', 'https://acme.test/')}",
+        f"/o/{keyring.sign_open('unknowndelivery2345')}",
+        f"/u/{keyring.sign_unsubscribe('unknowndelivery2345')}",
+        f"/a/{keyring.sign_answer('unknowndelivery2345', 'rating', '5')}",
+        f"/r/{keyring.sign_referral('0123456789abcdef')}",
+        "/c/",
+        "/nope",
+        "/c/%00",
+    ]
+    with httpx.Client(base_url=shop.base_url) as client:
+        for path in bad:
+            for method in ("GET", "POST") if path.startswith("/u/") else ("GET",):
+                answer = client.request(method, path)
+                assert answer.status_code == 404, (path, answer.status_code)
+                assert "location" not in answer.headers
+                assert "This link does not work" in answer.text
+    assert rows(shop, tracking_events) == []
+
+
+def test_a_forgotten_customers_links_stop_working(shop: Shop, server: ServeProcess) -> None:
+    """After `customers forget`, every link of their emails is a 404 (no redirect, nothing
+    recorded about them)."""
+    urls = links(shop.email_to("linus@example.com", "Thank you"), shop.base_url)
+    shop.ok("customers", "forget", "linus@example.com", "--yes")
+    time.sleep(5.5)  # the server remembers a delivery for a few seconds
+    for url in urls:
+        assert httpx.get(url).status_code == 404, url
+    assert rows(shop, tracking_events) == []
+
+
+def test_answers_are_recorded_once_and_reach_the_customer_sheet(
+    shop: Shop, server: ServeProcess
+) -> None:
+    """A person's "Not for me" records a feedback event, sets first_bag on the sheet and
+    starts the follow-up campaign; clicking again changes nothing; a link scanner's visit
+    answers nothing."""
+    answers = [
+        u
+        for m in shop.emails()
+        if "grace@example.com" in str(m["To"])
+        for u in links(m, shop.base_url)
+        if "/a/" in u
+    ]
+    poor = next(u for u in answers if ".cG9vcg." in u)  # base64url of "poor"
+    scanned = httpx.get(poor, headers={"user-agent": "Mozilla/5.0 (compatible; Barracuda)"})
+    assert scanned.status_code == 200
+    assert rows(shop, events, events.c.type == "feedback") == []
+    for _ in range(2):
+        answer = httpx.get(poor, headers={"user-agent": BROWSER})
+        assert answer.status_code == 200
+        assert "Thank you!" in answer.text
+    feedback = rows(shop, events, events.c.type == "feedback")
+    assert len(feedback) == 1
+    assert feedback[0].data == {
+        "question": "first_bag",
+        "answer": "poor",
+        "campaign": "welcome",
+        "step": "second-sale",
+    }
+    grace = rows(shop, customers, customers.c.email == "grace@example.com")[0]
+    assert grace.attributes["first_bag"] == "poor"
+    shown = shop.ok("customers", "show", "grace@example.com").output
+    assert "feedback-follow-up" in shown
