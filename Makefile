@@ -7,7 +7,7 @@ DEMO   := demo
 # the demo's clock: a Monday morning in January 2027
 NOW    := 2027-01-04T15:00:00Z
 # the file transport needs no secret, but links are signed: the demo uses a throwaway one
-SECRET := DRIPPER_SECRET=demo-not-a-secret
+SECRET := DRIPPER_SECRET=demo-not-a-secret-0123456789
 
 .PHONY: demo test lint typecheck unit integration cli delivery browser bench-import clean
 
@@ -37,6 +37,15 @@ demo: $(VENV)/.base
 	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-09T10:00:00Z event purchase ada@example.com --data '{"amount": 31}'
 	cd $(DEMO) && $(SECRET) ../$(BIN)/dripper --now 2027-01-12T12:00:00Z run --once
 	cd $(DEMO) && ../$(BIN)/dripper customers show ada@example.com
+	@echo "--- day 15: the second-sale offers go out, asking how the first bag was"
+	cd $(DEMO) && $(SECRET) ../$(BIN)/dripper --now 2027-01-19T12:00:00Z run --once
+	@echo "--- Grace answers 'Not for me' with one click; the new buyer unsubscribes with one click"
+	@echo "    (each through the real dripper serve app, in this process)"
+	cd $(DEMO) && $(SECRET) ../$(BIN)/python -m dripper.web.local --now 2027-01-19T13:00:00Z --to grace@example.com --answer first_bag=poor
+	cd $(DEMO) && $(SECRET) ../$(BIN)/python -m dripper.web.local --now 2027-01-19T13:05:00Z --to new.buyer@example.com --unsubscribe
+	@echo "--- the new buyer orders again; the next run writes to Grace personally, and sends him nothing"
+	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-19T14:00:00Z event purchase new.buyer@example.com --data '{"amount": 12}'
+	cd $(DEMO) && $(SECRET) ../$(BIN)/dripper --now 2027-01-19T16:00:00Z run --once
 	@echo
 	@echo "Demo project in ./$(DEMO): $$(ls $(DEMO)/outbox | wc -l) email(s) written to $(DEMO)/outbox/."
 	@echo "Edit campaigns/*.yaml and templates/, then 'dripper check' and 'dripper preview welcome'."

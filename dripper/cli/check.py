@@ -59,6 +59,7 @@ def check(as_json: bool) -> None:
         problems += _render_all(ctx.now(), config, campaigns, samples)
     problems += _dkim(config, warnings)
     problems += _transport(config)
+    warnings += _tracking(config)
 
     if as_json:
         click.echo(
@@ -140,6 +141,31 @@ def _dkim(config: Config, warnings: list[str]) -> list[Problem]:
     except ConfigError as exc:
         return [Found(where, None, "[dkim] private_key", str(exc))]
     return []
+
+
+def _tracking(config: Config) -> list[str]:
+    """Mail that really goes out must link to a `dripper serve` customers can reach, over
+    https: Gmail and Yahoo honour one-click unsubscribe (RFC 8058) only on https URLs."""
+    from urllib.parse import urlsplit
+
+    from dripper.transport.smtp import is_loopback
+
+    if config.transport.get("kind") != "smtp":
+        return []
+    base = str(config.tracking.get("base_url", ""))
+    parts = urlsplit(base)
+    found = []
+    if parts.scheme != "https":
+        found.append(
+            f"[tracking] base_url = {base!r} is not https: one-click unsubscribe (RFC 8058) "
+            "needs https; put `dripper serve` behind a TLS proxy and set its public URL"
+        )
+    if parts.hostname and is_loopback(parts.hostname):
+        found.append(
+            f"[tracking] base_url = {base!r} points at this machine: no customer can reach "
+            "it, so every link and unsubscribe in your emails would fail"
+        )
+    return found
 
 
 def _transport(config: Config) -> list[Problem]:

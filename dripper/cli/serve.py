@@ -59,6 +59,7 @@ def serve(host: str, port: int, workers: int, forwarded_allow_ips: str) -> None:
             "dripper.web.app:app_from_environment", factory=True, workers=workers, **common
         )
         return
-    web_app = create_app(config, store=ctx.store())  # errors (secret, database) before listening
+    # Errors (the secret, the database) come out here, before anything listens.
+    web_app = create_app(config, store=ctx.store(), clock=ctx.now)
     click.echo(f"dripper serve on http://{host}:{port}/ (base_url {config.tracking['base_url']})")
     uvicorn.run(web_app, **common)

@@ -175,6 +175,8 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: http_error},
     )
+    # No redirect of /c/x/ to /c/x: a redirect only ever goes to a URL signed into a token.
+    app.router.redirect_slashes = False
     app.state.web = web
     return app
 

@@ -287,3 +287,26 @@ def test_init_hints_name_a_command_that_runs(tmp_path: Path) -> None:
     command = hint.split("&&", 1)[1].split("#")[0].split()[0]
     assert command != "dripper"
     assert (target / command).resolve() == program.resolve() or Path(command) == program
+
+
+def test_check_warns_when_real_mail_would_link_to_an_unreachable_serve(project: Project) -> None:
+    """SMTP configured with the default base_url: two warnings (not https, loopback); an
+    https public URL: none. The file transport never warns."""
+    quiet = project.run("check")
+    assert "base_url" not in quiet.output
+    config = project.root / "config.toml"
+    config.write_text(
+        config.read_text()
+        .replace('kind = "file"', 'kind = "smtp"')
+        .replace('security = "starttls"', 'security = "none"')
+    )
+    loud = project.run("check")
+    assert loud.exit_code == 0, loud.output
+    assert "base_url = 'http://127.0.0.1:8080' is not https" in loud.output
+    assert "points at this machine" in loud.output
+    config.write_text(
+        config.read_text().replace(
+            'base_url = "http://127.0.0.1:8080"', 'base_url = "https://mail.acme.test"'
+        )
+    )
+    assert "base_url" not in project.run("check").output

@@ -12,7 +12,6 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from pathlib import Path
@@ -91,9 +90,13 @@ def make_shop(root: Path, db_url: str) -> Shop:
     config = root / "config.toml"
     text = config.read_text()
     text = text.replace('url = "sqlite:///dripper.db"', f'url = "{db_url}"')
-    text = text.replace('base_url = "http://127.0.0.1:8080"', f'base_url = "http://127.0.0.1:{port}"')
+    text = text.replace(
+        'base_url = "http://127.0.0.1:8080"', f'base_url = "http://127.0.0.1:{port}"'
+    )
     text = text.replace('shopify_secret_env = ""', 'shopify_secret_env = "DRIPPER_SHOPIFY_SECRET"')
-    text = text.replace('woocommerce_secret_env = ""', 'woocommerce_secret_env = "DRIPPER_WOO_SECRET"')
+    text = text.replace(
+        'woocommerce_secret_env = ""', 'woocommerce_secret_env = "DRIPPER_WOO_SECRET"'
+    )
     config.write_text(text)
     return Shop(root, port, db_url)
 
@@ -112,7 +115,9 @@ def links(message: EmailMessage, base_url: str) -> list[str]:
 class ServeProcess:
     """`dripper serve` in a process of its own: started, waited for, stopped by its pid."""
 
-    def __init__(self, shop: Shop, *, now: str | None = None, extra_env: dict[str, str] | None = None):
+    def __init__(
+        self, shop: Shop, *, now: str | None = None, extra_env: dict[str, str] | None = None
+    ):
         self.shop = shop
         self.now = now
         self.env = {**os.environ, **ENV, **(extra_env or {})}
@@ -157,6 +162,3 @@ class ServeProcess:
             self.stop()
 
 
-def serving(shop: Shop, **kwargs: str) -> Iterator[ServeProcess]:
-    with ServeProcess(shop, **kwargs) as server:
-        yield server

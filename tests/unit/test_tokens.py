@@ -135,3 +135,30 @@ def test_message_ids_are_random_and_carry_the_delivery() -> None:
     assert new_message_id("hello@bücher.example").endswith("@xn--bcher-kva.example")
     with pytest.raises(TokenError):
         delivery_id("../../etc@acme.test")
+
+
+def test_answer_tokens_carry_their_question_and_answer() -> None:
+    """An answer token round-trips its question and answer, and only a name and one short
+    line of text can be signed into it."""
+    ring = Keyring.from_secret("a-long-enough-secret-for-tests")
+    token = ring.sign_answer("abcdefgh2345", "first_bag", "Not for me")
+    payload = ring.verify(token, TokenKind.ANSWER)
+    assert (payload.delivery_id, payload.question, payload.answer) == (
+        "abcdefgh2345",
+        "first_bag",
+        "Not for me",
+    )
+    refused = (("First Bag", "x"), ("rating", ""), ("rating", "a\nb"), ("q", "x" * 101))
+    for question, answer in refused:
+        with pytest.raises(TokenError):
+            ring.sign_answer("abcdefgh2345", question, answer)
+
+
+def test_referral_tokens_name_a_code_and_nothing_else() -> None:
+    """A referral token gives back its code; it is no open, click or answer token."""
+    ring = Keyring.from_secret("a-long-enough-secret-for-tests")
+    token = ring.sign_referral("0123456789abcdef")
+    assert ring.verify(token, TokenKind.REFERRAL).delivery_id == "0123456789abcdef"
+    for kind in (TokenKind.OPEN, TokenKind.CLICK, TokenKind.ANSWER, TokenKind.UNSUBSCRIBE):
+        with pytest.raises(TokenError):
+            ring.verify(token, kind)

@@ -1,0 +1,80 @@
+"""The unsubscribe page of a real `dripper serve` in Debian's chromium (Playwright): GET
+shows one button and changes nothing, clicking it unsubscribes, a reload shows the done
+state; no script runs, nothing scrolls sideways at 375 px."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dripper.store import open_store
+from tests.support.serve import ServeProcess, Shop, links
+from tests.web.conftest import server, shop  # noqa: F401 (fixtures)
+
+pytestmark = pytest.mark.browser
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+@pytest.fixture  # after the shop: its `run --once` needs the thread's event loop free
+def browser() -> Iterator[object]:
+    if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
+        pytest.fail("chromium is not installed: apt-get install chromium (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        yield launched
+        launched.close()
+
+
+def status(where: Shop, email: str) -> str:
+    store = open_store(where.db_url)
+    try:
+        customer = store.get_customer(email)
+        assert customer is not None
+        return customer.status.value
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_unsubscribe_page_in_a_browser(
+    shop: Shop,  # noqa: F811
+    server: ServeProcess,  # noqa: F811
+    browser: object,
+) -> None:
+    """One button, no script, no sideways scroll; the click unsubscribes; reloading shows
+    the done state."""
+    url = next(
+        u for u in links(shop.email_to("ada@example.com", "Thank you"), shop.base_url) if "/u/" in u
+    )
+    page = browser.new_page(viewport={"width": 375, "height": 740})  # type: ignore[attr-defined]
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(url)
+    assert page.locator("button").count() == 1
+    assert "a***a@example.com" in page.inner_text("main")  # the address, partly masked
+    assert page.evaluate("document.scripts.length") == 0
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.reload()  # GETs change nothing, however many
+    assert status(shop, "ada@example.com") == "subscribed"
+    page.click("button")
+    page.wait_for_load_state("load")
+    assert "You are unsubscribed" in page.inner_text("h1")
+    assert status(shop, "ada@example.com") == "unsubscribed"
+    page.goto(url)  # coming back later: the done state, no button
+    assert "You are unsubscribed" in page.inner_text("h1")
+    assert page.locator("button").count() == 0
+    assert page.context.cookies() == []
+    assert errors == []
