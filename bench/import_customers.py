@@ -2,8 +2,9 @@
 
     python bench/import_customers.py [--rows 100000] [--keep]
 
-Reports the wall time of `dripper customers import` (target: under 20 s for 100k rows)
-and of a second import of the same file (every row an update).
+Reports the wall time and peak memory (RSS) of `dripper customers import` (target: under
+20 s for 100k rows) and of a second import of the same file (every row an update).
+To measure another tree of dripper, put it first on PYTHONPATH (`git archive` a commit).
 """
 
 from __future__ import annotations
@@ -53,14 +54,21 @@ def write_csv(path: Path, rows: int) -> None:
             )
 
 
-def timed(args: list[str], cwd: Path) -> float:
-    start = time.perf_counter()
-    result = subprocess.run(args, cwd=cwd, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        sys.exit(f"failed ({result.returncode}): {result.stderr.strip()}")
-    print("   ", result.stdout.strip())
-    return elapsed
+def timed(args: list[str], cwd: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (MB) of one command, which must succeed."""
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(args, cwd=cwd, stdout=out, stderr=err)
+        # wait4, not communicate(): the rusage of this child alone, not of all children.
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            sys.exit(f"failed ({proc.returncode}): {err.read().decode().strip()}")
+        print("   ", out.read().decode().strip())
+    return elapsed, usage.ru_maxrss / 1024  # KiB on Linux
 
 
 def main() -> None:
@@ -75,10 +83,11 @@ def main() -> None:
     write_csv(sheet, args.rows)
     size = os.path.getsize(sheet) / 1e6
     print(f"{args.rows:,} rows, {size:.1f} MB, SQLite, in {work}")
-    first = timed([dripper, "customers", "import", str(sheet)], work)
-    print(f"first import (all new):     {first:6.2f} s  {args.rows / first:9,.0f} rows/s")
-    second = timed([dripper, "customers", "import", str(sheet)], work)
-    print(f"second import (all update): {second:6.2f} s  {args.rows / second:9,.0f} rows/s")
+    for label in ("first import (all new):    ", "second import (all update):"):
+        seconds, peak = timed([dripper, "customers", "import", str(sheet)], work)
+        print(
+            f"{label} {seconds:6.2f} s  {args.rows / seconds:9,.0f} rows/s  peak RSS {peak:6.0f} MB"
+        )
     if not args.keep:
         for p in sorted(work.rglob("*"), reverse=True):
             p.unlink()

@@ -5,15 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import click
 
-from dripper.cli.common import app, config_option, is_terminal
+from dripper.cli.common import app, config_option
 from dripper.errors import InputError
-
-if TYPE_CHECKING:
-    from dripper.customers.csvio import ParsedSheet
 
 
 def _address(email: str) -> str:
@@ -43,88 +39,20 @@ def import_(file: Path, skip_invalid: bool, as_json: bool) -> None:
     A file with any bad row imports nothing (exit 2) unless --skip-invalid is given.
     Suppressed and unsubscribed addresses stay so.
     """
-    ctx = app()
-    sheet = _read_sheet(file)
-    if sheet.ignored_columns:
-        click.echo(
-            f"{file}: ignoring column(s) dripper computes itself: "
-            + ", ".join(sheet.ignored_columns),
-            err=True,
-        )
-    for problem in sheet.problems:
-        click.echo(problem.render(str(file)), err=True)
-    if sheet.problems and not skip_invalid:
-        raise InputError(
-            f"{file}: {len(sheet.problems)} bad row(s); nothing imported "
-            "(fix them, or use --skip-invalid to import the good rows)"
-        )
-    store = ctx.store()
-    with _spinner(f"Writing {len(sheet.rows):,} customers"):
-        counts = store.upsert_customers(sheet.rows, now=ctx.now())
-    summary = {
-        "file": str(file),
-        "rows": sheet.data_rows,
-        "inserted": counts.inserted,
-        "updated": counts.updated,
-        "merged_duplicates": sheet.merged,
-        "kept_suppressed": counts.suppressed,
-        "bad_rows_skipped": len(sheet.problems),
-    }
+    from dripper.cli.customers_import import import_file
+
+    summary = import_file(app(), file, skip_invalid=skip_invalid)
     if as_json:
-        click.echo(json.dumps(summary))
+        click.echo(json.dumps(summary.as_json(file)))
         return
-    parts = [f"{counts.inserted:,} new", f"{counts.updated:,} updated"]
-    if sheet.merged:
-        parts.append(f"{sheet.merged:,} duplicate row(s) merged")
-    if counts.suppressed:
-        parts.append(f"{counts.suppressed:,} suppressed address(es) kept unsubscribed")
-    if sheet.problems:
-        parts.append(f"{len(sheet.problems):,} bad row(s) skipped")
-    click.echo(f"{file}: {sheet.data_rows:,} row(s): " + ", ".join(parts))
-
-
-def _read_sheet(file: Path) -> ParsedSheet:
-    from dripper.customers.csvio import read_customers_csv
-
-    try:
-        if not is_terminal():
-            return read_customers_csv(file)
-        from rich.progress import Progress
-
-        with file.open("rb") as raw:
-            total = max(
-                sum(chunk.count(b"\n") for chunk in iter(lambda: raw.read(1 << 20), b"")) - 1, 1
-            )
-        with Progress(transient=True) as progress:
-            task = progress.add_task(f"Checking {file.name}", total=total)
-            return read_customers_csv(file, on_row=lambda n: progress.advance(task, n))
-    except FileNotFoundError:
-        raise InputError(f"{file}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise InputError(
-            f"{file}: not UTF-8 text (byte {exc.start}): save it as CSV UTF-8"
-        ) from None
-    except OSError as exc:
-        raise InputError(f"{file}: cannot read: {exc.strerror}") from None
-
-
-class _spinner:
-    """A status spinner on a terminal; silent in a pipe."""
-
-    def __init__(self, text: str) -> None:
-        self._text = text
-        self._status: Any = None
-
-    def __enter__(self) -> None:
-        if is_terminal():
-            from rich.console import Console
-
-            self._status = Console(stderr=True).status(self._text)
-            self._status.__enter__()
-
-    def __exit__(self, *exc: object) -> None:
-        if self._status is not None:
-            self._status.__exit__(*exc)
+    parts = [f"{summary.inserted:,} new", f"{summary.updated:,} updated"]
+    if summary.merged:
+        parts.append(f"{summary.merged:,} duplicate row(s) merged")
+    if summary.suppressed:
+        parts.append(f"{summary.suppressed:,} suppressed address(es) kept unsubscribed")
+    if summary.bad_rows:
+        parts.append(f"{summary.bad_rows:,} bad row(s) skipped")
+    click.echo(f"{file}: {summary.rows:,} row(s): " + ", ".join(parts))
 
 
 @customers.command()
@@ -169,7 +97,10 @@ def add(
 
     csv.writer(buffer).writerows([header, row])
     buffer.seek(0)
-    sheet = parse_customers(buffer)
+    try:
+        sheet = parse_customers(buffer)
+    except UnicodeDecodeError:
+        raise InputError("the address, a name or an attribute is not UTF-8 text") from None
     if sheet.problems:
         raise InputError("; ".join(p.message for p in sheet.problems))
     ctx = app()
@@ -213,7 +144,10 @@ def export(output: Path | None) -> None:
         names.update(dict.fromkeys(customer.attributes))
     rows = export_rows(store.iter_customers(), sorted(names))
     if output is None:
-        count = write_csv(sys.stdout, rows)
+        write_csv(sys.stdout, rows)
+        # Flushed here, not at exit: a reader that left early (`| head`) is then handled
+        # as the command's own BrokenPipeError (quietly), not reported by the interpreter.
+        sys.stdout.flush()
     else:
         with output.open("w", newline="", encoding="utf-8") as handle:
             count = write_csv(handle, rows)

@@ -1,22 +1,33 @@
-"""The customer sheet as CSV: read and validate every row (pure), write an export.
+"""The customer sheet as CSV: read and validate rows one at a time, write an export.
 
-Reading never touches the database: it returns the rows, merged by address, and every
-problem by line number, so the caller can refuse the whole file before writing anything.
+Reading never touches the database: `SheetReader` gives each row, validated, or its
+problem by line number, as a stream (a file of any size in bounded memory); the caller
+decides what to write. `parse_customers` and `read_customers_csv` collect a small sheet
+(samples, `customers add`) into memory, merged by address.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO, NamedTuple
 
 from dripper.customers.addresses import is_valid_timezone, normalize_email
+from dripper.customers.lines import Lines
 from dripper.customers.model import DERIVED_NAMES, FIELD_COLUMNS, Customer, CustomerData
 
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
+# Names end up in the To: header of every email: a line break there breaks (or forges)
+# headers, so control characters (Unicode Cc, tab included) and the Unicode line and
+# paragraph separators are refused in them. Other columns are data for bodies and keep
+# theirs; a NUL is refused everywhere (see lines.py).
+_NOT_IN_NAMES = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_NAMES = ("first_name", "last_name")
+_LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 # A CSV cell starting with one of these is run as a formula by spreadsheet programs
 # (OWASP "CSV injection"); an export prefixes such cells with a quote.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
@@ -35,9 +46,74 @@ class RowProblem:
         return f"{path}:{self.line}: {self.message}"
 
 
+class SheetRow(NamedTuple):  # a tuple: made once per row, it must be cheap
+    line: int  # where the row starts (a quoted cell may span lines)
+    data: CustomerData
+
+
+class SheetReader:
+    """A customer CSV, one record at a time: the header is read (and checked) when the
+    reader is made; iterating gives each non-empty row, in file order, as a SheetRow or
+    as the RowProblem that makes it bad. Nothing is merged or kept.
+
+    Raises lines.NotUtf8 (a UnicodeDecodeError) when a line is not UTF-8, and whatever
+    reading `raw` raises."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        csv.field_size_limit(MAX_FIELD)
+        self.lines = Lines(raw)
+        self._reader = csv.reader(self.lines)
+        self.columns: list[str] = []
+        self.ignored_columns: tuple[str, ...] = ()  # columns dripper computes (an export's)
+        self.header_problems = self._read_header()
+        self.data_rows = 0  # non-empty rows read so far, good and bad
+
+    def _read_header(self) -> list[RowProblem]:
+        try:
+            header = next(self._reader)
+        except StopIteration:
+            return [RowProblem(1, "the file is empty: it needs a header row")]
+        except csv.Error as exc:
+            return [RowProblem(1, f"unreadable header: {exc}")]
+        flags = self.lines.take_flags(self._reader.line_num)
+        if flags:
+            return [RowProblem(1, f"header row: {flags[0].message}")]
+        self.columns, problems = _check_header(header)
+        self.ignored_columns = tuple(c for c in self.columns if c.lower() in COMPUTED_COLUMNS)
+        return [RowProblem(1, m) for m in problems]
+
+    def __iter__(self) -> Iterator[SheetRow | RowProblem]:
+        if self.header_problems:
+            return
+        reader, lines, columns = self._reader, self.lines, self.columns
+        line = reader.line_num + 1  # first line of the next record (records may span lines)
+        while True:
+            try:
+                record = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                lines.take_flags(reader.line_num)
+                yield RowProblem(line, f"unreadable row: {exc}")
+                line = reader.line_num + 1
+                continue
+            start, line = line, reader.line_num + 1
+            if lines.flags:  # a NUL, or a line too long to keep, inside this record
+                flags = lines.take_flags(reader.line_num)
+                if flags:
+                    self.data_rows += 1
+                    yield RowProblem(start, flags[0].message)
+                    continue
+            if not any(cell.strip() for cell in record):
+                continue
+            self.data_rows += 1
+            row, message = _row(columns, record)
+            yield RowProblem(start, message) if row is None else SheetRow(start, row)
+
+
 @dataclass(frozen=True)
 class ParsedSheet:
-    """What a CSV file says: unique customers in file order, and every bad row."""
+    """What a small CSV file says: unique customers in file order, and every bad row."""
 
     rows: list[CustomerData]
     problems: list[RowProblem]
@@ -46,61 +122,39 @@ class ParsedSheet:
     ignored_columns: tuple[str, ...] = ()  # columns dripper computes itself (an export's)
 
 
-def read_customers_csv(path: Path, *, on_row: Callable[[int], None] | None = None) -> ParsedSheet:
-    """Read and validate a customer CSV. `on_row(n)` reports progress in rows.
+def read_customers_csv(path: Path) -> ParsedSheet:
+    """Read, validate and merge a small customer CSV (the sample sheet) in memory.
     Raises OSError/UnicodeDecodeError for an unreadable file (the caller reports it)."""
-    # utf-8-sig: spreadsheet programs put a byte-order mark in front of the header.
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        return parse_customers(handle, on_row=on_row)
+    with path.open("rb") as raw:
+        return _collect(SheetReader(raw))
 
 
-def parse_customers(handle: IO[str], *, on_row: Callable[[int], None] | None = None) -> ParsedSheet:
-    csv.field_size_limit(MAX_FIELD)
-    reader = csv.reader(handle)
-    problems: list[RowProblem] = []
-    try:
-        header = next(reader)
-    except StopIteration:
-        return ParsedSheet([], [RowProblem(1, "the file is empty: it needs a header row")], 0, 0)
-    except csv.Error as exc:
-        return ParsedSheet([], [RowProblem(1, f"unreadable header: {exc}")], 0, 0)
+def parse_customers(handle: IO[str]) -> ParsedSheet:
+    """`read_customers_csv` for text already in memory (`customers add`, tests)."""
+    # Back to bytes so that text and files go through one reader; a lone surrogate (a
+    # command-line argument that was not UTF-8) makes bytes that are not UTF-8 either.
+    raw = io.BytesIO(handle.read().encode("utf-8", "surrogatepass"))
+    return _collect(SheetReader(raw))
 
-    columns, header_problems = _check_header(header)
-    ignored = tuple(c for c in columns if c.lower() in COMPUTED_COLUMNS)
-    if header_problems:
-        return ParsedSheet([], [RowProblem(1, m) for m in header_problems], 0, 0)
 
+def _collect(sheet: SheetReader) -> ParsedSheet:
+    problems = list(sheet.header_problems)
     by_email: dict[str, CustomerData] = {}
-    data_rows = merged = 0
-    line = reader.line_num + 1  # first line of the next record (records may span lines)
-    while True:
-        try:
-            record = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            problems.append(RowProblem(line, f"unreadable row: {exc}"))
-            line = reader.line_num + 1
+    merged = 0
+    for item in sheet:
+        if isinstance(item, RowProblem):
+            problems.append(item)
             continue
-        start, line = line, reader.line_num + 1
-        if not any(cell.strip() for cell in record):
-            continue
-        data_rows += 1
-        if on_row is not None and data_rows % 1000 == 0:
-            on_row(1000)
-        row, message = _row(columns, record)
-        if row is None:
-            problems.append(RowProblem(start, message))
-            continue
+        row = item.data
         earlier = by_email.get(row.email)
         if earlier is None:
             by_email[row.email] = row
         else:
             by_email[row.email] = earlier.merged_with(row)
             merged += 1
-    if on_row is not None:
-        on_row(data_rows % 1000)
-    return ParsedSheet(list(by_email.values()), problems, data_rows, merged, ignored)
+    return ParsedSheet(
+        list(by_email.values()), problems, sheet.data_rows, merged, sheet.ignored_columns
+    )
 
 
 def _check_header(header: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -132,6 +186,13 @@ def _row(columns: list[str], record: list[str]) -> tuple[CustomerData | None, st
         email = normalize_email(values.get("email", ""))
     except ValueError as exc:
         return None, str(exc)
+    for name in _NAMES:
+        value = values.get(name)
+        if value and (found := _NOT_IN_NAMES.search(value)) is not None:
+            return None, (
+                f"{name} contains {_describe(found.group())}: a name goes into the To: "
+                "header of every email (remove it)"
+            )
     timezone = values.get("timezone") or None
     if timezone is not None and not is_valid_timezone(timezone):
         return None, f"unknown time zone {timezone!r} (use an IANA name like 'America/New_York')"
@@ -158,6 +219,15 @@ def _row(columns: list[str], record: list[str]) -> tuple[CustomerData | None, st
         ),
         "",
     )
+
+
+def _describe(char: str) -> str:
+    code = f"U+{ord(char):04X}"
+    if char in _LINE_BREAKS:
+        return f"a line break ({code})"
+    if char == "\t":
+        return f"a tab ({code})"
+    return f"a control character ({code})"
 
 
 # --- export -------------------------------------------------------------------------------

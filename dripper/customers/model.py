@@ -13,6 +13,9 @@ from typing import Any
 FIELD_COLUMNS = ("email", "first_name", "last_name", "timezone", "locale", "tags")
 # Names computed from purchase events: never settable from a CSV or `customers add`.
 DERIVED_NAMES = ("purchases", "total_spent", "first_purchase_at", "last_purchase_at")
+# Every name `Customer.as_context` gives that is not an attribute: `customer.<name>` for
+# one of these never reads a CSV column.
+BUILTIN_NAMES = frozenset({*FIELD_COLUMNS, "status", "subscribed", *DERIVED_NAMES, "created_at"})
 
 
 class Status(enum.StrEnum):

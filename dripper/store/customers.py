@@ -40,6 +40,7 @@ _MERGE_COLUMNS = (
     customers.c.attributes,
     customers.c.status,
     customers.c.unsubscribed_at,
+    customers.c.updated_at,
 )
 _UPDATED = ("first_name", "last_name", "timezone", "locale", "tags", "attributes", "status")
 
@@ -61,10 +62,22 @@ _BULK_UPDATE = _bulk_update()
 
 
 def upsert_customers(
-    conn: Connection, dialect: Dialect, data: Sequence[CustomerData], *, now: datetime
+    conn: Connection,
+    dialect: Dialect,
+    data: Sequence[CustomerData],
+    *,
+    now: datetime,
+    again: Mapping[str, bool] | None = None,
 ) -> UpsertCounts:
     """Insert new customers and merge into existing ones, a chunk at a time (two SELECTs
-    and two executemany statements per chunk)."""
+    and two executemany statements per chunk). Addresses must be unique in `data`.
+
+    An import calls this once per batch in one transaction; `again` names the addresses
+    of this batch that an earlier batch of the same import may have written (a duplicate
+    row further down the file), with whether that batch gave their tags. Such a row is
+    merged as if both rows had been one (`CustomerData.merged_with`: tags united) and is
+    not counted twice. A row the earlier batch wrote has `updated_at == now`; anything
+    else is no repeat (the import's 64-bit hash of the address matched another's)."""
     inserted = updated = suppressed = 0
     for chunk in chunks(data):
         by_email = {row.email: row for row in chunk}
@@ -82,16 +95,33 @@ def upsert_customers(
             # nothing, and the counts below come out exact.
             existing.update(_existing(conn, new))
             ours_merged = won
+        merging = [email for email in by_email if email in existing]
+        repeats = _repeats(again, merging, existing, now) if again else {}
         updates = [
-            _merged(existing[email], by_email[email], blocked, now)
-            for email in by_email
-            if email in existing
+            _merged(existing[email], by_email[email], blocked, now, repeats.get(email))
+            for email in merging
         ]
         if updates:
             conn.execute(_BULK_UPDATE, updates)
-        updated += len(updates) - ours_merged
-        suppressed += sum(1 for u in updates if u["b_status"] == _UNSUBSCRIBED)
+        updated += len(updates) - ours_merged - len(repeats)
+        suppressed += sum(
+            1
+            for email, u in zip(merging, updates, strict=True)
+            if u["b_status"] == _UNSUBSCRIBED and email not in repeats
+        )
     return UpsertCounts(inserted=inserted, updated=updated, suppressed=suppressed)
+
+
+def _repeats(
+    again: Mapping[str, bool], emails: list[str], existing: Mapping[str, RowMapping], now: datetime
+) -> dict[str, bool]:
+    """The addresses an earlier batch of this import really wrote, with whether it gave
+    their tags (see `upsert_customers`)."""
+    return {
+        email: again[email]
+        for email in emails
+        if email in again and existing[email]["updated_at"] == now
+    }
 
 
 def _suppressed_since(conn: Connection, emails: list[str]) -> dict[str, datetime]:
@@ -149,9 +179,15 @@ def _merged(
     new: CustomerData,
     blocked: Mapping[str, datetime],
     now: datetime,
+    repeat: bool | None = None,
 ) -> dict[str, Any]:
-    """The UPDATE parameters for one existing customer: given fields win, `None` keeps."""
+    """The UPDATE parameters for one existing customer: given fields win, `None` keeps.
+    `repeat` is set when this import wrote the row before: True if it gave its tags then,
+    which these tags join rather than replace."""
     since = blocked.get(new.email)
+    tags = list(old["tags"])
+    if new.tags is not None:
+        tags = list(dict.fromkeys([*tags, *new.tags])) if repeat else list(new.tags)
     # Never un-suppress: an import cannot resubscribe anyone.
     unsubscribed = old["status"] == _UNSUBSCRIBED or since is not None
     return {
@@ -160,7 +196,7 @@ def _merged(
         "b_last_name": _given(new.last_name, old["last_name"]),
         "b_timezone": _given(new.timezone, old["timezone"]),
         "b_locale": _given(new.locale, old["locale"]),
-        "b_tags": list(new.tags) if new.tags is not None else list(old["tags"]),
+        "b_tags": tags,
         "b_attributes": {**old["attributes"], **new.attributes},
         "b_status": _UNSUBSCRIBED if unsubscribed else _SUBSCRIBED,
         "b_unsubscribed_at": (old["unsubscribed_at"] or since or now) if unsubscribed else None,

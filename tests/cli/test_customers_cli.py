@@ -6,6 +6,7 @@ import csv
 import io
 import json
 
+from dripper.customers.batches import BATCH
 from tests.cli.conftest import Project
 
 
@@ -155,3 +156,163 @@ def test_db_upgrade_is_idempotent(project: Project) -> None:
     assert first.exit_code == 0, first.output
     second = project.run("db", "upgrade")
     assert "up to date" in second.stdout
+
+
+def test_a_name_with_a_line_break_is_refused_at_import_and_add(project: Project) -> None:
+    """A line break or control character in first_name/last_name (it would end up in the
+    To: header) is a bad row by line at import, and bad input at `add`; nothing is written."""
+    project.write(
+        "names.csv",
+        "email,first_name,last_name,note\n"
+        'a@example.com,"Ada\nBcc: all@example.com",Lovelace,\n'
+        "b@example.com,Grace,Hop\u2028per,\n"
+        "c@example.com,Linus,Tor\tvalds,\n"
+        'd@example.com,Sam,,"a note\non two lines"\n',
+    )
+    result = project.run("customers", "import", "names.csv")
+    assert result.exit_code == 2, result.output
+    assert "names.csv:2: first_name contains a line break (U+000A)" in result.stderr
+    assert "names.csv:4: last_name contains a line break (U+2028)" in result.stderr
+    assert "names.csv:5: last_name contains a tab (U+0009)" in result.stderr
+    assert "3 bad row(s); nothing imported" in result.stderr
+    assert project.run("customers", "show", "d@example.com").exit_code == 2
+    skipped = project.run("customers", "import", "names.csv", "--skip-invalid")
+    assert skipped.exit_code == 0, skipped.output
+    assert show(project, "d@example.com")["customer"]["attributes"]["note"] == (
+        "a note\non two lines"
+    )
+    for option, value in (("--first-name", "Ada\r\nX"), ("--last-name", "Love\x0blace")):
+        added = project.run("customers", "add", "e@example.com", option, value)
+        assert added.exit_code == 2, added.output
+        assert "contains a line break" in added.stderr
+        assert "Traceback" not in added.output
+    assert project.run("customers", "show", "e@example.com").exit_code == 2
+
+
+def test_a_nul_in_any_cell_is_a_bad_row(project: Project) -> None:
+    """A NUL in a cell is a bad row by line on both databases (PostgreSQL cannot store it:
+    no DataError, no SQL, no internal error); in the header it refuses the file."""
+    project.write(
+        "nul.csv",
+        "email,first_name,note\n"
+        "good@example.com,Ada,fine\n"
+        "attr@example.com,Bo,bad\x00note\n"
+        "name@example.com,B\x00b,\n",
+    )
+    result = project.run("customers", "import", "nul.csv")
+    assert result.exit_code == 2, result.output
+    assert "nul.csv:3: a cell contains a NUL character" in result.stderr
+    assert "nul.csv:4: a cell contains a NUL character" in result.stderr
+    assert "internal error" not in result.output
+    assert "Traceback" not in result.output
+    assert project.run("customers", "show", "good@example.com").exit_code == 2
+    skipped = project.run("customers", "import", "nul.csv", "--skip-invalid", "--json")
+    assert skipped.exit_code == 0, skipped.output
+    assert json.loads(skipped.stdout)["bad_rows_skipped"] == 2
+    assert show(project, "good@example.com")["customer"]["attributes"] == {"note": "fine"}
+    project.write("nulhead.csv", "email,no\x00te\nx@example.com,1\n")
+    header = project.run("customers", "import", "nulhead.csv", "--skip-invalid")
+    assert header.exit_code == 2, header.output
+    assert "nulhead.csv:1: header row: a cell contains a NUL character" in header.stderr
+    assert project.run("customers", "show", "x@example.com").exit_code == 2
+
+
+def test_dates_a_date_trigger_cannot_read_are_warned_at_import(project: Project) -> None:
+    """Each birthday the scaffolded birthday campaign cannot read is named (address and
+    line, the first five) and counted in one warning; the customers are still imported."""
+    bad = ["1990-02-30", "1990-02-29", "31/12/1990", "1990-13-01", "soon", "1990/01/01", "x"]
+    rows = [f"c{i}@example.com,{value}\n" for i, value in enumerate(bad)]
+    project.write(
+        "birthdays.csv",
+        "email,birthday\n" + "".join(rows) + "good@example.com,1992-02-29\nnone@example.com,\n",
+    )
+    result = project.run("customers", "import", "birthdays.csv")
+    assert result.exit_code == 0, result.output
+    assert "9 new" in result.stdout
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1, result.stderr
+    (warning,) = warnings
+    assert warning.startswith(
+        "warning: 7 customer(s) have a 'birthday' that is not a date, "
+        "so campaign birthday never enrolls them: c0@example.com (line 2): '1990-02-30'"
+    )
+    assert "c1@example.com (line 3): '1990-02-29' is not a date" in warning
+    assert "c2@example.com (line 4): '31/12/1990' is not a date (use YYYY-MM-DD)" in warning
+    assert "c5@example.com" not in warning
+    assert warning.endswith("; and 2 more")
+    assert show(project, "c0@example.com")["customer"]["attributes"]["birthday"] == "1990-02-30"
+    clean = project.run("customers", "import", "customers.csv")
+    assert clean.exit_code == 0, clean.output
+    assert "warning" not in clean.stderr
+
+
+def _filler(start: int, count: int) -> str:
+    return "".join(f"f{i}@example.com,F{i},,,\n" for i in range(start, start + count))
+
+
+def test_a_bad_last_row_of_a_large_file_leaves_the_database_untouched(project: Project) -> None:
+    """Rows are written while the file is read, yet a bad row at the very end of a file of
+    thousands (two write batches) leaves nothing: not the new rows, not the updates."""
+    assert (
+        project.run("customers", "add", "keep@example.com", "--first-name", "Keep").exit_code == 0
+    )
+    project.write(
+        "late.csv",
+        "email,first_name,last_name,tags,city\n"
+        "keep@example.com,Changed,,new,Oslo\n"
+        + _filler(0, 2 * BATCH + 100)
+        + "not-an-address,X,,,\n",
+    )
+    result = project.run("customers", "import", "late.csv")
+    assert result.exit_code == 2, result.output
+    bad_line = 2 * BATCH + 103
+    assert f"late.csv:{bad_line}: invalid email address 'not-an-address'" in result.stderr
+    assert "1 bad row(s); nothing imported" in result.stderr
+    exported = project.run("customers", "export")
+    rows = list(csv.DictReader(io.StringIO(exported.stdout)))
+    assert [(r["email"], r["first_name"], r["tags"]) for r in rows] == [
+        ("keep@example.com", "Keep", "")
+    ]
+    assert "city" not in rows[0]
+
+
+def test_duplicates_across_write_batches_merge_as_in_one_sheet(project: Project) -> None:
+    """Duplicates more than a write batch apart merge exactly as when the whole file was
+    merged in memory: later values win, tags are united (replacing the stored ones), a
+    row without tags keeps them, and each address is counted once."""
+    assert project.run("customers", "import", "customers.csv").exit_code == 0  # 7 customers
+    assert project.run("customers", "unsubscribe", "grace@example.com").exit_code == 0
+    project.write(
+        "dups.csv",
+        "email,first_name,last_name,tags,city\n"
+        "Ada@Example.com,Bo,,a,Paris\n"  # line 2
+        "hiro@example.com,Hiro\n"  # a short row: no tags given
+        "grace@example.com,G,,,\n"
+        + _filler(0, BATCH + 200)
+        + "ada@example.com,,,b,\n"
+        + "f5@example.com,,Five,x,\n"
+        + "grace@example.com,,H,,\n"
+        + _filler(BATCH + 200, BATCH + 200)
+        + "ADA@EXAMPLE.COM,Bob,,,Lyon\n"
+        + "hiro@example.com,,,fresh,\n"
+        + "f5@example.com,,,y;x,\n",
+    )
+    result = project.run("customers", "import", "dups.csv", "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["rows"] == 2 * (BATCH + 200) + 9
+    assert (summary["inserted"], summary["updated"]) == (2 * (BATCH + 200), 3)
+    assert summary["merged_duplicates"] == 6
+    assert summary["kept_suppressed"] == 1
+    ada = show(project, "ada@example.com")["customer"]
+    assert (ada["first_name"], ada["last_name"]) == ("Bob", "Lovelace")
+    assert ada["tags"] == ["a", "b"]
+    assert ada["attributes"]["city"] == "Lyon"
+    assert ada["attributes"]["favorite_coffee"] == "Ethiopia Yirgacheffe"
+    hiro = show(project, "hiro@example.com")["customer"]  # was tagged "filter"
+    assert (hiro["first_name"], hiro["tags"]) == ("Hiro", ["fresh"])
+    grace = show(project, "grace@example.com")["customer"]
+    assert (grace["first_name"], grace["last_name"], grace["tags"]) == ("G", "H", [])
+    assert grace["status"] == "unsubscribed"
+    five = show(project, "f5@example.com")["customer"]
+    assert (five["first_name"], five["last_name"], five["tags"]) == ("F5", "Five", ["x", "y"])

@@ -300,3 +300,53 @@ def test_times_round_trip_as_aware_utc(store: Store) -> None:
             assert raw == datetime(2027, 3, 1, 8, 30, 15, 123456)
     with pytest.raises(sa.exc.StatementError, match="naive datetime"):
         store.record_event("t@example.com", "visit", at=datetime(2027, 3, 1), data={}, now=NOW)
+
+
+def test_a_repeat_from_an_earlier_batch_merges_like_one_row(store: Store) -> None:
+    """In one transaction, a batch row marked `again` (written by an earlier batch of the
+    same import) unites tags with what that batch wrote and is not counted again; `again`
+    for a row this import did not write (a hash that matched another address) is ignored."""
+    store.upsert_customers(
+        [
+            CustomerData(email="old@example.com", tags=("stored",)),
+            CustomerData(email="other@example.com", tags=("stored",)),
+        ],
+        now=NOW,
+    )
+    store.unsubscribe("old@example.com", now=NOW)
+    with store.transaction() as conn:
+        first = customer_ops.upsert_customers(
+            conn,
+            store.dialect,
+            [
+                CustomerData(email="new@example.com", first_name="N", tags=("a",)),
+                CustomerData(email="old@example.com", tags=("a",), attributes={"x": "1"}),
+            ],
+            now=LATER,
+        )
+        second = customer_ops.upsert_customers(
+            conn,
+            store.dialect,
+            [
+                CustomerData(email="new@example.com", tags=("b", "a")),
+                CustomerData(email="old@example.com", tags=("b",), attributes={"y": "2"}),
+                CustomerData(email="other@example.com", tags=("b",)),
+            ],
+            now=LATER,
+            again={"new@example.com": True, "old@example.com": True, "other@example.com": True},
+        )
+    assert first == UpsertCounts(inserted=1, updated=1, suppressed=1)
+    assert second == UpsertCounts(inserted=0, updated=1, suppressed=0)
+    new, old, other = (
+        store.get_customer(f"{name}@example.com") for name in ("new", "old", "other")
+    )
+    assert new is not None
+    assert old is not None
+    assert other is not None
+    assert (new.first_name, new.tags) == ("N", ("a", "b"))
+    assert (old.tags, dict(old.attributes), old.status) == (
+        ("a", "b"),
+        {"x": "1", "y": "2"},
+        Status.UNSUBSCRIBED,
+    )
+    assert other.tags == ("b",)
