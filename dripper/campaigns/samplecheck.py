@@ -9,7 +9,7 @@ Pure: campaigns, sample customers and `now` in; problems and warnings out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -31,9 +31,14 @@ class SampleFindings:
 
 
 def check_on_samples(
-    campaigns: Sequence[Campaign], samples: Sequence[Customer], *, now: datetime
+    campaigns: Sequence[Campaign],
+    samples: Sequence[Customer],
+    *,
+    now: datetime,
+    lines: Mapping[str, int] | None = None,
 ) -> SampleFindings:
-    """Evaluate every expression of every campaign for every sample customer."""
+    """Evaluate every expression of every campaign for every sample customer. `lines`:
+    where each sample's row is in the sample sheet, for the messages."""
     problems: list[Problem] = []
     warnings: list[str] = []
     known = _known_names(samples)
@@ -48,7 +53,7 @@ def check_on_samples(
             if unknown is not None:
                 problems.append(Problem(campaign.file, trigger.date.line, "trigger.date", unknown))
             else:
-                warnings += _bad_dates(campaign, trigger, samples, now)
+                warnings += _bad_dates(campaign, trigger, samples, now, lines or {})
     return SampleFindings(problems, warnings)
 
 
@@ -119,7 +124,11 @@ def _first_failure(
 
 
 def _bad_dates(
-    campaign: Campaign, trigger: DateTrigger, samples: Sequence[Customer], now: datetime
+    campaign: Campaign,
+    trigger: DateTrigger,
+    samples: Sequence[Customer],
+    now: datetime,
+    lines: Mapping[str, int],
 ) -> list[str]:
     bad: list[BadDate] = []
     for customer in samples:
@@ -129,7 +138,7 @@ def _bad_dates(
             continue  # reported by _first_failure
         problem = date_problem(value)
         if problem is not None:
-            bad.append(BadDate(customer.email, None, problem))
+            bad.append(BadDate(customer.email, lines.get(customer.email), problem))
     if not bad:
         return []
     column = trigger.date.source

@@ -53,7 +53,9 @@ def check(as_json: bool) -> None:
     if campaigns and samples:
         from dripper.campaigns.samplecheck import check_on_samples
 
-        findings = check_on_samples(campaigns, samples, now=ctx.now())
+        findings = check_on_samples(
+            campaigns, samples, now=ctx.now(), lines=_sample_lines(config.samples_path)
+        )
         problems += findings.problems
         warnings += findings.warnings
         problems += _render_all(ctx.now(), config, campaigns, samples)
@@ -141,6 +143,21 @@ def _dkim(config: Config, warnings: list[str]) -> list[Problem]:
     except ConfigError as exc:
         return [Found(where, None, "[dkim] private_key", str(exc))]
     return []
+
+
+def _sample_lines(path: Path) -> dict[str, int]:
+    """Where each sample customer's row is in the sample sheet (the first, if repeated)."""
+    from dripper.customers.csvio import SheetReader, SheetRow
+
+    lines: dict[str, int] = {}
+    try:
+        with path.open("rb") as raw:
+            for item in SheetReader(raw):
+                if isinstance(item, SheetRow):
+                    lines.setdefault(item.data.email, item.line)
+    except (OSError, ValueError):
+        return {}  # an unreadable sheet is reported by load_samples
+    return lines
 
 
 def _tracking(config: Config) -> list[str]:

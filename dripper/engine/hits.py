@@ -25,6 +25,7 @@ No step ever branches on a single open (Apple's prefetch would make that a coin 
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 import re
 from collections.abc import Sequence
@@ -168,11 +169,16 @@ def _soon_after(facts: HitFacts, window: timedelta) -> bool:
     return timedelta(0) <= facts.at - facts.delivered_at < window
 
 
+_SCANNER = re.compile("|".join(map(re.escape, SCANNER_AGENTS)))
+
+
+@functools.lru_cache(maxsize=4096)  # a mailing's hits come from a few hundred agents
 def _scanner_agent(agent: str) -> bool:
     lowered = agent.lower()
-    return not lowered.strip() or any(mark in lowered for mark in SCANNER_AGENTS)
+    return not lowered.strip() or _SCANNER.search(lowered) is not None
 
 
+@functools.lru_cache(maxsize=65536)  # parsing an address costs more than the check
 def _in_apple_network(ip: str | None) -> bool:
     if not ip:
         return False

@@ -8,9 +8,7 @@ The web app and the mail intake gather facts; the pure core classifies them
 
 from __future__ import annotations
 
-import threading
-import time
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,13 +24,7 @@ if TYPE_CHECKING:
     from dripper.customers.model import Customer
     from dripper.services.planning import Planner
     from dripper.store import Store
-    from dripper.store.tracking import Delivery, StoredHit
-
-CACHE_SIZE = 50_000  # deliveries remembered per process: a newsletter's worth of clicks
-# ... for a few seconds only: a robot's burst of clicks costs one lookup, and a customer
-# forgotten meanwhile (`dripper customers forget`, another process) gets 404s soon after.
-CACHE_SECONDS = 5.0
-
+    from dripper.store.tracking import Delivery, Sent, StoredHit
 
 @dataclass(frozen=True)
 class Hit:
@@ -45,7 +37,6 @@ class Hit:
     user_agent: str
     ip: str | None
     url: str | None = None
-    delivery: Delivery | None = None  # when the web app has already looked it up
 
 
 class Listener:
@@ -66,8 +57,6 @@ class Listener:
         self.campaigns = list(campaigns)
         self.planner = planner or Planner(config, store, self.campaigns)
         self.domain = message_domain(config.sender_from)
-        self._deliveries: OrderedDict[str, tuple[Delivery, float]] = OrderedDict()
-        self._lock = threading.Lock()  # the web app looks deliveries up from many threads
 
     # --- the daemon's pass ---------------------------------------------------------------
 
@@ -79,33 +68,11 @@ class Listener:
     # --- which email a token names -----------------------------------------------------------
 
     def delivery(self, delivery_id: str) -> Delivery | None:
-        """The delivery a token names (None: unknown, or its customer was forgotten).
-        Remembered once it was sent, so a newsletter's clicks cost one lookup each."""
-        with self._lock:
-            cached = self._deliveries.get(delivery_id)
-            if cached is not None and cached[1] > time.monotonic():
-                return cached[0]
+        """The delivery a token names (None: unknown, or its customer was forgotten)."""
         from dripper.store import tracking
 
         with self.store.reading() as conn:
-            found = tracking.deliveries(conn, [delivery_id], domain=self.domain).get(delivery_id)
-        if found is not None and found.sent_at is not None:
-            self._remember(found)
-        return found
-
-    def _remember(self, delivery: Delivery) -> None:
-        with self._lock:
-            self._deliveries[delivery.delivery_id] = (delivery, time.monotonic() + CACHE_SECONDS)
-            self._deliveries.move_to_end(delivery.delivery_id)
-            if len(self._deliveries) > CACHE_SIZE:
-                self._deliveries.popitem(last=False)
-
-    def forget_cached(self, customer_id: int) -> None:
-        """Drop what is remembered of a customer's deliveries (they unsubscribed)."""
-        with self._lock:
-            mine = [k for k, (d, _) in self._deliveries.items() if d.customer_id == customer_id]
-            for key in mine:
-                del self._deliveries[key]
+            return tracking.deliveries(conn, [delivery_id], domain=self.domain).get(delivery_id)
 
     # --- opens and clicks --------------------------------------------------------------------
 
@@ -120,14 +87,14 @@ class Listener:
         if not hits:
             return {}
         with self.store.transaction() as conn:
-            wanted = {h.delivery_id for h in hits if h.delivery is None}
-            found = tracking.deliveries(conn, wanted, domain=self.domain) if wanted else {}
-            resolved = [(h, h.delivery or found.get(h.delivery_id)) for h in hits]
+            found = tracking.sent(conn, {h.delivery_id for h in hits}, domain=self.domain)
+            resolved = [(h, found.get(h.delivery_id)) for h in hits]
             known = [(h, d) for h, d in resolved if d is not None]  # forgotten: nothing kept
             ids = {d.outbox_id for _, d in known}
             earliest = min(h.at for h, _ in known) - BURST_WINDOW if known else None
-            clicks = tracking.recent_clicks(conn, ids, since=earliest) if earliest else {}
-            opened = tracking.opened_by_a_person(conn, ids)
+            clicks, opened = (
+                tracking.history(conn, ids, since=earliest) if earliest else ({}, set())
+            )
             stored: list[StoredHit] = []
             for hit, delivery in sorted(known, key=lambda pair: pair[0].at):
                 verdict = classify(
@@ -203,7 +170,6 @@ class Listener:
                 {"how": how},
             )
             insert_hits(conn, [hit])
-        self.forget_cached(delivery.customer_id)
         return True
 
     def answer(
@@ -286,7 +252,7 @@ class Listener:
         return customer
 
 
-def _implied_open(delivery: Delivery, hit: Hit) -> StoredHit:
+def _implied_open(delivery: Sent, hit: Hit) -> StoredHit:
     from dripper.store.tracking import StoredHit
 
     return StoredHit(

@@ -37,6 +37,7 @@ from starlette.routing import Route
 from dripper.engine.hits import HitKind
 from dripper.tokens import Keyring, TokenError, TokenKind, TokenPayload
 from dripper.web import pages
+from dripper.web.directory import DeliveryDirectory
 from dripper.web.metrics import CONTENT_TYPE_LATEST, Metrics
 from dripper.web.writer import HitWriter
 
@@ -80,6 +81,8 @@ class Web:
         self.clock = clock or (lambda: datetime.now(UTC))
         self.company = str(config.company.get("name") or "")
         self.metrics = Metrics()
+        self.directory = DeliveryDirectory(config.database_url, self.listener.domain)
+        self.counters = {kind: self.metrics.requests.labels(kind.value) for kind in HitKind}
         self.writer = HitWriter(
             self.listener.record_hits,
             on_written=self._written,
@@ -137,6 +140,7 @@ def create_app(
             yield
         finally:
             await run_in_threadpool(web.writer.stop)  # SIGTERM: every answered hit written
+            await web.directory.close()
 
     def timed(route: str, handler: Callable[[Web, Request], Awaitable[Response]]) -> Any:
         histogram = web.metrics.latency.labels(route)
@@ -192,43 +196,39 @@ def app_from_environment() -> Starlette:
 # --- the routes ------------------------------------------------------------------------------
 
 
-def _now_hit(web: Web, request: Request, kind: HitKind, payload: TokenPayload) -> Any:
+async def _hit(web: Web, request: Request, kind: HitKind, token: TokenKind) -> TokenPayload:
+    """Check the token and that its delivery is ours, queue the hit; the caller answers.
+    When the database does not answer, the answer still goes out and the writer finds
+    the delivery later (or drops the hit of a customer forgotten meanwhile)."""
     from dripper.services.listening import Hit
 
-    return Hit(
+    payload = web.verify(request.path_params["token"], token)
+    if await web.directory.exists(payload.delivery_id) is False:
+        raise HTTPException(404)
+    client = request.client
+    hit = Hit(
         kind,
         payload.delivery_id,
         web.clock(),
         request.method,
         request.headers.get("user-agent", ""),
-        request.client.host if request.client else None,
+        client.host if client else None,
         payload.url,
     )
+    web.writer.put(hit)
+    web.counters[kind].inc()
+    return payload
 
 
 async def open_pixel(web: Web, request: Request) -> Response:
-    payload = web.verify(request.path_params["token"], TokenKind.OPEN)
-    delivery, answered = await web.delivery(payload)
-    if answered and delivery is None:
-        raise HTTPException(404)
-    web.metrics.requests.labels("open").inc()
-    hit = _now_hit(web, request, HitKind.OPEN, payload)
-    web.writer.put(_with(hit, delivery))
-    web.metrics.queue.set(web.writer.depth())
+    await _hit(web, request, HitKind.OPEN, TokenKind.OPEN)
     return Response(GIF, media_type="image/gif", headers=NO_STORE)
 
 
 async def click(web: Web, request: Request) -> Response:
-    """Always a redirect to the signed URL, whatever the class of the click; when the
-    database is down the redirect still happens and the hit waits in the queue."""
-    payload = web.verify(request.path_params["token"], TokenKind.CLICK)
+    """Always a redirect to the signed URL, whatever the class of the click."""
+    payload = await _hit(web, request, HitKind.CLICK, TokenKind.CLICK)
     assert payload.url is not None
-    delivery, answered = await web.delivery(payload)
-    if answered and delivery is None:
-        raise HTTPException(404)
-    web.metrics.requests.labels("click").inc()
-    web.writer.put(_with(_now_hit(web, request, HitKind.CLICK, payload), delivery))
-    web.metrics.queue.set(web.writer.depth())
     return RedirectResponse(payload.url, status_code=302, headers=NO_STORE)
 
 
@@ -321,12 +321,6 @@ async def metrics(web: Web, request: Request) -> Response:
 
 
 # --- helpers -----------------------------------------------------------------------------------
-
-
-def _with(hit: Any, delivery: Delivery | None) -> Any:
-    from dataclasses import replace
-
-    return replace(hit, delivery=delivery)
 
 
 def _unavailable(web: Web) -> Response:

@@ -155,8 +155,8 @@ def test_check_names_a_misspelt_date_column_and_bad_sample_dates(project: Projec
     dates = project.run("check")
     assert dates.exit_code == 0, dates.output
     assert "2 customer(s) have a 'customer.birthday' that is not a date" in dates.output
-    assert "ada@example.com: '1815-02-30' is not a date" in dates.output
-    assert "grace@example.com: '09/12/1906' is not a date" in dates.output
+    assert "ada@example.com (line 2): '1815-02-30' is not a date" in dates.output
+    assert "grace@example.com (line 3): '09/12/1906' is not a date" in dates.output
 
 
 def test_the_scaffold_leap_day_birthday_is_greeted_on_feb_28(project: Project) -> None:

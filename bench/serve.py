@@ -1,0 +1,337 @@
+"""`dripper serve` under load: opens and clicks per second with recording on, next to a bare
+starlette app answering the same bytes, in the same run, on the same machine.
+
+    .venv/bin/python bench/serve.py [--db sqlite|postgresql] [--deliveries 100000]
+                                    [--seconds 10] [--mpp 50000]
+
+Needs Debian's `wrk` (throughput; a Lua script spreads the requests over every delivery's
+token) and `hey` (latency at a fixed 500 requests/s): `apt-get install wrk hey`.
+
+1. N sent deliveries are seeded (customers, enrollments, outbox rows with Message-IDs) and
+   a pixel and a click token signed for each.
+2. One `dripper serve` process: wrk on /o/ for S seconds, then on /c/; after each, the queue
+   is waited for and the rows counted: every answered hit must be stored.
+3. The same wrk runs against a bare starlette app (one uvicorn process, the same GIF, a 302):
+   the ceiling of this machine's HTTP stack.
+4. hey at 500/s for S seconds on /o/ and /c/ of `dripper serve`: p50 and p99.
+5. Apple Mail Privacy Protection on a 100k newsletter: M prefetch opens (user agent
+   `Mozilla/5.0`) as fast as wrk sends them; the queue depth is sampled every 0.2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import sqlalchemy as sa
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/dripper_bench_serve"
+SECRET = "bench-serve-secret-0123456789abcdef"
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+SENT_AT = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
+LUA = """
+local paths = {}
+for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
+local ua = os.getenv("BENCH_UA")
+local i = 0
+local offset = 0
+function setup(thread)
+  offset = offset + 1
+  thread:set("offset", offset * 7919)
+end
+function init(args)
+  i = (offset or 0) % #paths
+end
+function request()
+  i = i % #paths + 1
+  return wrk.format("GET", paths[i], {["User-Agent"] = ua})
+end
+"""
+BARE = '''
+from starlette.applications import Starlette
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+GIF = {gif!r}
+
+
+async def pixel(request):
+    return Response(GIF, media_type="image/gif", headers={"Cache-Control": "no-store"})
+
+
+async def click(request):
+    return RedirectResponse("https://acme.test/", status_code=302)
+
+
+app = Starlette(routes=[Route("/o/{token}", pixel), Route("/c/{token}", click)])
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def need(tool: str) -> str:
+    found = shutil.which(tool)
+    if found is None:
+        sys.exit(f"{tool} not found: apt-get install wrk hey")
+    return found
+
+
+def database(kind: str, folder: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{folder / 'bench.db'}"
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql("DROP DATABASE IF EXISTS dripper_bench_serve WITH (FORCE)")
+        conn.exec_driver_sql("CREATE DATABASE dripper_bench_serve")
+    admin.dispose()
+    return PG_URL
+
+
+def seed(url: str, deliveries: int) -> list[str]:
+    """N customers, each with one sent email; returns the Message-IDs' delivery ids."""
+    from dripper.customers.model import CustomerData
+    from dripper.engine.model import NewEnrollment, PlannedSend
+    from dripper.store import bulk, open_store
+    from dripper.store.customers import _insert
+    from dripper.store.schema import customers, outbox
+
+    store = open_store(url)
+    store.ensure_schema()
+    with store.transaction() as conn:
+        _insert(
+            conn,
+            store.dialect,
+            [CustomerData(email=f"c{i}@example.com") for i in range(deliveries)],
+            {},
+            SENT_AT,
+        )
+        ids = list(conn.execute(sa.select(customers.c.id).order_by(customers.c.id)).scalars())
+        planned = [
+            (cid, NewEnrollment("newsletter", "2027-03-01", SENT_AT, None,
+                                (PlannedSend("edition", SENT_AT, 0),)))
+            for cid in ids
+        ]  # fmt: skip
+        bulk.save_enrollments(conn, store.dialect, planned, now=SENT_AT)
+        random_hex = (
+            "lower(hex(randomblob(13)))"
+            if store.dialect == "sqlite"
+            else "substr(md5(random()::text || id::text), 1, 26)"
+        )
+        conn.execute(
+            sa.update(outbox).values(
+                status="sent",
+                sent_at=SENT_AT,
+                message_id=sa.literal_column(random_hex) + "@acme.test",
+            )
+        )
+        found = [m.split("@")[0] for m in conn.execute(sa.select(outbox.c.message_id)).scalars()]
+    store.close()
+    return found
+
+
+def project(root: Path, url: str, port: int) -> Path:
+    from click.testing import CliRunner
+
+    from dripper.cli import cli
+
+    result = CliRunner().invoke(cli, ["init", str(root)])
+    assert result.exit_code == 0, result.output
+    config = root / "config.toml"
+    text = config.read_text().replace('url = "sqlite:///dripper.db"', f'url = "{url}"')
+    text = text.replace('base_url = "http://127.0.0.1:8080"', f'base_url = "http://127.0.0.1:{port}"')
+    config.write_text(text)
+    return config
+
+
+def wait_for(port: int, proc: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        if proc.poll() is not None:
+            sys.exit("the server exited")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    sys.exit("the server did not start")
+
+
+def wrk(port: int, paths: Path, seconds: int, ua: str) -> dict[str, float]:
+    script = paths.with_suffix(".lua")
+    script.write_text(LUA)
+    done = subprocess.run(
+        [need("wrk"), "-t2", "-c32", f"-d{seconds}s", "--latency", "-s", str(script),
+         f"http://127.0.0.1:{port}"],
+        capture_output=True, text=True, check=True,
+        env={**os.environ, "BENCH_PATHS": str(paths), "BENCH_UA": ua},
+    )  # fmt: skip
+    out = done.stdout
+    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    return {
+        "requests": total,
+        "per_second": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
+        "bad": int(bad.group(1)) if bad else 0,
+        "socket_errors": sum(map(int, errors.groups())) if errors else 0,
+    }
+
+
+def hey(url: str, seconds: int) -> dict[str, float]:
+    done = subprocess.run(
+        [need("hey"), "-z", f"{seconds}s", "-q", "50", "-c", "10", "-H", f"User-Agent: {BROWSER}",
+         "-disable-redirects", url],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    out = done.stdout
+    found = {}
+    for pct in ("50", "99"):
+        m = re.search(rf"\s{pct}%+ in ([\d.]+) secs", out)
+        found[f"p{pct}_ms"] = round(float(m.group(1)) * 1000, 2) if m else float("nan")
+    found["per_second"] = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return found
+
+
+def queue_depth(port: int) -> int:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    m = re.search(r"^dripper_hit_queue_depth ([\d.e+]+)$", text, re.MULTILINE)
+    return int(float(m.group(1))) if m else -1
+
+
+def drain(port: int) -> float:
+    start = time.perf_counter()
+    while queue_depth(port) > 0:
+        time.sleep(0.1)
+    time.sleep(0.2)  # the last batch's commit
+    return time.perf_counter() - start
+
+
+def stored(url: str, kind: str, *, machine: bool | None = None) -> int:
+    from dripper.store import open_store
+    from dripper.store.schema import tracking_events as t
+
+    store = open_store(url)
+    with store.reading() as conn:
+        query = sa.select(sa.func.count()).where(t.c.kind == kind)
+        if kind == "open":
+            implied = sa.func.coalesce(t.c.data["implied"].as_string(), "")
+            query = query.where(implied != "click")
+        if machine is not None:
+            query = query.where(t.c.machine.is_(machine))
+        count = int(conn.execute(query).scalar_one())
+    store.close()
+    return count
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--deliveries", type=int, default=100_000)
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--mpp", type=int, default=50_000)
+    args = parser.parse_args()
+    from dripper.tokens import Keyring
+
+    report: dict[str, Any] = {"db": args.db, "deliveries": args.deliveries}
+    with tempfile.TemporaryDirectory(prefix="dripper-bench-serve-") as tmp:
+        folder = Path(tmp)
+        url = database(args.db, folder)
+        port = free_port()
+        config = project(folder / "shop", url, port)
+        start = time.perf_counter()
+        deliveries = seed(url, args.deliveries)
+        report["seed_seconds"] = round(time.perf_counter() - start, 1)
+        keyring = Keyring.from_secret(SECRET)
+        opens, clicks = folder / "opens.txt", folder / "clicks.txt"
+        opens.write_text("".join(f"/o/{keyring.sign_open(d)}\n" for d in deliveries))
+        clicks.write_text(
+            "".join(f"/c/{keyring.sign_click(d, 'https://acme.test/shop')}\n" for d in deliveries)
+        )
+        env = {**os.environ, "DRIPPER_SECRET": SECRET}
+        serve = subprocess.Popen(
+            [str(Path(sys.executable).parent / "dripper"), "--config", str(config), "serve",
+             "--port", str(port)],
+            env=env, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            wait_for(port, serve)
+            report["dripper_open"] = wrk(port, opens, args.seconds, BROWSER)
+            report["open_drain_seconds"] = round(drain(port), 2)
+            report["open_stored"] = stored(url, "open")
+            report["dripper_click"] = wrk(port, clicks, args.seconds, BROWSER)
+            report["click_drain_seconds"] = round(drain(port), 2)
+            report["click_stored"] = stored(url, "click")
+            first_open = opens.read_text().split()[1]
+            first_click = clicks.read_text().split()[1]
+            report["latency_open_500"] = hey(f"http://127.0.0.1:{port}{first_open}", args.seconds)
+            report["latency_click_500"] = hey(f"http://127.0.0.1:{port}{first_click}", args.seconds)
+            drain(port)
+            # Apple MPP: half of a newsletter's opens, prefetched at once.
+            mpp = folder / "mpp.txt"
+            mpp.write_text("".join(opens.read_text().splitlines(keepends=True)[: args.mpp]))
+            depths: list[int] = []
+            sampling = threading.Event()
+
+            def sample() -> None:
+                while not sampling.is_set():
+                    depths.append(queue_depth(port))
+                    time.sleep(0.2)
+
+            sampler = threading.Thread(target=sample)
+            sampler.start()
+            before = stored(url, "open", machine=True)
+            mpp_seconds = max(2, round(args.mpp / max(report["dripper_open"]["per_second"], 1)))
+            report["mpp"] = wrk(port, mpp, mpp_seconds, "Mozilla/5.0")
+            report["mpp"]["drain_seconds"] = round(drain(port), 2)
+            sampling.set()
+            sampler.join()
+            report["mpp"]["max_queue_depth"] = max(depths)
+            report["mpp"]["stored"] = stored(url, "open", machine=True) - before
+        finally:
+            serve.send_signal(signal.SIGTERM)
+            serve.wait(timeout=60)
+        bare_app = folder / "bare_app.py"
+        from dripper.web.app import GIF
+
+        bare_app.write_text(BARE.replace("{gif!r}", repr(GIF)))
+        bare_port = free_port()
+        bare = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "--app-dir", str(folder), "bare_app:app",
+             "--port", str(bare_port), "--log-level", "warning", "--no-server-header"],
+        )  # fmt: skip
+        try:
+            wait_for(bare_port, bare)
+            report["bare_open"] = wrk(bare_port, opens, args.seconds, BROWSER)
+            report["bare_click"] = wrk(bare_port, clicks, args.seconds, BROWSER)
+        finally:
+            bare.terminate()
+            bare.wait(timeout=30)
+    for kind in ("open", "click"):
+        ratio = report[f"dripper_{kind}"]["per_second"] / report[f"bare_{kind}"]["per_second"]
+        report[f"{kind}_ratio_to_bare"] = round(ratio, 2)
+    for kind in ("open", "click"):
+        # Negative: hits answered but still in flight when wrk stopped counting.
+        answered = report[f"dripper_{kind}"]["requests"] - report[f"dripper_{kind}"]["bad"]
+        report[f"{kind}_lost"] = answered - report[f"{kind}_stored"]
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
