@@ -215,6 +215,12 @@ def queue_depth(port: int) -> int:
     return int(float(m.group(1))) if m else -1
 
 
+def dropped(port: int) -> int:
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    m = re.search(r"^dripper_hits_dropped_total ([\d.e+]+)$", text, re.MULTILINE)
+    return int(float(m.group(1))) if m else -1
+
+
 def drain(port: int) -> float:
     start = time.perf_counter()
     while queue_depth(port) > 0:
@@ -303,6 +309,7 @@ def main() -> None:
             sampling.set()
             sampler.join()
             report["mpp"]["max_queue_depth"] = max(depths)
+            report["dropped"] = dropped(port)
             report["mpp"]["stored"] = stored(url, "open", machine=True) - before
         finally:
             serve.send_signal(signal.SIGTERM)

@@ -8,7 +8,7 @@ The web app and the mail intake gather facts; the pure core classifies them
 
 from __future__ import annotations
 
-from collections import Counter
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -96,7 +96,8 @@ class Listener:
                 tracking.history(conn, ids, since=earliest) if earliest else ({}, set())
             )
             stored: list[StoredHit] = []
-            for hit, delivery in sorted(known, key=lambda pair: pair[0].at):
+            for hit, delivery in known:  # in the order they came: the queue is first-in
+                click = hit.kind is HitKind.CLICK
                 verdict = classify(
                     HitFacts(
                         hit.kind,
@@ -106,11 +107,11 @@ class Listener:
                         hit.ip,
                         delivery.sent_at,
                         hit.url,
-                        tuple(clicks.get(delivery.outbox_id, ())),
+                        tuple(clicks.get(delivery.outbox_id, ())) if click else (),
                     )
                 )
                 human = verdict.cls is HitClass.HUMAN
-                if hit.kind is HitKind.CLICK:
+                if click:
                     clicks.setdefault(delivery.outbox_id, []).append((hit.at, hit.url or ""))
                     if verdict.burst:
                         _burst(conn, stored, delivery.outbox_id, hit.at)
@@ -128,14 +129,15 @@ class Listener:
                         not human,
                         hit.url,
                         hit.user_agent,
-                        {"class": verdict.cls.value, "reason": verdict.reason},
+                        _data(verdict.cls.value, verdict.reason),
                     )
                 )
             tracking.insert_hits(conn, stored)
-        counts: Counter[tuple[str, str]] = Counter(
-            (h.kind, str(h.data.get("class", ""))) for h in stored
-        )
-        return dict(counts)
+        counts: dict[tuple[str, str], int] = {}
+        for h in stored:
+            key = (h.kind, str(h.data.get("class", "")))
+            counts[key] = counts.get(key, 0) + 1
+        return counts
 
     # --- unsubscribes, answers, referrals ------------------------------------------------------
 
@@ -250,6 +252,11 @@ class Listener:
                     )
                 )
         return customer
+
+
+@functools.lru_cache(maxsize=256)  # a few dozen reasons: one dict each, shared, never changed
+def _data(cls: str, reason: str) -> dict[str, Any]:
+    return {"class": cls, "reason": reason}
 
 
 def _implied_open(delivery: Sent, hit: Hit) -> StoredHit:

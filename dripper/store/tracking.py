@@ -105,27 +105,19 @@ def sent(conn: Connection, delivery_ids: Iterable[str], *, domain: str) -> dict[
     if not wanted:
         return found
     ids = [f"{d}@{domain}" for d in wanted]
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    rows: list[tuple[Any, ...]] = []
     if conn.dialect.name == "postgresql":
-        driver = conn.connection.driver_connection
-        assert driver is not None
         with driver.cursor() as cursor:
             cursor.execute(_PG_SENT, (ids,))
-            rows: Iterable[tuple[Any, ...]] = cursor.fetchall()
+            rows = cursor.fetchall()
     else:
-        o = outbox.c
-        rows = [
-            tuple(row)
-            for part in chunks(ids)
-            for row in conn.execute(
-                sa.select(o.message_id, o.id, o.customer_id, o.sent_at).where(
-                    o.message_id.in_(part)
-                )
-            )
-        ]
+        for part in chunks(ids, 500):  # SQLite's limit on parameters is far above this
+            marks = ", ".join("?" * len(part))
+            rows += driver.execute(_SQLITE_SENT.format(marks), part).fetchall()
     for message_id, outbox_id, customer_id, sent_at in rows:
-        found[message_id.split("@", 1)[0]] = Sent(
-            outbox_id, customer_id, None if sent_at is None else _aware(sent_at)
-        )
+        found[message_id.split("@", 1)[0]] = Sent(outbox_id, customer_id, _when(sent_at))
     for missing in set(wanted) - found.keys():  # sent when the From domain was another
         other = deliveries(conn, [missing], domain=domain).get(missing)
         if other is not None:
@@ -134,6 +126,7 @@ def sent(conn: Connection, delivery_ids: Iterable[str], *, domain: str) -> dict[
 
 
 _PG_SENT = "SELECT message_id, id, customer_id, sent_at FROM outbox WHERE message_id = ANY(%s)"
+_SQLITE_SENT = "SELECT message_id, id, customer_id, sent_at FROM outbox WHERE message_id IN ({})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,20 +229,16 @@ def history(
             cursor.execute(_PG_HISTORY, (ids, since))
             found: Iterable[tuple[Any, ...]] = cursor.fetchall()
     else:
-        t = tracking_events.c
+        driver = conn.connection.driver_connection
+        assert driver is not None
         found = []
-        for part in chunks(ids):
-            query = sa.select(t.outbox_id, t.kind, t.at, t.url).where(
-                t.outbox_id.in_(part),
-                sa.or_(
-                    sa.and_(t.kind == "click", t.at >= since),
-                    sa.and_(t.kind == "open", t.machine.is_(False)),
-                ),
-            )
-            found += [tuple(row) for row in conn.execute(query)]
-    for outbox_id, kind, at, url in sorted(found, key=lambda row: row[2]):
+        for part in chunks(ids, 500):
+            marks = ", ".join("?" * len(part))
+            sql = _SQLITE_HISTORY.format(marks)
+            found += driver.execute(sql, (*part, _sqlite_time(since))).fetchall()
+    for outbox_id, kind, at, url in sorted((r[0], r[1], _when(r[2]) or since, r[3]) for r in found):
         if kind == "click":
-            clicks[outbox_id].append((_aware(at), url or ""))
+            clicks[outbox_id].append((at, url or ""))
         else:
             opened.add(outbox_id)
     return clicks, opened
@@ -259,6 +248,21 @@ _PG_HISTORY = (
     "SELECT outbox_id, kind, at, url FROM tracking_events WHERE outbox_id = ANY(%s) "
     "AND ((kind = 'click' AND at >= %s) OR (kind = 'open' AND NOT machine))"
 )
+
+
+_SQLITE_HISTORY = (
+    "SELECT outbox_id, kind, at, url FROM tracking_events WHERE outbox_id IN ({}) "
+    "AND ((kind = 'click' AND at >= ?) OR (kind = 'open' AND NOT machine))"
+)
+
+
+def _when(value: Any) -> datetime | None:
+    """A time as the driver gives it (SQLite: naive UTC text), aware and in UTC."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return _aware(value)
 
 
 def _aware(at: datetime) -> datetime:

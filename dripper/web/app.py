@@ -215,7 +215,7 @@ async def _hit(web: Web, request: Request, kind: HitKind, token: TokenKind) -> T
         client.host if client else None,
         payload.url,
     )
-    web.writer.put(hit)
+    await web.writer.wait_put(hit)
     web.counters[kind].inc()
     return payload
 

@@ -4,14 +4,17 @@ in one transaction through the listening service.
 
 A pixel or a redirect never waits on a write. What that costs, said plainly: a hit that
 was answered is in this queue until its batch commits (about FLUSH seconds); SIGTERM
-drains the queue before the process exits, a SIGKILL loses what was queued. A database
-that stops answering keeps the batch in hand and retries; hits that find the queue full
-meanwhile are counted as dropped (`dripper_hits_dropped_total`), never silently.
+drains the queue before the process exits, a SIGKILL loses what was queued. When hits come
+faster than the database takes them and the queue is full, a request waits for room
+(backpressure: overload becomes latency, not loss) for up to WAIT seconds; only then is
+its hit dropped, and counted (`dripper_hits_dropped_total`), never silently. A database
+that stops answering keeps the batch in hand and retries.
 Unsubscribes and answers do not come through here: they are written before their 200.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -26,6 +29,7 @@ BATCH = 500
 FLUSH = 0.05  # seconds
 CAPACITY = 100_000  # hits held while the database is slow: a newsletter's morning of opens
 RETRY = 1.0  # seconds between attempts when the database fails
+WAIT = 10.0  # seconds a request waits for room in a full queue before its hit is dropped
 
 
 class HitWriter:
@@ -49,13 +53,25 @@ class HitWriter:
         self._thread.start()
 
     def put(self, hit: Hit) -> bool:
-        """Queue a hit; False (and counted) when the queue is full."""
+        """Queue a hit at once; False when the queue is full (see `wait_put`)."""
         try:
             self._queue.put_nowait(hit)
         except queue.Full:
-            self._on_dropped(1)
             return False
         return True
+
+    async def wait_put(self, hit: Hit) -> bool:
+        """Queue a hit, waiting (without blocking the loop) while the queue is full; after
+        WAIT seconds the hit is dropped and counted. True when queued."""
+        if self.put(hit):
+            return True
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+            if self.put(hit):
+                return True
+        self._on_dropped(1)
+        return False
 
     def depth(self) -> int:
         return self._queue.qsize()

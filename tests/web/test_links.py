@@ -10,6 +10,7 @@ import time
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
+import pytest
 import sqlalchemy as sa
 
 from dripper.store import open_store
@@ -214,3 +215,27 @@ def test_answers_are_recorded_once_and_reach_the_customer_sheet(
     assert grace.attributes["first_bag"] == "poor"
     shown = shop.ok("customers", "show", "grace@example.com").output
     assert "feedback-follow-up" in shown
+
+
+@pytest.mark.parametrize("gap", [0.0, 0.3])  # one batch; the earlier ones already stored
+def test_a_robot_following_every_link_is_counted_as_a_scanner(
+    shop: Shop, server: ServeProcess, gap: float
+) -> None:
+    """Three links of one email within seconds (a browser user agent, even): all three
+    are scanner clicks, including the two that looked human, and the open they implied
+    is gone."""
+    thanks = shop.email_to("grace@example.com", "Thank you")
+    first = next(u for u in links(thanks, shop.base_url) if "/c/" in u)
+    delivery = urlsplit(first).path.split("/")[2].split(".")[2]
+    keyring = Keyring([SigningKey.derive(SECRET)])  # the shop's own links, three of them
+    clicks = [
+        f"{shop.base_url}/c/{keyring.sign_click(delivery, f'https://acme.test/{page}')}"
+        for page in ("shop", "brewing-guides", "story")
+    ]
+    for url in clicks:
+        assert httpx.get(url, headers={"user-agent": BROWSER}).status_code == 302
+        time.sleep(gap)
+    found = wait_for_hits(shop, 3)
+    time.sleep(0.3)  # the batch that saw the third click
+    found = rows(shop, tracking_events, tracking_events.c.kind.in_(["open", "click"]))
+    assert sorted((r.kind, r.machine) for r in found) == [("click", True)] * 3
