@@ -107,12 +107,12 @@ class Listener:
                         hit.ip,
                         delivery.sent_at,
                         hit.url,
-                        tuple(clicks.get(delivery.outbox_id, ())) if click else (),
+                        _recent(clicks.get(delivery.outbox_id)) if click else (),
                     )
                 )
                 human = verdict.cls is HitClass.HUMAN
                 if click:
-                    clicks.setdefault(delivery.outbox_id, []).append((hit.at, hit.url or ""))
+                    clicks.setdefault(delivery.outbox_id, {})[hit.url or ""] = hit.at
                     if verdict.burst:
                         _burst(conn, stored, delivery.outbox_id, hit.at)
                     if human and delivery.outbox_id not in opened:
@@ -252,6 +252,10 @@ class Listener:
                     )
                 )
         return customer
+
+
+def _recent(last: dict[str, datetime] | None) -> tuple[tuple[datetime, str], ...]:
+    return () if not last else tuple((at, url) for url, at in last.items())
 
 
 @functools.lru_cache(maxsize=256)  # a few dozen reasons: one dict each, shared, never changed

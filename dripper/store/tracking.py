@@ -211,11 +211,12 @@ def _sqlite_time(at: datetime) -> str:
 
 def history(
     conn: Connection, outbox_ids: Iterable[int], *, since: datetime
-) -> tuple[dict[int, list[tuple[datetime, str]]], set[int]]:
-    """What the classifier needs of these emails' earlier hits, in one query: their clicks
-    since `since` (oldest first: a burst is judged by them) and which of them a person
+) -> tuple[dict[int, dict[str, datetime]], set[int]]:
+    """What the classifier needs of these emails' earlier hits, in one query: the last
+    click on each of their links since `since` (a burst is judged by distinct links, so a
+    link clicked a thousand times is one entry, not a thousand) and which of them a person
     has opened (a click implies an open only once)."""
-    clicks: dict[int, list[tuple[datetime, str]]] = defaultdict(list)
+    clicks: dict[int, dict[str, datetime]] = defaultdict(dict)
     opened: set[int] = set()
     ids = sorted(set(outbox_ids))
     if not ids:
@@ -238,21 +239,23 @@ def history(
             found += driver.execute(sql, (*part, _sqlite_time(since))).fetchall()
     for outbox_id, kind, at, url in sorted((r[0], r[1], _when(r[2]) or since, r[3]) for r in found):
         if kind == "click":
-            clicks[outbox_id].append((at, url or ""))
+            clicks[outbox_id][url or ""] = at  # in time order: the last one stays
         else:
             opened.add(outbox_id)
     return clicks, opened
 
 
 _PG_HISTORY = (
-    "SELECT outbox_id, kind, at, url FROM tracking_events WHERE outbox_id = ANY(%s) "
-    "AND ((kind = 'click' AND at >= %s) OR (kind = 'open' AND NOT machine))"
+    "SELECT outbox_id, kind, max(at), url FROM tracking_events WHERE outbox_id = ANY(%s) "
+    "AND ((kind = 'click' AND at >= %s) OR (kind = 'open' AND NOT machine)) "
+    "GROUP BY outbox_id, kind, url"
 )
 
 
 _SQLITE_HISTORY = (
-    "SELECT outbox_id, kind, at, url FROM tracking_events WHERE outbox_id IN ({}) "
-    "AND ((kind = 'click' AND at >= ?) OR (kind = 'open' AND NOT machine))"
+    "SELECT outbox_id, kind, max(at), url FROM tracking_events WHERE outbox_id IN ({}) "
+    "AND ((kind = 'click' AND at >= ?) OR (kind = 'open' AND NOT machine)) "
+    "GROUP BY outbox_id, kind, url"
 )
 
 
