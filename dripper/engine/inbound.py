@@ -1,0 +1,396 @@
+"""Mail that comes back (DESIGN 8): every inbound message is exactly one of seven classes.
+
+Two pure phases, because the store must be asked about the ids and addresses a message
+mentions, and the core never asks:
+
+    inbound = parse_inbound(raw, return_path="bounces@bounce.acme.test")   # facts
+    known = Known(by_message_id=..., by_delivery_id=..., by_address=...)   # the store
+    verdict = classify(inbound, known, unsubscribe_mailto="unsubscribe@acme.test")
+
+The store fills `Known` with exactly what `inbound.referenced_ids()` (Message-IDs, without
+angle brackets, compared as written), `inbound.delivery_ids()` (VERP ids) and
+`inbound.addresses()` (lower-cased; the most recent delivery to each in the last 30 days)
+list. Unknown keys are simply absent.
+
+The rules, first that applies wins (`RULES` below is this table, in this order):
+
+  # | rule            | applies to                                | class
+  --+-----------------+-------------------------------------------+-----------------------------
+  1 | delivery report | an RFC 3464 report with per-recipient     | bounce_hard: Status 5.x.x
+    |                 | blocks                                    |   (no Status: Action failed)
+    |                 |                                           | bounce_soft: Status 4.x.x
+    |                 |                                           |   (no Status: Action delayed)
+    |                 |                                           | unmatched: no failure in it,
+    |                 |                                           |   or none of ours named
+  2 | other bounce    | bounce-shaped (X-Failed-Recipients, a     | bounce_hard/bounce_soft by
+    |                 | daemon sender, a bounce subject) with     |   the status code, then the
+    |                 | evidence (flufl.bounce addresses, failure |   wording; soft when silent;
+    |                 | wording, or our VERP)                     | unmatched: none of ours named
+  3 | feedback report | an RFC 5965 ARF report                    | complaint: abuse, fraud,
+    |                 |                                           |   opt-out, or no type
+    |                 |                                           | unmatched: other types
+    |                 |                                           |   (auth-failure, not-spam),
+    |                 |                                           |   or none of ours named
+  4 | unsubscribe     | `unsubscribe_mailto` among the recipients | unsubscribe (the sender)
+  5 | auto-reply      | Auto-Submitted (not "no"), X-Autoreply &  | auto_reply (never a reply,
+    |                 | co., Precedence auto_reply/bulk/junk/list,|   even with our Message-ID
+    |                 | Return-Path <>, daemon/no-reply senders,  |   in In-Reply-To)
+    |                 | out-of-office subjects                    |
+  6 | reply           | In-Reply-To/References name our Message-ID| reply
+    |                 | else the sender had an email from us and  | reply, weak=True
+    |                 | it is a person's mail (no report, bounce  |
+    |                 | shape or List-Id/-Unsubscribe/-Post)      |
+  7 | (none)          | everything else                           | unmatched
+
+Which delivery a message belongs to, first found: a Message-ID (the returned message's,
+then In-Reply-To, then References newest first), then the VERP id, then the most recent
+delivery to an address the message names (for a report: its recipients; otherwise: the
+sender). A match by address alone sets `Verdict.weak`. Reports (rules 1-3) that name
+nothing we sent are `unmatched`, so a forged report suppresses nobody.
+
+Decisions worth knowing:
+- A 4.x.x Status with `Action: failed` is soft: the message expired on a temporary
+  condition, which says nothing permanent about the address.
+- A non-standard bounce whose words name no status and no cause is soft: one ambiguous
+  message never loses a customer, and three soft bounces on distinct days still suppress.
+- `X-Auto-Response-Suppress` is no auto-reply marker (Outlook sets it on people's mail).
+- A forward of our email by the customer to us is a reply: the customer is talking to us
+  (strong when the client kept References, otherwise weak by the sender's address).
+- Mailing-list mail (List-Id, List-Unsubscribe, List-Post) from a customer is no weak reply:
+  it was written to a list, not to us. With our Message-ID in In-Reply-To it is a reply.
+- A mail to the unsubscribe address is an unsubscribe even when it looks automated: the
+  mail client writes it when a person presses "unsubscribe" (our List-Unsubscribe mailto),
+  and may mark it auto-generated. (Whatever else reaches that address is spam, and
+  unsubscribing a stranger's address changes nothing.)
+- An "unsubscribe <delivery>" subject (our List-Unsubscribe mailto) names the delivery only
+  when that delivery went to the sender: anyone can type an id into a subject.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from dripper.engine.inbound_facts import (
+    BounceFacts,
+    DeliveryReport,
+    DsnRecipient,
+    FeedbackReport,
+    Inbound,
+    Severity,
+)
+from dripper.engine.inbound_parse import MAX_TEXT, parse_inbound
+
+__all__ = [
+    "MAX_TEXT",
+    "RULES",
+    "BounceFacts",
+    "DeliveryRef",
+    "DeliveryReport",
+    "DsnRecipient",
+    "FeedbackReport",
+    "Inbound",
+    "InboundClass",
+    "Known",
+    "Severity",
+    "Verdict",
+    "classify",
+    "parse_inbound",
+]
+
+
+class InboundClass(enum.StrEnum):
+    """DESIGN 8's classes of mail that comes back; every message is exactly one."""
+
+    BOUNCE_HARD = "bounce_hard"
+    BOUNCE_SOFT = "bounce_soft"
+    COMPLAINT = "complaint"
+    AUTO_REPLY = "auto_reply"
+    REPLY = "reply"
+    UNSUBSCRIBE = "unsubscribe"
+    UNMATCHED = "unmatched"
+
+
+@dataclass(frozen=True)
+class DeliveryRef:
+    """One email we sent, as the store knows it."""
+
+    delivery_id: str
+    message_id: str  # without angle brackets
+    customer_id: int | None
+    email: str  # the address it was sent to, lower-cased
+    campaign: str
+    step: str
+
+
+@dataclass(frozen=True)
+class Known:
+    """What the store found for the lookups an `Inbound` lists; absent keys are unknown."""
+
+    by_message_id: Mapping[str, DeliveryRef] = field(default_factory=dict)
+    by_delivery_id: Mapping[str, DeliveryRef] = field(default_factory=dict)
+    by_address: Mapping[str, DeliveryRef] = field(default_factory=dict)  # most recent, 30 days
+
+    @classmethod
+    def of(cls, deliveries: Iterable[DeliveryRef]) -> Known:
+        """Every lookup answered from a list of deliveries, oldest first (so the most recent
+        delivery to an address wins). The caller keeps it to the last 30 days."""
+        refs = list(deliveries)
+        return cls(
+            by_message_id={d.message_id: d for d in refs},
+            by_delivery_id={d.delivery_id: d for d in refs},
+            by_address={d.email.lower(): d for d in refs},
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What `classify` decides about one message, and why."""
+
+    kind: InboundClass
+    delivery: DeliveryRef | None = None
+    address: str | None = None  # bounced/complaining address; the customer's for a reply
+    status: str | None = None  # the enhanced status code of a bounce, e.g. "5.1.1"
+    reason: str = ""  # one line, for people
+    weak: bool = False  # the delivery was found only by an address
+
+
+def classify(inbound: Inbound, known: Known, *, unsubscribe_mailto: str | None = None) -> Verdict:
+    """Exactly one class for a parsed message: the first rule of `RULES` that applies."""
+    for _name, rule in RULES:
+        verdict = rule(inbound, known, unsubscribe_mailto)
+        if verdict is not None:
+            return verdict
+    return Verdict(InboundClass.UNMATCHED, address=inbound.sender, reason=_nothing(inbound))
+
+
+# --- matching --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Found:
+    delivery: DeliveryRef
+    how: str  # "the returned Message-ID <...>", for the reason
+    weak: bool = False
+
+
+def _find(
+    known: Known,
+    *,
+    ids: Sequence[tuple[str, str]] = (),
+    verp: Sequence[str] = (),
+    addresses: Sequence[str] = (),
+) -> _Found | None:
+    """The first known of: Message-IDs (labelled), VERP ids, addresses (weak)."""
+    for label, key in ids:
+        ref = known.by_message_id.get(key)
+        if ref is not None:
+            return _Found(ref, f"{label} <{key}>")
+    for key in verp:
+        ref = known.by_delivery_id.get(key)
+        if ref is not None:
+            return _Found(ref, f"the VERP delivery id {key}")
+    for key in addresses:
+        ref = known.by_address.get(key)
+        if ref is not None:
+            return _Found(ref, f"the recent delivery to {key}", weak=True)
+    return None
+
+
+def _returned(message_id: str | None) -> list[tuple[str, str]]:
+    return [("the returned Message-ID", message_id)] if message_id else []
+
+
+def _thread(inbound: Inbound) -> list[tuple[str, str]]:
+    in_reply_to = set(inbound.in_reply_to)
+    return [
+        ("In-Reply-To" if key in in_reply_to else "References", key) for key in inbound.thread_ids()
+    ]
+
+
+def _matched(kind: InboundClass, found: _Found, what: str, status: str | None = None) -> Verdict:
+    return Verdict(
+        kind,
+        found.delivery,
+        found.delivery.email,
+        status,
+        f"{what}; matched by {found.how}",
+        found.weak,
+    )
+
+
+# --- the rules -------------------------------------------------------------------------------
+
+Rule = Callable[[Inbound, Known, str | None], Verdict | None]
+
+
+def _delivery_report(inbound: Inbound, known: Known, _mailto: str | None) -> Verdict | None:
+    report = inbound.report
+    if report is None:
+        return None
+    failures = report.failures
+    if not failures:
+        actions = ", ".join(sorted({r.action or "no action" for r in report.recipients}))
+        return Verdict(
+            InboundClass.UNMATCHED, reason=f"delivery report without a failure ({actions})"
+        )
+    worst = failures[0]
+    hard = worst.severity is Severity.HARD
+    code = worst.status or worst.action
+    found = _find(
+        known,
+        ids=[*_returned(report.returned_message_id), *_thread(inbound)],
+        verp=inbound.verp_ids,
+        addresses=[a for r in failures for a in r.addresses],
+    )
+    address = next(iter(worst.addresses), None)
+    if found is None:
+        return Verdict(
+            InboundClass.UNMATCHED,
+            address=address,
+            status=worst.status,
+            reason=f"delivery report ({code}) for {address or 'no address'} names no "
+            "delivery of ours: nothing suppressed",
+        )
+    kind = InboundClass.BOUNCE_HARD if hard else InboundClass.BOUNCE_SOFT
+    what = f"RFC 3464 report: {code} ({worst.action or 'no action'}) for {address}"
+    return _matched(kind, found, what, worst.status)
+
+
+def _other_bounce(inbound: Inbound, known: Known, _mailto: str | None) -> Verdict | None:
+    bounce = inbound.bounce
+    if bounce is None or not (bounce.addresses or bounce.severity or inbound.verp_ids):
+        return None
+    found = _find(
+        known,
+        ids=[*_returned(bounce.returned_message_id), *_thread(inbound)],
+        verp=inbound.verp_ids,
+        addresses=bounce.addresses,
+    )
+    if found is None:
+        return Verdict(
+            InboundClass.UNMATCHED,
+            address=next(iter(bounce.addresses), None),
+            status=bounce.status,
+            reason=f"bounce ({bounce.why}) names no delivery of ours: nothing suppressed",
+        )
+    if bounce.severity is None:
+        kind, said = InboundClass.BOUNCE_SOFT, "soft by default: it says nothing of permanence"
+    elif bounce.severity is Severity.HARD:
+        kind, said = InboundClass.BOUNCE_HARD, f"permanent: {bounce.evidence!r}"
+    else:
+        kind, said = InboundClass.BOUNCE_SOFT, f"temporary: {bounce.evidence!r}"
+    return _matched(kind, found, f"bounce ({bounce.why}), {said}", bounce.status)
+
+
+_COMPLAINTS = frozenset({"abuse", "fraud", "opt-out", "opt-out-list", ""})
+
+
+def _feedback_report(inbound: Inbound, known: Known, _mailto: str | None) -> Verdict | None:
+    feedback = inbound.feedback
+    if feedback is None:
+        return None
+    kind = feedback.feedback_type
+    if kind not in _COMPLAINTS:
+        return Verdict(
+            InboundClass.UNMATCHED, reason=f"feedback report of type {kind}: no complaint"
+        )
+    addresses = (*feedback.original_rcpt_to, *feedback.returned_to)
+    ids = _returned(feedback.returned_message_id)
+    found = _find(known, ids=ids, verp=inbound.verp_ids, addresses=addresses)
+    what = f"ARF complaint (Feedback-Type: {kind or 'none'})"
+    if found is None:
+        return Verdict(
+            InboundClass.UNMATCHED,
+            address=next(iter(addresses), None),
+            reason=f"{what} names no delivery of ours: nothing suppressed",
+        )
+    return _matched(InboundClass.COMPLAINT, found, what)
+
+
+def _auto_reply(inbound: Inbound, known: Known, _mailto: str | None) -> Verdict | None:
+    if not inbound.auto_reply:
+        return None
+    sender = (inbound.sender,) if inbound.sender else ()
+    found = _find(known, ids=_thread(inbound), verp=inbound.verp_ids, addresses=sender)
+    what = f"auto-reply ({inbound.auto_reply[0]})"
+    if found is None:
+        return Verdict(InboundClass.AUTO_REPLY, address=inbound.sender, reason=what)
+    return _matched(InboundClass.AUTO_REPLY, found, what)
+
+
+def _unsubscribe(inbound: Inbound, known: Known, mailto: str | None) -> Verdict | None:
+    target = _mailto_address(mailto)
+    if not target or target not in inbound.recipients:
+        return None
+    sender = inbound.sender
+    if sender is None:
+        return Verdict(InboundClass.UNMATCHED, reason=f"mail to {target} without a From address")
+    named = known.by_delivery_id.get(inbound.unsubscribe_id or "")
+    if named is not None and named.email.lower() == sender:
+        found: _Found | None = _Found(named, f"the delivery id {named.delivery_id} in the subject")
+    else:
+        found = _find(known, addresses=(sender,))
+    what = f"mail to {target} from {sender}"
+    if found is None:
+        return Verdict(InboundClass.UNSUBSCRIBE, address=sender, reason=what)
+    return _matched(InboundClass.UNSUBSCRIBE, found, what)  # its address is the sender's
+
+
+def _reply(inbound: Inbound, known: Known, _mailto: str | None) -> Verdict | None:
+    found = _find(known, ids=_thread(inbound))
+    if found is not None:
+        return _matched(InboundClass.REPLY, found, f"reply from {inbound.sender or 'no sender'}")
+    if not _from_a_person(inbound) or inbound.sender is None:
+        return None
+    found = _find(known, addresses=(inbound.sender,))
+    if found is None:
+        return None
+    return _matched(InboundClass.REPLY, found, f"mail from {inbound.sender} (no thread headers)")
+
+
+def _from_a_person(inbound: Inbound) -> bool:
+    """Written by a person to us: no report, no bounce shape, no automation, no list."""
+    return not (
+        inbound.report
+        or inbound.feedback
+        or inbound.bounce
+        or inbound.auto_reply
+        or inbound.mailing_list
+    )
+
+
+RULES: tuple[tuple[str, Rule], ...] = (
+    ("delivery report", _delivery_report),
+    ("other bounce", _other_bounce),
+    ("feedback report", _feedback_report),
+    ("unsubscribe", _unsubscribe),
+    ("auto-reply", _auto_reply),
+    ("reply", _reply),
+)
+
+
+def _mailto_address(mailto: str | None) -> str:
+    """`mailto:Unsubscribe@acme.test?subject=x` -> `unsubscribe@acme.test`."""
+    if not mailto:
+        return ""
+    address = mailto.strip()
+    if address.lower().startswith("mailto:"):
+        address = address[len("mailto:") :]
+    return address.split("?", 1)[0].strip().strip("<>").lower()
+
+
+def _nothing(inbound: Inbound) -> str:
+    """Why an unmatched message matched nothing, in one line."""
+    sender = inbound.sender or "an unknown sender"
+    if inbound.thread_ids():
+        return (
+            f"In-Reply-To/References name no message we sent, and {sender} had no "
+            "email from us in the last 30 days"
+        )
+    if inbound.mailing_list:
+        return f"mailing-list mail from {sender}: not written to us"
+    if inbound.bounce is not None:
+        return f"looks like a bounce ({inbound.bounce.why}) but names no failure"
+    return f"mail from {sender} answers no email of ours"

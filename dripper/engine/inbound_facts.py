@@ -1,0 +1,173 @@
+"""What an inbound message says, as plain values: the output of `parse_inbound`, the input
+of `classify` (see `dripper.engine.inbound` for both and for the rules).
+
+Everything here is a fact read from the message, never a decision: "Status: 5.1.1", "the
+sender's local part is mailer-daemon", "the returned message's Message-ID is <...>". The
+store is asked about the ids and addresses listed by `Inbound.referenced_ids()`,
+`Inbound.delivery_ids()` and `Inbound.addresses()`; nothing else in here needs it.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+class Severity(enum.StrEnum):
+    """How bad a failure is for the address: permanent (hard) or temporary (soft)."""
+
+    HARD = "hard"
+    SOFT = "soft"
+
+
+def severity_of_status(status: str | None) -> Severity | None:
+    """RFC 3463: the class digit of an enhanced status code decides; 2.x.x is no failure."""
+    if not status:
+        return None
+    if status[0] == "5":
+        return Severity.HARD
+    if status[0] == "4":
+        return Severity.SOFT
+    return None
+
+
+@dataclass(frozen=True)
+class DsnRecipient:
+    """One per-recipient block of an RFC 3464 `message/delivery-status` part."""
+
+    action: str = ""  # lower-cased first word: failed, delayed, delivered, relayed, expanded
+    status: str | None = None  # the enhanced status code, e.g. "5.1.1"
+    final_recipient: str | None = None
+    original_recipient: str | None = None
+    diagnostic: str = ""  # Diagnostic-Code after its type ("smtp;"), bounded
+
+    @property
+    def severity(self) -> Severity | None:
+        """The Status class decides when there is one: an `Action: failed` with a 4.x.x
+        status is a message that expired on a temporary condition, which says nothing
+        permanent about the address. Without a usable Status, the Action decides."""
+        by_status = severity_of_status(self.status)
+        if by_status is not None:
+            return by_status
+        if self.status and self.status[0] == "2":
+            return None
+        if self.action.startswith(("failed", "error")):  # opensmtpd writes "error"
+            return Severity.HARD
+        if self.action.startswith("delayed"):
+            return Severity.SOFT
+        return None
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        """The address we sent to first (Original-Recipient), then where it ended up."""
+        return tuple(a for a in (self.original_recipient, self.final_recipient) if a)
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    """An RFC 3464 delivery status notification (multipart/report; report-type=delivery-status)."""
+
+    recipients: tuple[DsnRecipient, ...] = ()
+    returned_message_id: str | None = None  # from the returned message or its headers
+
+    @property
+    def failures(self) -> tuple[DsnRecipient, ...]:
+        """The blocks that report a failure, hard ones first."""
+        hard = [r for r in self.recipients if r.severity is Severity.HARD]
+        soft = [r for r in self.recipients if r.severity is Severity.SOFT]
+        return (*hard, *soft)
+
+
+@dataclass(frozen=True)
+class FeedbackReport:
+    """An RFC 5965 ARF report (multipart/report; report-type=feedback-report)."""
+
+    feedback_type: str = ""  # lower-cased; "" when the report has none
+    user_agent: str = ""
+    original_rcpt_to: tuple[str, ...] = ()
+    original_mail_from: str | None = None
+    returned_message_id: str | None = None
+    returned_to: tuple[str, ...] = ()  # the returned message's To (often redacted)
+
+
+@dataclass(frozen=True)
+class BounceFacts:
+    """A message shaped like a bounce but without a usable RFC 3464 report (Exim, Yahoo,
+    old Gmail, mangled reports): what flufl.bounce and the notification's wording say."""
+
+    why: str  # what makes it look like a bounce, e.g. "X-Failed-Recipients"
+    permanent: tuple[str, ...] = ()  # addresses flufl.bounce (or X-Failed-Recipients) names
+    temporary: tuple[str, ...] = ()  # addresses flufl.bounce reports as only delayed
+    severity: Severity | None = None  # from a status code or the wording; None: it says nothing
+    status: str | None = None  # the enhanced status code in the notification, if any
+    evidence: str = ""  # the code or phrase that decided `severity`
+    returned_message_id: str | None = None  # from the returned message or its quoted headers
+
+    @property
+    def addresses(self) -> tuple[str, ...]:
+        return _unique((*self.permanent, *self.temporary))
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """The facts of one inbound message. All addresses are lower-cased; Message-IDs are
+    kept as written, without angle brackets."""
+
+    message_id: str | None = None
+    sender: str | None = None  # the From address
+    envelope_from: str | None = None  # Return-Path; "" is the null sender <>
+    subject: str = ""
+    recipients: tuple[str, ...] = ()  # To, Cc, Delivered-To, X-Original-To, (X-)Envelope-To
+    in_reply_to: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()  # as written: oldest first, newest last
+    verp_ids: tuple[str, ...] = ()  # delivery ids read from our VERP return path
+    unsubscribe_id: str | None = None  # the delivery id of an "unsubscribe <id>" subject
+    report: DeliveryReport | None = None
+    feedback: FeedbackReport | None = None
+    bounce: BounceFacts | None = None
+    auto_reply: tuple[
+        str, ...
+    ] = ()  # the auto-reply markers found, e.g. "Auto-Submitted: auto-replied"
+    mailing_list: bool = False  # List-Id, List-Unsubscribe or List-Post present
+    text: str = ""  # the plain text the sender wrote, quoted text removed, bounded
+    quoted: str = ""  # the quoted text (`> ` lines, "On ... wrote:" and what follows), bounded
+    problems: tuple[str, ...] = ()  # what could not be read (the parse degrades, never raises)
+
+    def thread_ids(self) -> tuple[str, ...]:
+        """The Message-IDs this message answers, most specific first: In-Reply-To, then
+        References newest first (References lists the thread oldest first)."""
+        return _unique((*self.in_reply_to, *reversed(self.references)))
+
+    def referenced_ids(self) -> tuple[str, ...]:
+        """Every Message-ID the store must look up (`Known.by_message_id`): the thread, and
+        the Message-ID of the message a delivery or feedback report returns."""
+        returned = (
+            self.report.returned_message_id if self.report else None,
+            self.feedback.returned_message_id if self.feedback else None,
+            self.bounce.returned_message_id if self.bounce else None,
+        )
+        return _unique((*(r for r in returned if r), *self.thread_ids()))
+
+    def delivery_ids(self) -> tuple[str, ...]:
+        """Every delivery id the store must look up (`Known.by_delivery_id`): the VERP ids
+        and the id of an "unsubscribe <id>" subject."""
+        extra = (self.unsubscribe_id,) if self.unsubscribe_id else ()
+        return _unique((*self.verp_ids, *extra))
+
+    def addresses(self) -> tuple[str, ...]:
+        """Every address whose most recent delivery (last 30 days) the store must look up
+        (`Known.by_address`): the sender, and the recipients a report names."""
+        found: list[str] = [self.sender] if self.sender else []
+        if self.report:
+            for block in self.report.recipients:
+                found.extend(block.addresses)
+        if self.feedback:
+            found.extend((*self.feedback.original_rcpt_to, *self.feedback.returned_to))
+        if self.bounce:
+            found.extend(self.bounce.addresses)
+        return _unique(found)
+
+
+def _unique(items: Iterable[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(items))
