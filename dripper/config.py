@@ -186,6 +186,18 @@ def _url(value: Any) -> str:
     return text.rstrip("/")
 
 
+def _return_path(value: Any) -> str:
+    """The VERP base address: `bounces@bounce.example.com` (no `+`: dripper adds it)."""
+    text = _str(value).strip()
+    if not text:
+        return ""
+    if not re.fullmatch(r"[A-Za-z0-9._-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}", text):
+        raise ValueError(
+            f"expected an address like bounces@bounce.example.com (no name, no '+'), got {text!r}"
+        )
+    return text.lower()
+
+
 def _optional_env_name(value: Any) -> str:
     return "" if value == "" else _env_name(value)
 
@@ -251,7 +263,7 @@ SCHEMA: dict[str, dict[str, tuple[Checker, Any]]] = {
         "notify": (_str, ""),
     },
     "bounces": {
-        "return_path": (_str, ""),
+        "return_path": (_return_path, ""),
         "soft_limit": (_int_range(1, 100), 3),
     },
     "api": {

@@ -55,5 +55,5 @@ class Runner:
         between batches: a batch in flight is finished and recorded."""
         report = self.planner.plan(now)
         report.add(await self.sender.send_due(now, stop=stop))
-        report.add(self.listener.listen(now))
+        report.add(await self.listener.listen(now, transport=self.sender.transport))
         return report

@@ -27,6 +27,7 @@ COMMANDS = {
     "send-test": "dripper.cli.sendtest:send_test",
     "resume": "dripper.cli.resume:resume",
     "serve": "dripper.cli.serve:serve",
+    "inbound": "dripper.cli.inbound:inbound",
 }
 
 

@@ -101,6 +101,9 @@ def print_report(report: Report, *, as_json: bool, dry_run: bool = False) -> Non
                     "cancelled": report.cancelled,
                     "failed": report.failed,
                     "ambiguous": report.ambiguous,
+                    "inbound": report.inbound,
+                    "forwarded": report.forwarded,
+                    "mailbox": report.mailbox,
                     "warnings": report.warnings,
                     "deliveries": [
                         {"at": at.isoformat(), "to": to, "campaign": c, "step": s, "message_id": m}

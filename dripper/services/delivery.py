@@ -121,6 +121,17 @@ class Sender:
         await self._deliver(due, now, report, dry=True)
         return report
 
+    def envelope_sender(self, send: DueSend) -> str:
+        """MAIL FROM: `[bounces] return_path` with the delivery id after a `+` (VERP), so a
+        bounce names its delivery even when its body is mangled; else the From address."""
+        from dripper.tokens import delivery_id
+
+        return_path = str(self.config.bounces.get("return_path") or "")
+        if not return_path:
+            return self.renderer.sender.email
+        local, _, domain = return_path.rpartition("@")
+        return f"{local}+{delivery_id(send.message_id)}@{domain}"
+
     def _claim(self, conn: Any, now: datetime, *, claim: bool) -> list[DueSend]:
         """The next batch due (claimed under a lease, or only looked at for --dry-run)."""
         from dripper.store import deliveries
@@ -303,7 +314,7 @@ class Sender:
 
         transport = self.transport
         store, dialect = self.store, self.store.dialect
-        sender = self.renderer.sender.email
+        verp = self.envelope_sender
         pool = int(self.config.transport.get("concurrency", 4))
         concurrency = asyncio.Semaphore(pool)
         limiter = self.limiter
@@ -324,7 +335,7 @@ class Sender:
                 if limiter is not None:
                     await limiter.wait()
                 outcome = await transport.send(
-                    Envelope(send.message_id, sender, send.customer.email, data)
+                    Envelope(send.message_id, verp(send), send.customer.email, data)
                 )
             if outcome.kind is OutcomeKind.SENT:
                 self.progress.sent += 1

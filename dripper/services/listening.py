@@ -9,14 +9,18 @@ The web app and the mail intake gather facts; the pure core classifies them
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from dripper.engine.hits import BURST_WINDOW, HitClass, HitFacts, HitKind, classify
+from dripper.services.inbound import Inbox, TakenIn
 from dripper.services.report import Report
 from dripper.tokens import message_domain
+
+log = logging.getLogger("dripper.inbound")
 
 if TYPE_CHECKING:
     from dripper.campaigns import Campaign
@@ -25,6 +29,7 @@ if TYPE_CHECKING:
     from dripper.services.planning import Planner
     from dripper.store import Store
     from dripper.store.tracking import Delivery, Sent, StoredHit
+    from dripper.transport.base import Transport
 
 @dataclass(frozen=True)
 class Hit:
@@ -57,13 +62,37 @@ class Listener:
         self.campaigns = list(campaigns)
         self.planner = planner or Planner(config, store, self.campaigns)
         self.domain = message_domain(config.sender_from)
+        self.inbox = Inbox(config, store, self.planner, self.domain)
+        self._mailbox_error: str | None = None
 
     # --- the daemon's pass ---------------------------------------------------------------
 
-    def listen(self, now: datetime) -> Report:
-        """One pass over what came back by mail since the last one (filled by the mail
-        intake); hits and answers arrive through `dripper serve` as they happen."""
-        return Report()
+    async def listen(self, now: datetime, *, transport: Transport | None = None) -> Report:
+        """The daemon's pass over what came back by mail: the `[replies]` mailbox polled
+        (in a worker thread: sending never waits for a slow server, and a mailbox that
+        fails is one log line and a status field, never a stopped daemon), then the replies
+        waiting for `[replies] notify` forwarded through `transport`. Hits and answers
+        arrive through `dripper serve` as they happen."""
+        import asyncio
+
+        report = Report()
+        if self.config.replies.get("imap_host"):
+            polled = await asyncio.to_thread(self.inbox.poll, now)
+            report.inbound = polled.recorded
+            report.mailbox = polled.error
+            if polled.error != self._mailbox_error:
+                if polled.error:
+                    log.error("reply mailbox: %s", polled.error)
+                else:
+                    log.info("reply mailbox: reachable again")
+                self._mailbox_error = polled.error
+        if transport is not None:
+            report.forwarded = await self.inbox.forward_replies(transport, now)
+        return report
+
+    def take_in(self, raw: bytes, *, via: str, now: datetime) -> TakenIn:
+        """One inbound message, classified, recorded once and acted on (services.inbound)."""
+        return self.inbox.take_in(raw, via=via, now=now)
 
     # --- which email a token names -----------------------------------------------------------
 

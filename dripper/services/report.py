@@ -6,7 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-_COUNTS = ("enrolled", "sent", "skipped", "cancelled", "deferred", "failed", "ambiguous")
+_COUNTS = (
+    "enrolled",
+    "sent",
+    "skipped",
+    "cancelled",
+    "deferred",
+    "failed",
+    "ambiguous",
+    "inbound",
+    "forwarded",
+)
 
 
 @dataclass
@@ -20,12 +30,16 @@ class Report:
     deferred: int = 0
     failed: int = 0
     ambiguous: int = 0
+    inbound: int = 0  # messages taken in from the reply mailbox
+    forwarded: int = 0  # replies forwarded to [replies] notify
+    mailbox: str | None = None  # the reply mailbox's trouble, if it has any
     warnings: list[str] = field(default_factory=list)
     deliveries: list[tuple[datetime, str, str, str, str]] = field(default_factory=list)
 
     def add(self, other: Report) -> None:
         for name in _COUNTS:
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.mailbox = other.mailbox or self.mailbox
         self.warnings += other.warnings
         self.deliveries += other.deliveries
 
@@ -37,6 +51,12 @@ class Report:
         for name in ("deferred", "skipped", "cancelled", "failed", "ambiguous"):
             if getattr(self, name):
                 parts.append(f"{getattr(self, name)} {name}")
+        if self.inbound:
+            parts.append(f"{self.inbound} inbound")
+        if self.forwarded:
+            parts.append(f"{self.forwarded} forwarded")
+        if self.mailbox:
+            parts.append(f"mailbox: {self.mailbox}")
         return ", ".join(parts)
 
 

@@ -105,6 +105,9 @@ def forget(conn: Connection, dialect: Dialect, email: str, *, now: datetime) -> 
         .values(email=None)
     ).rowcount
     cid = customer_id(conn, email)
+    from dripper.store import inbound
+
+    inbound.forget(conn, cid, email)  # what came back from or about the address
     if cid is None:
         return cleared > 0
     # Explicit deletes, children first, rather than trusting ON DELETE CASCADE alone: a

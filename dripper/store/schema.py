@@ -187,6 +187,41 @@ suppressions = sa.Table(
     sa.Column("created_at", UTCDateTime, nullable=False),
 )
 
+# Mail that comes back, each message once (message_key: sha256 of its Message-ID).
+inbound_messages = sa.Table(
+    "inbound_messages",
+    metadata,
+    _id(),
+    sa.Column("message_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("message_id", sa.Text),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("received_at", UTCDateTime, nullable=False),
+    sa.Column("via", sa.String(8), nullable=False),
+    sa.Column("customer_id", ID),
+    sa.Column("outbox_id", ID),
+    sa.Column("address", sa.String(320)),
+    sa.Column("status", sa.String(16)),
+    sa.Column("weak", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("subject", sa.Text),
+    sa.Column("text", sa.Text),
+    sa.Column("reason", sa.Text),
+    sa.Column("notify", sa.String(16)),
+    sa.Column("answered_at", UTCDateTime),
+    sa.Index("ix_inbound_messages_kind_at", "kind", "received_at"),
+    sa.Index("ix_inbound_messages_address", "address", "kind", "received_at"),
+    sa.Index("ix_inbound_messages_customer", "customer_id"),
+    sqlite_autoincrement=True,
+)
+
+mailbox_state = sa.Table(
+    "mailbox_state",
+    metadata,
+    sa.Column("mailbox", sa.String(255), primary_key=True),
+    sa.Column("uidvalidity", sa.BigInteger, nullable=False),
+    sa.Column("last_uid", sa.BigInteger, nullable=False),
+    sa.Column("checked_at", UTCDateTime),
+)
+
 campaign_state = sa.Table(
     "campaign_state",
     metadata,

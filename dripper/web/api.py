@@ -54,6 +54,7 @@ def routes(web: Web, timed: Callable[..., Any]) -> list[Route]:
         Route("/api/events", timed("api_events", events), methods=["POST"]),
         Route("/api/shopify", timed("api_shopify", shopify), methods=["POST"]),
         Route("/api/woocommerce", timed("api_woocommerce", woocommerce), methods=["POST"]),
+        Route("/inbound", timed("inbound", inbound), methods=["POST"]),
     ]
 
 
@@ -102,6 +103,29 @@ async def woocommerce(web: Web, request: Request) -> Response:
         return JSONResponse({"recorded": 0, "ignored": topic}, headers=NO_STORE)
     items = shops.woocommerce_events(_json_object(body))
     return await _record(web, [_event(web, i, item) for i, item in enumerate(items)])
+
+
+async def inbound(web: Web, request: Request) -> Response:
+    """One raw message (`message/rfc822`), as an inbound-mail webhook posts it: classified,
+    recorded once, acted on; 200 `{"class": ..., "new": ...}`."""
+    from dripper.services.inbound import MAX_MESSAGE_BYTES
+
+    _authorize(web, request)
+    from dripper.web.app import _read
+
+    raw = await _read(request, MAX_MESSAGE_BYTES)
+    if not raw.strip():
+        raise HTTPException(400, "the body is empty: post the raw message")
+    try:
+        taken = await run_in_threadpool(
+            web.listener.take_in, raw, via="http", now=web.clock()
+        )
+    except Exception as exc:  # the database: the sender keeps the message and retries
+        raise HTTPException(503, f"not recorded, try again: {type(exc).__name__}") from None
+    web.metrics.inbound.labels(taken.kind.value).inc()
+    return JSONResponse(
+        {"class": taken.kind.value, "new": taken.new, "reason": taken.reason}, headers=NO_STORE
+    )
 
 
 # --- checking, then recording all at once -------------------------------------------------------

@@ -26,6 +26,8 @@ TABLES = {
     "tracking_events",
     "suppressions",
     "campaign_state",
+    "inbound_messages",
+    "mailbox_state",
 }
 
 # A migration after the real head: the database is then one revision behind.

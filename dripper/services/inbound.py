@@ -1,0 +1,286 @@
+"""Mail that comes back, the mail half of listening (DESIGN 8): replies, bounces,
+complaints, auto-replies and unsubscribe mails, whichever way they come in (the IMAP poller
+of `dripper run`, `POST /inbound`, `dripper inbound` from an MTA pipe), go through `take_in`:
+parsed and classified by the pure core (`dripper.engine.inbound`), recorded once by their
+Message-ID, and acted on in the same transaction:
+
+    bounce_hard   the address is suppressed (reason `bounced`), but not for a 5.7.x
+                  (refused by policy: the content or the sender's reputation, not the address)
+    bounce_soft   counted; `[bounces] soft_limit` (3) on distinct days within 14 days suppress
+    complaint     unsubscribed and suppressed (reason `complaint`)
+    auto_reply    recorded; never a reply
+    reply         a `reply` event (ends `exit_on: [reply]` enrollments); with `[replies]
+                  notify` set, forwarded to that address by the next pass of the daemon
+    unsubscribe   unsubscribed
+    unmatched     recorded, left alone
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from dripper.engine.inbound import InboundClass, Verdict, classify, parse_inbound
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from dripper.config import Config
+    from dripper.services.planning import Planner
+    from dripper.store import Store
+    from dripper.transport.base import Transport
+
+log = logging.getLogger("dripper.inbound")
+
+MAX_MESSAGE_BYTES = 10 * 1024 * 1024  # what any way in accepts; a bigger one is refused
+SOFT_WINDOW = timedelta(days=14)
+POLICY = "5.7."  # a rejection by policy: never the address's fault
+
+
+@dataclass
+class Polled:
+    """What one poll of the mailbox did."""
+
+    recorded: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class TakenIn:
+    """What became of one inbound message."""
+
+    kind: InboundClass
+    new: bool  # False: recorded before (polled or posted again): nothing done twice
+    address: str | None
+    reason: str
+
+
+class Inbox:
+    batch = 50  # messages fetched per round trip; each batch is confirmed on its own
+
+    def __init__(self, config: Config, store: Store, planner: Planner, domain: str) -> None:
+        self.config = config
+        self.store = store
+        self.planner = planner
+        self.domain = domain
+        self.return_path = str(config.bounces.get("return_path") or "") or None
+        self.soft_limit = int(config.bounces.get("soft_limit") or 3)
+        self.notify = str(config.replies.get("notify") or "")
+        self.unsubscribe_mailto = config.unsubscribe_mailto or None
+
+    def take_in(self, raw: bytes, *, via: str, now: datetime) -> TakenIn:
+        """Classify, record once and act on one message, in one transaction."""
+        from dripper.store import inbound as stored
+
+        inbound = parse_inbound(raw, return_path=self.return_path)
+        key = stored.message_key(inbound.message_id, raw)
+        with self.store.transaction() as conn:
+            before = stored.recorded(conn, key)
+            if before is not None:
+                kind = InboundClass(before.kind)
+                return TakenIn(kind, False, before.address, before.reason or "")
+            known = stored.known(conn, inbound, domain=self.domain, now=now)
+            verdict = classify(inbound, known, unsubscribe_mailto=self.unsubscribe_mailto)
+            delivery = verdict.delivery
+            reply = verdict.kind is InboundClass.REPLY
+            values: dict[str, Any] = {
+                "message_key": key,
+                "message_id": clean(inbound.message_id, 998),
+                "kind": verdict.kind.value,
+                "received_at": now,
+                "via": via,
+                "customer_id": delivery.customer_id if delivery is not None else None,
+                "outbox_id": None,
+                "address": clean((verdict.address or "").lower(), 320),
+                "status": clean(verdict.status, 16),
+                "weak": verdict.weak,
+                "subject": clean(inbound.subject, 500),
+                "text": clean(inbound.text, 32_000) if reply else None,
+                "reason": clean(verdict.reason, 500),
+                "notify": "pending" if self._forwards(verdict) else None,
+            }
+            if delivery is not None:
+                values["outbox_id"] = _outbox_id(conn, delivery.message_id)
+            if not stored.record(conn, self.store.dialect, values):
+                return TakenIn(verdict.kind, False, verdict.address, verdict.reason)
+            self._act(conn, verdict, values["subject"] or "", values["outbox_id"], now)
+        return TakenIn(verdict.kind, True, verdict.address, verdict.reason)
+
+    def _forwards(self, verdict: Verdict) -> bool:
+        return bool(self.notify) and verdict.kind is InboundClass.REPLY
+
+    def _act(
+        self,
+        conn: Connection,
+        verdict: Verdict,
+        subject: str,
+        outbox_id: int | None,
+        now: datetime,
+    ) -> None:
+        from dripper.store import inbound as stored
+        from dripper.store import privacy
+        from dripper.store.records import SuppressionReason
+
+        kind, address = verdict.kind, (verdict.address or "").lower()
+        dialect = self.store.dialect
+        if kind in (InboundClass.BOUNCE_HARD, InboundClass.BOUNCE_SOFT, InboundClass.COMPLAINT):
+            _track(conn, verdict, outbox_id, now)
+        if kind is InboundClass.BOUNCE_HARD and address:
+            if not (verdict.status or "").startswith(POLICY):
+                privacy.suppress(conn, dialect, address, reason=SuppressionReason.BOUNCED, now=now)
+        elif kind is InboundClass.BOUNCE_SOFT and address:
+            days = stored.soft_bounce_days(conn, address, since=now - SOFT_WINDOW)
+            if days >= self.soft_limit:
+                privacy.suppress(conn, dialect, address, reason=SuppressionReason.BOUNCED, now=now)
+        elif kind is InboundClass.COMPLAINT and address:
+            privacy.suppress(conn, dialect, address, reason=SuppressionReason.COMPLAINT, now=now)
+        elif kind is InboundClass.UNSUBSCRIBE and address:
+            privacy.unsubscribe(
+                conn, dialect, address, reason=SuppressionReason.UNSUBSCRIBED, now=now
+            )
+        elif kind is InboundClass.REPLY and verdict.delivery is not None:
+            _track(conn, verdict, outbox_id, now)
+            data = {"subject": subject[:200], "weak": verdict.weak}
+            self.planner.check(now, data, where="reply")
+            email = verdict.delivery.email
+            self.planner.record_in(conn, email, "reply", at=now, data=data, now=now)
+
+    # --- the IMAP poller of `dripper run` -------------------------------------------------------
+
+    def poll(self, now: datetime) -> Polled:
+        """Read what is new in the `[replies]` mailbox, record each message, and move on
+        only past what was recorded: a connection cut mid-fetch loses and repeats nothing
+        (what was recorded is not recorded again: the Message-ID says so). Blocking: the
+        daemon runs it in a worker thread. Errors come back in `Polled.error`."""
+        from dripper.errors import ConfigError
+        from dripper.inbound.imap import ImapMailbox
+        from dripper.inbound.mailbox import MailboxError
+        from dripper.store import inbound as stored
+
+        name = mailbox_name(self.config)
+        polled = Polled()
+        try:
+            with self.store.reading() as conn:
+                start = stored.mailbox(conn, name)
+            with ImapMailbox.from_config(self.config) as mailbox:
+                new = mailbox.fetch_new(start, batch=self.batch)
+                if new.restarted:
+                    log.warning("%s: UIDVALIDITY changed: reading the folder again", name)
+                with self.store.transaction() as conn:
+                    stored.save_mailbox(conn, self.store.dialect, name, new.state, now=now)
+                for batch in new:
+                    for message in batch.messages:
+                        taken = self.take_in(message.raw, via="imap", now=now)
+                        polled.recorded += taken.new
+                    for big in batch.too_large:
+                        log.warning("%s: message %d (%d bytes) is too large: left in the folder",
+                                    name, big.uid, big.size)  # fmt: skip
+                    mailbox.move_processed(m.uid for m in batch.messages)
+                    with self.store.transaction() as conn:
+                        stored.save_mailbox(conn, self.store.dialect, name, batch.state, now=now)
+        except (MailboxError, ConfigError) as exc:
+            polled.error = str(exc)
+        return polled
+
+    # --- forwarding replies to a person ------------------------------------------------------
+
+    async def forward_replies(self, transport: Transport, now: datetime) -> int:
+        """Replies waiting for `[replies] notify`, forwarded through the daemon's transport
+        (a failure is marked, and logged once; the reply itself is kept)."""
+        from dripper.store import inbound as stored
+        from dripper.transport.base import OutcomeKind
+
+        if not self.notify:
+            return 0
+        with self.store.transaction() as conn:
+            waiting = stored.waiting_replies(conn)
+        sent: list[int] = []
+        failed: list[int] = []
+        for reply in waiting:
+            envelope = _forward(self.config, self.notify, reply, now)
+            outcome = await transport.send(envelope)
+            if outcome.kind is OutcomeKind.SENT:
+                sent.append(reply.id)
+            elif outcome.kind is OutcomeKind.FAILED:
+                failed.append(reply.id)
+                log.error("reply %s not forwarded to %s: %s", reply.id, self.notify, outcome)
+        with self.store.transaction() as conn:
+            stored.mark_notified(conn, sent, "sent")
+            stored.mark_notified(conn, failed, "failed")
+        return len(sent)
+
+
+def clean(text: str | None, limit: int) -> str | None:
+    """Text from a stranger's message as a database can keep it: no NUL (PostgreSQL refuses
+    it), no lone surrogate (not text), no more than `limit` characters."""
+    if not text:
+        return None
+    text = text.replace("\0", "").encode("utf-8", "replace").decode("utf-8")
+    return text[:limit] or None
+
+
+def _outbox_id(conn: Connection, message_id: str) -> int | None:
+    import sqlalchemy as sa
+
+    from dripper.store.schema import outbox
+
+    found = conn.execute(sa.select(outbox.c.id).where(outbox.c.message_id == message_id))
+    return found.scalar()
+
+
+def _track(conn: Connection, verdict: Verdict, outbox_id: int | None, now: datetime) -> None:
+    """A bounce, complaint or reply counted against the email it answers (for the stats)."""
+    from dripper.store.tracking import StoredHit, insert_hits
+
+    delivery = verdict.delivery
+    if delivery is None or outbox_id is None or delivery.customer_id is None:
+        return
+    kind = {
+        InboundClass.BOUNCE_HARD: "bounce",
+        InboundClass.BOUNCE_SOFT: "bounce",
+        InboundClass.COMPLAINT: "complaint",
+        InboundClass.REPLY: "reply",
+    }[verdict.kind]
+    data = {"class": verdict.kind.value, "status": verdict.status, "weak": verdict.weak}
+    insert_hits(
+        conn, [StoredHit(outbox_id, delivery.customer_id, kind, now, False, None, None, data)]
+    )
+
+
+def _forward(config: Config, notify: str, reply: Any, now: datetime) -> Any:
+    """The reply as a new email to the person who answers customers."""
+    from email.message import EmailMessage
+    from email.utils import format_datetime, parseaddr
+
+    from dripper.tokens import new_message_id
+    from dripper.transport.base import Envelope
+
+    sender = parseaddr(config.sender_from)[1] or notify
+    message = EmailMessage()
+    message["From"] = config.sender_from or sender
+    message["To"] = notify
+    if reply.customer_email:
+        message["Reply-To"] = reply.customer_email
+    subject = f"Reply from {reply.customer_email or 'a customer'}: {reply.subject}"
+    message["Subject"] = " ".join(subject.split())[:200]
+    message["Date"] = format_datetime(now)
+    message_id = new_message_id(sender)
+    message["Message-ID"] = f"<{message_id}>"
+    message["Auto-Submitted"] = "auto-forwarded"  # RFC 3834: never answered by a robot
+    message.set_content(
+        f"{reply.customer_email or 'A customer'} wrote on "
+        f"{reply.received_at:%Y-%m-%d %H:%M} UTC:\n\n"
+        f"{reply.text}\n\n-- \nForwarded by dripper; answer to reply to the customer.\n"
+    )
+    data = message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
+    return Envelope(message_id, sender, notify, data)
+
+
+def mailbox_name(config: Config) -> str:
+    replies = config.replies
+    return (
+        f"{replies.get('username')}@{replies.get('imap_host')}:{replies.get('imap_port')}/"
+        f"{replies.get('folder')}"
+    )

@@ -1,0 +1,180 @@
+"""What the store knows and keeps of mail that comes back: the lookups the classifier
+needs (our Message-IDs, VERP delivery ids, recent deliveries to an address), each message
+recorded once, soft bounces counted, replies waiting to be forwarded, and how far each
+polled mailbox has been read.
+
+Every function takes an open connection; the listening service owns the transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dripper.engine.inbound import DeliveryRef, Inbound, Known
+from dripper.inbound.mailbox import MailboxState
+from dripper.store.engine import Dialect
+from dripper.store.schema import customers, inbound_messages, mailbox_state, outbox
+from dripper.store.sql import chunks, insert_ignoring
+
+RECENT = timedelta(days=30)  # a reply matched by its sender's address: mailed this recently
+
+
+def message_key(message_id: str | None, raw: bytes) -> str:
+    """What makes a message the same message however often it is polled or posted: its
+    Message-ID, or (without one) its bytes."""
+    if message_id:
+        return hashlib.sha256(b"id:" + message_id.strip().lower().encode()).hexdigest()
+    return hashlib.sha256(b"raw:" + raw).hexdigest()
+
+
+def known(conn: Connection, inbound: Inbound, *, domain: str, now: datetime) -> Known:
+    """Exactly the three lookups `dripper.engine.inbound.classify` needs."""
+    o, c = outbox.c, customers.c
+    columns = (o.message_id, o.customer_id, c.email, o.campaign, o.step, o.sent_at)
+    join = outbox.join(customers, c.id == o.customer_id)
+
+    def refs(where: sa.ColumnElement[bool]) -> list[DeliveryRef]:
+        query = sa.select(*columns).select_from(join).where(where, o.message_id.is_not(None))
+        return [_ref(row) for row in conn.execute(query.order_by(o.sent_at))]
+
+    by_message_id: dict[str, DeliveryRef] = {}
+    ids = sorted(set(inbound.referenced_ids()))
+    for part in chunks(ids):
+        for ref in refs(o.message_id.in_(part)):
+            by_message_id[ref.message_id] = ref
+    by_delivery_id: dict[str, DeliveryRef] = {}
+    deliveries = sorted(set(inbound.delivery_ids()))
+    for part in chunks(deliveries):
+        for ref in refs(o.message_id.in_([f"{d}@{domain}" for d in part])):
+            by_delivery_id[ref.delivery_id] = ref
+    for missing in set(deliveries) - by_delivery_id.keys():  # another From domain back then
+        for ref in refs(o.message_id.like(f"{missing}@%")):
+            by_delivery_id[missing] = ref
+    by_address: dict[str, DeliveryRef] = {}
+    addresses = sorted({a.lower() for a in inbound.addresses()})
+    for part in chunks(addresses):
+        recent = sa.and_(c.email.in_(part), o.status == "sent", o.sent_at >= now - RECENT)
+        for ref in refs(recent):  # oldest first: the most recent one stays
+            by_address[ref.email] = ref
+    return Known(by_message_id, by_delivery_id, by_address)
+
+
+def _ref(row: Any) -> DeliveryRef:
+    return DeliveryRef(
+        delivery_id=row.message_id.split("@", 1)[0],
+        message_id=row.message_id,
+        customer_id=row.customer_id,
+        email=row.email,
+        campaign=row.campaign,
+        step=row.step,
+    )
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An inbound message as it was recorded."""
+
+    id: int
+    kind: str
+    address: str | None
+    customer_id: int | None
+    reason: str | None
+
+
+def recorded(conn: Connection, key: str) -> Recorded | None:
+    m = inbound_messages.c
+    row = conn.execute(
+        sa.select(m.id, m.kind, m.address, m.customer_id, m.reason).where(m.message_key == key)
+    ).first()
+    if row is None:
+        return None
+    return Recorded(row.id, row.kind, row.address, row.customer_id, row.reason)
+
+
+def record(conn: Connection, dialect: Dialect, values: dict[str, Any]) -> bool:
+    """Record a message; False when it was recorded already (polled or posted twice)."""
+    stmt = insert_ignoring(dialect, inbound_messages, ("message_key",))
+    return bool(
+        conn.execute(stmt, values, execution_options={"preserve_rowcount": True}).rowcount
+    )
+
+
+def soft_bounce_days(conn: Connection, address: str, *, since: datetime) -> int:
+    """On how many distinct days `address` soft-bounced since `since`."""
+    m = inbound_messages.c
+    query = sa.select(m.received_at).where(
+        m.address == address, m.kind == "bounce_soft", m.received_at >= since
+    )
+    return len({at.date() for at in conn.execute(query).scalars()})
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """A reply to forward to a person."""
+
+    id: int
+    customer_email: str | None
+    subject: str
+    text: str
+    received_at: datetime
+
+
+def waiting_replies(conn: Connection, limit: int = 100) -> list[Waiting]:
+    m, c = inbound_messages.c, customers.c
+    query = (
+        sa.select(m.id, c.email, m.subject, m.text, m.received_at)
+        .select_from(inbound_messages.outerjoin(customers, c.id == m.customer_id))
+        .where(m.notify == "pending")
+        .order_by(m.id)
+        .limit(limit)
+    )
+    return [
+        Waiting(r.id, r.email, r.subject or "", r.text or "", r.received_at)
+        for r in conn.execute(query)
+    ]
+
+
+def mark_notified(conn: Connection, ids: Iterable[int], status: str) -> None:
+    wanted = list(ids)
+    if wanted:
+        conn.execute(
+            sa.update(inbound_messages)
+            .where(inbound_messages.c.id.in_(wanted))
+            .values(notify=status)
+        )
+
+
+def mailbox(conn: Connection, name: str) -> MailboxState | None:
+    row = conn.execute(
+        sa.select(mailbox_state.c.uidvalidity, mailbox_state.c.last_uid).where(
+            mailbox_state.c.mailbox == name
+        )
+    ).first()
+    return None if row is None else MailboxState(int(row.uidvalidity), int(row.last_uid))
+
+
+def save_mailbox(
+    conn: Connection, dialect: Dialect, name: str, state: MailboxState, *, now: datetime
+) -> None:
+    stmt = insert_ignoring(dialect, mailbox_state, ("mailbox",))
+    values = {"uidvalidity": state.uidvalidity, "last_uid": state.last_uid, "checked_at": now}
+    conn.execute(stmt, {"mailbox": name, **values})
+    conn.execute(
+        sa.update(mailbox_state).where(mailbox_state.c.mailbox == name).values(values)
+    )
+
+
+def forget(conn: Connection, customer_id: int | None, email: str) -> None:
+    """Erase what came back from or about a forgotten customer."""
+    m = inbound_messages.c
+    where: list[sa.ColumnElement[bool]] = [m.address == email]
+    if customer_id is not None:
+        where.append(m.customer_id == customer_id)
+    conn.execute(sa.delete(inbound_messages).where(sa.or_(*where)))

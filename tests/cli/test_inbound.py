@@ -1,0 +1,159 @@
+"""`dripper inbound` on the real-shaped corpus (tests/data/inbound/), on SQLite and
+PostgreSQL: every message gets its class and exactly its effect (suppressed, unsubscribed,
+a reply event that ends the welcome sequence, nothing at all), once, however often it is
+piped in; hostile input is refused or left alone, never a crash."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from dripper.store import open_store
+from dripper.store.schema import enrollments, events, inbound_messages, suppressions
+from tests.cli.conftest import Project
+from tests.support.inbound import NOW, SENDS, TABLE, configure, corpus, seed
+
+AT = NOW.isoformat()
+
+
+@pytest.fixture
+def shop(project: Project, db_url: str) -> Project:
+    configure(project.root / "config.toml")
+    seed(db_url)
+    return project
+
+
+def take(shop: Project, raw: bytes, *, at: str = AT) -> dict[str, object]:
+    result = shop.run("--now", at, "inbound", "-", "--json", input=raw)  # type: ignore[arg-type]
+    assert result.exit_code == 0, result.output
+    found: dict[str, object] = json.loads(result.stdout)
+    return found
+
+
+def count(db_url: str, table: sa.Table, *where: sa.ColumnElement[bool]) -> int:
+    store = open_store(db_url)
+    try:
+        with store.reading() as conn:
+            query = sa.select(sa.func.count()).select_from(table).where(*where)
+            return int(conn.execute(query).scalar_one())
+    finally:
+        store.close()
+
+
+def suppressed(db_url: str) -> dict[str, str]:
+    store = open_store(db_url)
+    try:
+        with store.reading() as conn:
+            rows = conn.execute(sa.select(suppressions.c.email, suppressions.c.reason))
+            return {r.email: r.reason for r in rows}
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("name", sorted(TABLE))
+def test_each_corpus_message_is_classified_and_acted_on_once(
+    shop: Project, db_url: str, name: str
+) -> None:
+    """The class of the table; a hard bounce suppresses its address, a complaint
+    suppresses and unsubscribes, a reply is a `reply` event that ends the enrollment; piped
+    in again, it is recorded before and nothing happens twice."""
+    kind, delivery, _status, _weak = TABLE[name]
+    first = take(shop, corpus(name))
+    assert first["class"] == kind.value
+    assert first["new"] is True
+    again = take(shop, corpus(name))
+    assert (again["class"], again["new"]) == (kind.value, False)
+    assert count(db_url, inbound_messages) == 1
+    address = next((s.email for s in SENDS if s.delivery_id == delivery), None)
+    if kind.value == "bounce_hard":
+        assert suppressed(db_url) == {address: "bounced"}
+    elif kind.value == "complaint":
+        assert suppressed(db_url) == {address: "complaint"}
+    elif kind.value == "unsubscribe":
+        assert suppressed(db_url) == {address: "unsubscribed"}
+    else:
+        assert suppressed(db_url) == {}
+    replies = count(db_url, events, events.c.type == "reply")
+    assert replies == (1 if kind.value == "reply" else 0)
+    if kind.value == "reply":  # every welcome enrollment of that customer ends
+        theirs = sum(1 for s in SENDS if s.email == address)
+        assert count(db_url, enrollments, enrollments.c.status == "exited") == theirs
+
+
+def test_three_soft_bounces_on_distinct_days_suppress(shop: Project, db_url: str) -> None:
+    """Two soft bounces on one day, a third the next: not yet; a fourth on a third day
+    within 14 days suppresses the address."""
+    name = "postfix-soft-delayed.eml"
+    address = "linus@mail.example.com"
+    for i, day in enumerate(["2027-03-05T09:00:00Z", "2027-03-05T15:00:00Z",
+                             "2027-03-06T10:00:00Z"]):  # fmt: skip
+        assert take(shop, corpus(name, message_id=f"soft{i}@mx.example"), at=day)["new"]
+        assert address not in suppressed(db_url)
+    take(shop, corpus(name, message_id="soft3@mx.example"), at="2027-03-09T10:00:00Z")
+    assert suppressed(db_url) == {address: "bounced"}
+
+
+def test_a_reply_is_shown_on_the_customer_sheet(shop: Project) -> None:
+    """`customers show` lists the reply with its subject."""
+    take(shop, corpus("reply-gmail-with-quote.eml"))
+    shown = shop.run("customers", "show", "ada@example.org")
+    assert shown.exit_code == 0, shown.output
+    assert "reply" in shown.output
+    assert "exit on reply" in shown.output
+
+
+def test_hostile_messages_are_refused_or_left_alone(shop: Project, db_url: str) -> None:
+    """A 50 MB message is refused (exit 2) without reading it whole; an empty one too;
+    broken MIME is unmatched; a reply claiming a Message-ID never sent is unmatched."""
+    program = Path(sys.executable).parent / "dripper"
+    huge = subprocess.run(
+        [str(program), "--config", str(shop.root / "config.toml"), "inbound", "-"],
+        input=b"From: x@example.com\r\n\r\n" + b"x" * (50 * 1024 * 1024),
+        capture_output=True,
+        check=False,
+    )
+    assert huge.returncode == 2
+    assert b"larger than 10 MiB: refused" in huge.stderr
+    assert b"Traceback" not in huge.stderr
+    empty = shop.run("inbound", "-", input="")
+    assert empty.exit_code == 2
+    assert take(shop, corpus("broken-mime.eml"))["class"] == "unmatched"
+    assert take(shop, corpus("reply-unknown-message-id.eml"))["class"] == "unmatched"
+    assert count(db_url, events, events.c.type == "reply") == 0
+    missing = shop.run("inbound", str(shop.root / "nope.eml"))
+    assert missing.exit_code == 2
+    assert "no such file" in missing.output
+
+
+def test_a_reply_is_forwarded_once_to_the_person_who_answers(
+    shop: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With [replies] notify set, the next pass of the daemon forwards the reply (Reply-To:
+    the customer, their own words) through the transport, once."""
+    import email
+    import email.policy
+
+    monkeypatch.setenv("DRIPPER_SECRET", "inbound-tests-secret-0123456789")
+    config = shop.root / "config.toml"
+    config.write_text(config.read_text().replace('notify = ""', 'notify = "owner@acme.test"'))
+    take(shop, corpus("reply-gmail-with-quote.eml"))
+    for _ in range(2):
+        result = shop.run("--now", AT, "run", "--once", "--json")
+        assert result.exit_code == 0, result.output
+    forwards = []
+    for path in (shop.root / "outbox").glob("*.eml"):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if "owner@acme.test" in str(message["To"]):
+            forwards.append(message)
+    assert len(forwards) == 1
+    forward = forwards[0]
+    assert str(forward["Reply-To"]) == "ada@example.org"
+    assert forward["Auto-Submitted"] == "auto-forwarded"
+    body = forward.get_body(("plain",))
+    assert body is not None
+    assert "do you ship to Ireland?" in body.get_content()
