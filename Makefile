@@ -9,7 +9,7 @@ NOW    := 2027-01-04T15:00:00Z
 # the file transport needs no secret, but links are signed: the demo uses a throwaway one
 SECRET := DRIPPER_SECRET=demo-not-a-secret-0123456789
 
-.PHONY: demo test lint typecheck unit integration cli delivery browser bench-import clean
+.PHONY: demo test lint typecheck unit integration cli delivery browser web bench-import clean
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,10 @@ demo: $(VENV)/.base
 	cd $(DEMO) && $(SECRET) ../$(BIN)/dripper --now $(NOW) run --once
 	@echo "--- the next morning: the newsletter's first edition"
 	cd $(DEMO) && $(SECRET) ../$(BIN)/dripper --now 2027-01-05T18:00:00Z run --once
-	@echo "--- day 5: Ada buys again (converts the welcome goal, starts the referral request)"
+	@echo "--- day 2: Ada answers her thank-you; the newsletter to Linus bounces (both through the MTA pipe)"
+	cd $(DEMO) && ../$(BIN)/python -m dripper.inbound.samples reply ada@example.com | ../$(BIN)/dripper --now 2027-01-06T09:00:00Z inbound
+	cd $(DEMO) && ../$(BIN)/python -m dripper.inbound.samples bounce linus@example.com | ../$(BIN)/dripper --now 2027-01-06T09:05:00Z inbound
+	@echo "--- day 5: Ada buys again (her welcome sequence ended with her reply; the referral request starts)"
 	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-09T10:00:00Z event purchase ada@example.com --data '{"amount": 31}'
 	cd $(DEMO) && $(SECRET) ../$(BIN)/dripper --now 2027-01-12T12:00:00Z run --once
 	cd $(DEMO) && ../$(BIN)/dripper customers show ada@example.com
@@ -73,6 +76,9 @@ delivery: $(VENV)/.test
 
 browser: $(VENV)/.test
 	$(BIN)/pytest -q tests/browser
+
+web: $(VENV)/.test
+	$(BIN)/pytest -q tests/web
 
 bench-import: $(VENV)/.base
 	$(BIN)/python bench/import_customers.py
