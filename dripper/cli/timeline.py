@@ -28,6 +28,8 @@ def timeline_json(timeline: Timeline) -> dict[str, Any]:
             "status": c.status.value,
             "purchases": c.purchases,
             "total_spent": f"{c.total_spent:.2f}",
+            "spend_percentile": c.spend_percentile,
+            "spend_rank": c.spend_rank,
             "first_purchase_at": c.first_purchase_at.isoformat() if c.first_purchase_at else None,
             "last_purchase_at": c.last_purchase_at.isoformat() if c.last_purchase_at else None,
             "created_at": c.created_at.isoformat(),
@@ -94,6 +96,12 @@ def print_timeline(timeline: Timeline) -> None:
         ("locale", c.locale or ""),
         ("tags", ", ".join(c.tags)),
         ("purchases", f"{c.purchases} (total spent {c.total_spent:.2f})"),
+        (
+            "spend",
+            f"percentile {c.spend_percentile}, rank {c.spend_rank}"
+            if c.spend_percentile is not None
+            else "",
+        ),
         ("first / last purchase", f"{_when(c.first_purchase_at)} / {_when(c.last_purchase_at)}"),
         ("added", _when(c.created_at)),
     ]

@@ -33,7 +33,9 @@ _LINE_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 # Columns of an export that dripper computes itself: an import skips them (and says so),
 # so an export can be imported again; purchases come from `purchase` events only.
-COMPUTED_COLUMNS = frozenset({*DERIVED_NAMES, "status", "created_at"})
+COMPUTED_COLUMNS = frozenset(
+    {*DERIVED_NAMES, "status", "created_at", "spend_percentile", "spend_rank"}
+)
 MAX_FIELD = 10_000  # characters; a runaway quoted field is a broken file, not a customer
 
 

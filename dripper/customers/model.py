@@ -15,7 +15,17 @@ FIELD_COLUMNS = ("email", "first_name", "last_name", "timezone", "locale", "tags
 DERIVED_NAMES = ("purchases", "total_spent", "first_purchase_at", "last_purchase_at")
 # Every name `Customer.as_context` gives that is not an attribute: `customer.<name>` for
 # one of these never reads a CSV column.
-BUILTIN_NAMES = frozenset({*FIELD_COLUMNS, "status", "subscribed", *DERIVED_NAMES, "created_at"})
+BUILTIN_NAMES = frozenset(
+    {
+        *FIELD_COLUMNS,
+        "status",
+        "subscribed",
+        *DERIVED_NAMES,
+        "created_at",
+        "spend_percentile",
+        "spend_rank",
+    }
+)
 
 
 class Status(enum.StrEnum):
@@ -74,6 +84,8 @@ class Customer:
     last_purchase_at: datetime | None = None
     unsubscribed_at: datetime | None = None
     referral_code: str | None = None  # given when the first send is claimed
+    spend_percentile: int | None = None  # 0-100 by lifetime spend, ties alike
+    spend_rank: int | None = None  # 1 = the customer who spent most
 
     @property
     def subscribed(self) -> bool:
@@ -97,6 +109,8 @@ class Customer:
             first_purchase_at=self.first_purchase_at,
             last_purchase_at=self.last_purchase_at,
             created_at=self.created_at,
+            spend_percentile=self.spend_percentile or 0,
+            spend_rank=self.spend_rank,
         )
         return Fields(ctx)
 

@@ -101,11 +101,13 @@ class Inbox:
                 "reason": clean(verdict.reason, 500),
                 "notify": "pending" if self._forwards(verdict) else None,
             }
+            email = None
             if delivery is not None:
-                values["outbox_id"] = _outbox_id(conn, delivery.message_id)
+                email = _outbox(conn, delivery.message_id)
+                values["outbox_id"] = email[0] if email else None
             if not stored.record(conn, self.store.dialect, values):
                 return TakenIn(verdict.kind, False, verdict.address, verdict.reason)
-            self._act(conn, verdict, values["subject"] or "", values["outbox_id"], now)
+            self._act(conn, verdict, values["subject"] or "", email, now)
         return TakenIn(verdict.kind, True, verdict.address, verdict.reason)
 
     def _forwards(self, verdict: Verdict) -> bool:
@@ -116,7 +118,7 @@ class Inbox:
         conn: Connection,
         verdict: Verdict,
         subject: str,
-        outbox_id: int | None,
+        email: tuple[int, str, str, int] | None,
         now: datetime,
     ) -> None:
         from dripper.store import inbound as stored
@@ -126,7 +128,7 @@ class Inbox:
         kind, address = verdict.kind, (verdict.address or "").lower()
         dialect = self.store.dialect
         if kind in (InboundClass.BOUNCE_HARD, InboundClass.BOUNCE_SOFT, InboundClass.COMPLAINT):
-            _track(conn, verdict, outbox_id, now)
+            _track(conn, verdict, email, now)
         if kind is InboundClass.BOUNCE_HARD and address:
             if not (verdict.status or "").startswith(POLICY):
                 privacy.suppress(conn, dialect, address, reason=SuppressionReason.BOUNCED, now=now)
@@ -141,11 +143,11 @@ class Inbox:
                 conn, dialect, address, reason=SuppressionReason.UNSUBSCRIBED, now=now
             )
         elif kind is InboundClass.REPLY and verdict.delivery is not None:
-            _track(conn, verdict, outbox_id, now)
+            _track(conn, verdict, email, now)
             data = {"subject": subject[:200], "weak": verdict.weak}
             self.planner.check(now, data, where="reply")
-            email = verdict.delivery.email
-            self.planner.record_in(conn, email, "reply", at=now, data=data, now=now)
+            customer = verdict.delivery.email
+            self.planner.record_in(conn, customer, "reply", at=now, data=data, now=now)
 
     # --- the IMAP poller of `dripper run` -------------------------------------------------------
 
@@ -221,32 +223,41 @@ def clean(text: str | None, limit: int) -> str | None:
     return text[:limit] or None
 
 
-def _outbox_id(conn: Connection, message_id: str) -> int | None:
+def _outbox(conn: Connection, message_id: str) -> tuple[int, str, str, int] | None:
+    """The email a message answers: its row, campaign, step and variant."""
     import sqlalchemy as sa
 
     from dripper.store.schema import outbox
 
-    found = conn.execute(sa.select(outbox.c.id).where(outbox.c.message_id == message_id))
-    return found.scalar()
+    o = outbox.c
+    row = conn.execute(
+        sa.select(o.id, o.campaign, o.step, o.variant).where(o.message_id == message_id)
+    ).first()
+    return None if row is None else (row.id, row.campaign, row.step, row.variant or 0)
 
 
-def _track(conn: Connection, verdict: Verdict, outbox_id: int | None, now: datetime) -> None:
-    """A bounce, complaint or reply counted against the email it answers (for the stats)."""
+def _track(
+    conn: Connection, verdict: Verdict, email: tuple[int, str, str, int] | None, now: datetime
+) -> None:
+    """A bounce, complaint or reply counted against the email it answers (for the stats):
+    a hard bounce as `bounce` (never delivered), a soft one as `soft_bounce`."""
     from dripper.store.tracking import StoredHit, insert_hits
 
     delivery = verdict.delivery
-    if delivery is None or outbox_id is None or delivery.customer_id is None:
+    if delivery is None or email is None or delivery.customer_id is None:
         return
     kind = {
         InboundClass.BOUNCE_HARD: "bounce",
-        InboundClass.BOUNCE_SOFT: "bounce",
+        InboundClass.BOUNCE_SOFT: "soft_bounce",
         InboundClass.COMPLAINT: "complaint",
         InboundClass.REPLY: "reply",
     }[verdict.kind]
     data = {"class": verdict.kind.value, "status": verdict.status, "weak": verdict.weak}
-    insert_hits(
-        conn, [StoredHit(outbox_id, delivery.customer_id, kind, now, False, None, None, data)]
+    outbox_id, campaign, step, variant = email
+    hit = StoredHit(
+        outbox_id, delivery.customer_id, kind, now, False, None, None, data, campaign, step, variant
     )
+    insert_hits(conn, [hit])
 
 
 def _forward(config: Config, notify: str, reply: Any, now: datetime) -> Any:

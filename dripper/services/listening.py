@@ -12,7 +12,7 @@ import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from dripper.engine.hits import BURST_WINDOW, HitClass, HitFacts, HitKind, classify
@@ -21,6 +21,7 @@ from dripper.services.report import Report
 from dripper.tokens import message_domain
 
 log = logging.getLogger("dripper.inbound")
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # "since ever", for an email with no send time
 
 if TYPE_CHECKING:
     from dripper.campaigns import Campaign
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
     from dripper.store import Store
     from dripper.store.tracking import Delivery, Sent, StoredHit
     from dripper.transport.base import Transport
+
 
 @dataclass(frozen=True)
 class Hit:
@@ -146,7 +148,7 @@ class Listener:
                         _burst(conn, stored, delivery.outbox_id, hit.at)
                     if human and delivery.outbox_id not in opened:
                         opened.add(delivery.outbox_id)
-                        stored.append(_implied_open(delivery, hit))
+                        stored.append(_implied_open(delivery, hit.at, by="click"))
                 elif human:
                     opened.add(delivery.outbox_id)
                 stored.append(
@@ -159,6 +161,9 @@ class Listener:
                         hit.url,
                         hit.user_agent,
                         _data(verdict.cls.value, verdict.reason),
+                        delivery.campaign,
+                        delivery.step,
+                        delivery.variant,
                     )
                 )
             tracking.insert_hits(conn, stored)
@@ -199,6 +204,9 @@ class Listener:
                 None,
                 None,
                 {"how": how},
+                delivery.campaign,
+                delivery.step,
+                delivery.variant,
             )
             insert_hits(conn, [hit])
         return True
@@ -219,7 +227,7 @@ class Listener:
         is kept apart and answers nothing; a second click of the same answer changes
         nothing. True when an answer was recorded."""
         from dripper.store.records import TrackingKind
-        from dripper.store.tracking import StoredHit, insert_hits
+        from dripper.store.tracking import StoredHit, history, insert_hits
 
         verdict = classify(
             HitFacts(HitKind.CLICK, now, method, user_agent, ip, delivery.sent_at, None)
@@ -240,6 +248,9 @@ class Listener:
             None,
             user_agent,
             {**data, "class": verdict.cls.value, "reason": verdict.reason},
+            delivery.campaign,
+            delivery.step,
+            delivery.variant,
         )
         if not human:
             with self.store.transaction() as conn:
@@ -249,7 +260,10 @@ class Listener:
         with self.store.transaction() as conn:
             if _answered(conn, delivery.outbox_id, question, answer):
                 return False
-            insert_hits(conn, [hit])
+            # An answer is a person's click: like a click, it implies the email was opened.
+            _, opened = history(conn, [delivery.outbox_id], since=delivery.sent_at or EPOCH)
+            implied = [] if opened else [_implied_open(delivery, now, by="answer")]
+            insert_hits(conn, [*implied, hit])
             self.planner.record_in(
                 conn,
                 delivery.email,
@@ -292,18 +306,25 @@ def _data(cls: str, reason: str) -> dict[str, Any]:
     return {"class": cls, "reason": reason}
 
 
-def _implied_open(delivery: Sent, hit: Hit) -> StoredHit:
+def _implied_open(delivery: Sent | Delivery, at: datetime, *, by: str) -> StoredHit:
     from dripper.store.tracking import StoredHit
 
     return StoredHit(
         delivery.outbox_id,
         delivery.customer_id,
         HitKind.OPEN.value,
-        hit.at,
+        at,
         False,
         None,
         None,
-        {"class": HitClass.HUMAN.value, "reason": "implied by a click", "implied": "click"},
+        {
+            "class": HitClass.HUMAN.value,
+            "reason": f"implied by {'a click' if by == 'click' else 'an answer'}",
+            "implied": by,
+        },
+        delivery.campaign,
+        delivery.step,
+        delivery.variant,
     )
 
 
@@ -341,9 +362,7 @@ def _answered(conn: Any, outbox_id: int, question: str, answer: str) -> bool:
 
     t = tracking_events.c
     rows = conn.execute(
-        sa.select(t.data).where(
-            t.outbox_id == outbox_id, t.kind == "answer", t.machine.is_(False)
-        )
+        sa.select(t.data).where(t.outbox_id == outbox_id, t.kind == "answer", t.machine.is_(False))
     ).scalars()
     return any(
         isinstance(data, dict) and (data.get("question"), data.get("answer")) == (question, answer)

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from dripper.store.records import EventRecord
 
 REFERRAL_CODE = re.compile(r"[a-z0-9]{8,64}")
+SPEND_STATE = "~spend"  # campaign names are [a-z0-9-]+: this state row cannot clash
 SCAN_EVERY = timedelta(minutes=15)  # date and time-dependent `when` triggers
 EARLIEST_OFFSET = timedelta(hours=14)  # UTC+14: where a run day begins first
 MAX_CATCH_UP = timedelta(days=7)  # older date-trigger days are history, not news
@@ -217,9 +218,11 @@ class Planner:
     # --- planning passes -----------------------------------------------------------------
 
     def plan(self, now: datetime, *, force_scan: bool = False) -> Report:
-        """Enroll whoever is due: date triggers, `when` triggers, schedule runs."""
+        """Enroll whoever is due: date triggers, `when` triggers, schedule runs (after
+        the spend percentiles are brought up to date, which `when` triggers may read)."""
         from dripper.campaigns import DateTrigger, WhenTrigger
 
+        self.refresh_spend(now)
         report = Report()
         for campaign in self.campaigns:
             if campaign.schedule is not None:
@@ -227,6 +230,22 @@ class Planner:
             elif isinstance(campaign.trigger, DateTrigger | WhenTrigger):
                 report.add(self._scan(campaign, now, force=force_scan))
         return report
+
+    def refresh_spend(self, now: datetime) -> bool:
+        """`customer.spend_percentile` and `spend_rank` recomputed, in one statement, when
+        a purchase or a new customer may have changed them. True when it ran."""
+        from dripper.store import campaign_state, spend
+
+        with self.store.transaction() as conn:
+            seen = spend.fingerprint(conn)
+            state = campaign_state.load_state(conn, SPEND_STATE)
+            if state.get("fingerprint") == seen:
+                return False
+            spend.refresh(conn, self.store.dialect, now=now)
+            campaign_state.save_state(  # as it is now that everyone is ranked
+                conn, self.store.dialect, SPEND_STATE, {"fingerprint": spend.fingerprint(conn)}
+            )
+        return True
 
     def _scan(self, campaign: Campaign, now: datetime, *, force: bool) -> Report:
         """Date and `when` triggers over the customers. A `when` that does not read `now`

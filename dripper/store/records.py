@@ -43,7 +43,8 @@ class TrackingKind(enum.StrEnum):
     CLICK = "click"
     UNSUBSCRIBE = "unsubscribe"
     REPLY = "reply"
-    BOUNCE = "bounce"
+    BOUNCE = "bounce"  # a hard bounce: never delivered
+    SOFT_BOUNCE = "soft_bounce"  # delayed or refused for now
     COMPLAINT = "complaint"
     ANSWER = "answer"  # a one-click answer (its `feedback` event is in events)
     REFERRAL = "referral"  # someone followed a customer's referral link

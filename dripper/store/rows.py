@@ -46,6 +46,8 @@ def customer(row: Row | Mapping[str, Any]) -> Customer:
         last_purchase_at=row["last_purchase_at"],
         unsubscribed_at=row["unsubscribed_at"],
         referral_code=row.get("referral_code"),
+        spend_percentile=row.get("spend_percentile"),
+        spend_rank=row.get("spend_rank"),
     )
 
 

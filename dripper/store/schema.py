@@ -60,6 +60,9 @@ customers = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     # Given when the customer's first send is claimed (migration 0003): `referral_url`.
     sa.Column("referral_code", sa.String(32)),
+    # 0-100 by lifetime spend (ties alike) and 1 = the best: refreshed by the planner.
+    sa.Column("spend_percentile", sa.Integer),
+    sa.Column("spend_rank", sa.Integer),
     sa.Index("ix_customers_referral_code", "referral_code", unique=True),
     sqlite_autoincrement=True,
 )
@@ -132,6 +135,9 @@ outbox = sa.Table(
     sa.Column("sent_at", UTCDateTime),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("updated_at", UTCDateTime, nullable=False),
+    # When a person first opened / clicked this email (0005): the stats' unique counts.
+    sa.Column("opened_at", UTCDateTime),
+    sa.Column("clicked_at", UTCDateTime),
     sa.UniqueConstraint(
         "customer_id", "campaign", "occurrence", "step", name="uq_outbox_send_once"
     ),
@@ -172,7 +178,12 @@ tracking_events = sa.Table(
     sa.Column("url", sa.Text),
     sa.Column("user_agent", sa.Text),
     sa.Column("data", JSONType),
+    # The email's campaign, step and variant, so the stats count without a join (0005).
+    sa.Column("campaign", sa.String(100)),
+    sa.Column("step", sa.String(100)),
+    sa.Column("variant", sa.Integer),
     sa.Index("ix_tracking_events_outbox", "outbox_id"),
+    sa.Index("ix_tracking_events_campaign_step", "campaign", "step"),
     sa.Index("ix_tracking_events_customer", "customer_id"),
     sa.Index("ix_tracking_events_kind_at", "kind", "at"),
     sqlite_autoincrement=True,

@@ -35,6 +35,7 @@ class Delivery:
     step: str
     sent_at: datetime | None
     message_id: str
+    variant: int = 0
 
 
 _DELIVERY_COLUMNS = (
@@ -44,6 +45,7 @@ _DELIVERY_COLUMNS = (
     outbox.c.step,
     outbox.c.sent_at,
     outbox.c.message_id,
+    outbox.c.variant,
     customers.c.email,
 )
 
@@ -85,6 +87,7 @@ def _delivery(row: Any) -> Delivery:
         row.step,
         row.sent_at,
         row.message_id,
+        row.variant or 0,
     )
 
 
@@ -95,6 +98,9 @@ class Sent:
     outbox_id: int
     customer_id: int
     sent_at: datetime | None
+    campaign: str = ""
+    step: str = ""
+    variant: int = 0
 
 
 def sent(conn: Connection, delivery_ids: Iterable[str], *, domain: str) -> dict[str, Sent]:
@@ -116,17 +122,27 @@ def sent(conn: Connection, delivery_ids: Iterable[str], *, domain: str) -> dict[
         for part in chunks(ids, 500):  # SQLite's limit on parameters is far above this
             marks = ", ".join("?" * len(part))
             rows += driver.execute(_SQLITE_SENT.format(marks), part).fetchall()
-    for message_id, outbox_id, customer_id, sent_at in rows:
-        found[message_id.split("@", 1)[0]] = Sent(outbox_id, customer_id, _when(sent_at))
+    for message_id, outbox_id, customer_id, sent_at, campaign, step, variant in rows:
+        found[message_id.split("@", 1)[0]] = Sent(
+            outbox_id, customer_id, _when(sent_at), campaign, step, variant or 0
+        )
     for missing in set(wanted) - found.keys():  # sent when the From domain was another
         other = deliveries(conn, [missing], domain=domain).get(missing)
         if other is not None:
-            found[missing] = Sent(other.outbox_id, other.customer_id, other.sent_at)
+            found[missing] = Sent(
+                other.outbox_id,
+                other.customer_id,
+                other.sent_at,
+                other.campaign,
+                other.step,
+                other.variant,
+            )
     return found
 
 
-_PG_SENT = "SELECT message_id, id, customer_id, sent_at FROM outbox WHERE message_id = ANY(%s)"
-_SQLITE_SENT = "SELECT message_id, id, customer_id, sent_at FROM outbox WHERE message_id IN ({})"
+_SENT = "SELECT message_id, id, customer_id, sent_at, campaign, step, variant FROM outbox "
+_PG_SENT = _SENT + "WHERE message_id = ANY(%s)"
+_SQLITE_SENT = _SENT + "WHERE message_id IN ({})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,9 +157,24 @@ class StoredHit:
     url: str | None
     user_agent: str | None
     data: dict[str, Any]
+    campaign: str | None = None  # the email's, so the stats count without a join
+    step: str | None = None
+    variant: int | None = None
 
 
-_HIT_COLUMNS = ("outbox_id", "customer_id", "kind", "at", "machine", "url", "user_agent", "data")
+_HIT_COLUMNS = (
+    "outbox_id",
+    "customer_id",
+    "kind",
+    "at",
+    "machine",
+    "url",
+    "user_agent",
+    "data",
+    "campaign",
+    "step",
+    "variant",
+)
 _SQLITE_INSERT = "INSERT INTO tracking_events ({}) VALUES ({})".format(  # noqa: S608 (constants)
     ", ".join(_HIT_COLUMNS), ", ".join("?" * len(_HIT_COLUMNS))
 )
@@ -153,9 +184,15 @@ def insert_hits(conn: Connection, hits: Sequence[StoredHit]) -> None:
     """A batch of hits in one statement, through the driver: COPY on PostgreSQL, one
     executemany on SQLite (through SQLAlchemy a row cost ~20 us more than the write).
     Values are what SQLAlchemy would have bound: UTC times (naive text on SQLite, as
-    `UTCDateTime` stores them), JSON text."""
+    `UTCDateTime` stores them), JSON text. The emails a person opened or clicked for the
+    first time are marked so in the same transaction (see `mark_firsts`)."""
     if not hits:
         return
+    _insert(conn, hits)
+    mark_firsts(conn, hits)
+
+
+def _insert(conn: Connection, hits: Sequence[StoredHit]) -> None:
     if conn.dialect.name == "postgresql":
         from dripper.store.copy import copy_rows
 
@@ -165,7 +202,7 @@ def insert_hits(conn: Connection, hits: Sequence[StoredHit]) -> None:
             _HIT_COLUMNS,
             (
                 (h.outbox_id, h.customer_id, h.kind, h.at.astimezone(UTC), h.machine, h.url,
-                 _agent(h.user_agent), h.data)
+                 _agent(h.user_agent), h.data, h.campaign, h.step, h.variant)
                 for h in hits
             ),
         )  # fmt: skip
@@ -176,10 +213,48 @@ def insert_hits(conn: Connection, hits: Sequence[StoredHit]) -> None:
         _SQLITE_INSERT,
         [
             (h.outbox_id, h.customer_id, h.kind, _sqlite_time(h.at), h.machine, h.url,
-             _agent(h.user_agent), _json(h.data))
+             _agent(h.user_agent), _json(h.data), h.campaign, h.step, h.variant)
             for h in hits
         ],
     )  # fmt: skip
+
+
+# A one-click answer is a person's click on a link of the email.
+_FIRSTS = {"open": "opened_at", "click": "clicked_at", "answer": "clicked_at"}
+_PG_FIRST = (
+    "UPDATE outbox SET {0} = v.at FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, at) "
+    "WHERE outbox.id = v.id AND outbox.{0} IS NULL"
+)
+_SQLITE_FIRST = "UPDATE outbox SET {0} = ? WHERE id = ? AND {0} IS NULL"
+
+
+def mark_firsts(conn: Connection, hits: Sequence[StoredHit]) -> None:
+    """`outbox.opened_at` and `clicked_at`: when a person first opened or clicked each
+    email (machines never). The stats count unique opens and clicks from these two
+    columns of the sends table instead of a distinct count over every hit."""
+    firsts: dict[str, dict[int, datetime]] = {"opened_at": {}, "clicked_at": {}}
+    for h in hits:
+        column = _FIRSTS.get(h.kind)
+        if column is None or h.machine or h.outbox_id is None:
+            continue
+        seen = firsts[column].get(h.outbox_id)
+        if seen is None or h.at < seen:
+            firsts[column][h.outbox_id] = h.at
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    for column, found in firsts.items():
+        if not found:
+            continue
+        ids = sorted(found)
+        if conn.dialect.name == "postgresql":
+            with driver.cursor() as cursor:
+                cursor.execute(
+                    _PG_FIRST.format(column), (ids, [found[i].astimezone(UTC) for i in ids])
+                )
+        else:
+            driver.executemany(
+                _SQLITE_FIRST.format(column), [(_sqlite_time(found[i]), i) for i in ids]
+            )
 
 
 def _json(data: dict[str, Any]) -> str:

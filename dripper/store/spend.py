@@ -1,0 +1,131 @@
+"""The best customers: each customer's spend percentile (0-100 by lifetime spend, ties
+alike: `customer.spend_percentile >= 80` is the best 20%) and rank (1 = the customer who
+spent most), refreshed in one set-based statement on both databases, only when a purchase
+or a new customer can have changed them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dripper.store.engine import Dialect
+from dripper.store.schema import customers
+
+# The percentile is percent_rank over ascending spend, floored: (rank - 1) * 100 / (n - 1)
+# in integer arithmetic, because PostgreSQL's CAST rounds where SQLite's truncates and the
+# two databases must agree. The least spent is 0, the most 100; equal spends get equal
+# values.
+_RANKED = """
+SELECT id,
+       rank() OVER (ORDER BY total_spent_cents DESC) AS spend_rank,
+       CASE WHEN count(*) OVER () > 1
+            THEN (100 * (rank() OVER (ORDER BY total_spent_cents) - 1)) / (count(*) OVER () - 1)
+            ELSE 0 END AS spend_percentile
+FROM customers
+"""
+
+# Only rows whose values change are written (and so marked changed for the `when`
+# triggers that read them).
+_REFRESH = f"""
+UPDATE customers SET spend_rank = r.spend_rank, spend_percentile = r.spend_percentile,
+       updated_at = :now
+FROM ({_RANKED}) AS r
+WHERE customers.id = r.id
+  AND (customers.spend_rank {{distinct}} r.spend_rank
+       OR customers.spend_percentile {{distinct}} r.spend_percentile)
+"""  # noqa: S608 (no input in it: `distinct` is one of two operators)
+
+
+def fingerprint(conn: Connection) -> list[Any]:
+    """What the ranking depends on: how many customers, their purchases and spend, and
+    how many have been ranked (a new customer, or a column a migration added, is not)."""
+    c = customers.c
+    row = conn.execute(
+        sa.select(
+            sa.func.count(),
+            sa.func.max(c.last_purchase_at),
+            sa.func.sum(c.purchases),
+            sa.func.sum(c.total_spent_cents),
+            sa.func.count(c.spend_percentile),
+        )
+    ).one()
+    return [int(row[0]), str(row[1]), int(row[2] or 0), int(row[3] or 0), int(row[4])]
+
+
+def refresh(conn: Connection, dialect: Dialect, *, now: datetime) -> int:
+    """Recompute every customer's percentile and rank; returns how many changed."""
+    distinct = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
+    sql = sa.text(_REFRESH.format(distinct=distinct)).bindparams(
+        sa.bindparam("now", now, type_=customers.c.updated_at.type)
+    )
+    return int(conn.execute(sql).rowcount)
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """One of the best customers, as `dripper customers top` lists them."""
+
+    email: str
+    first_name: str | None
+    purchases: int
+    spent_cents: int
+    percentile: int
+    rank: int
+
+
+@dataclass(frozen=True)
+class Top:
+    """The best customers (percentile at least 100 - percent) and their share of revenue."""
+
+    customers: list[Ranked]
+    count: int  # all the top customers (`customers` may list only the first of them)
+    everyone: int  # every customer
+    top_cents: int
+    total_cents: int
+
+
+def top(conn: Connection, *, percent: int, limit: int) -> Top:
+    """The customers whose spend percentile is at least `100 - percent`, computed now (not
+    the values of the last planning pass), best first; the first `limit` of them listed."""
+    c = customers.c
+    ranked = (
+        sa.text(_RANKED)
+        .columns(
+            sa.column("id", sa.Integer),
+            sa.column("spend_rank", sa.Integer),
+            sa.column("spend_percentile", sa.Integer),
+        )
+        .subquery("r")
+    )
+    r = ranked.c
+    best = sa.and_(r.spend_percentile >= 100 - percent, c.total_spent_cents > 0)
+    joined = customers.join(ranked, r.id == c.id)
+    count, top_cents = conn.execute(
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(c.total_spent_cents), 0))
+        .select_from(joined)
+        .where(best)
+    ).one()
+    everyone, total_cents = conn.execute(
+        sa.select(sa.func.count(), sa.func.coalesce(sa.func.sum(c.total_spent_cents), 0))
+    ).one()
+    rows = conn.execute(
+        sa.select(
+            c.email,
+            c.first_name,
+            c.purchases,
+            c.total_spent_cents,
+            r.spend_percentile,
+            r.spend_rank,
+        )
+        .select_from(joined)
+        .where(best)
+        .order_by(r.spend_rank, c.email)
+        .limit(limit)
+    )
+    listed = [Ranked(e, f, int(p), int(s), int(pc), int(rk)) for e, f, p, s, pc, rk in rows]
+    return Top(listed, int(count), int(everyone), int(top_cents), int(total_cents))
