@@ -28,6 +28,7 @@ COMMANDS = {
     "resume": "dripper.cli.resume:resume",
     "serve": "dripper.cli.serve:serve",
     "inbound": "dripper.cli.inbound:inbound",
+    "stats": "dripper.cli.stats:stats",
 }
 
 

@@ -1,4 +1,4 @@
-"""`dripper customers ...`: import, add, show, export, forget, unsubscribe."""
+"""`dripper customers ...`: import, add, show, export, forget, unsubscribe, top, answered."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ def _address(email: str) -> str:
 @click.group()
 @config_option
 def customers() -> None:
-    """Manage customers: import, add, show, export, forget, unsubscribe."""
+    """Manage customers: import, add, show, export, forget, unsubscribe; the best of them
+    (top); replies a person has answered (answered)."""
 
 
 @customers.command("import")
@@ -182,3 +183,104 @@ def unsubscribe(email: str) -> None:
     if not ctx.store().unsubscribe(address, now=ctx.now()):
         raise InputError(f"{address}: no such customer")
     click.echo(f"{address}: unsubscribed")
+
+
+@customers.command()
+@click.option(
+    "--percent",
+    type=click.IntRange(1, 100),
+    default=20,
+    show_default=True,
+    help="How large a share of the customers (by lifetime spend) to show.",
+)
+@click.option("--limit", type=click.IntRange(0), default=20, show_default=True,
+              help="List at most this many of them (the summary counts them all).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print them as JSON.")
+@config_option
+def top(percent: int, limit: int, as_json: bool) -> None:
+    """The best customers: the top PERCENT by lifetime spend (customer.spend_percentile >=
+    100 - PERCENT, ties alike), best first, and the share of revenue they bring."""
+    from dripper.services.stats import top_customers
+
+    ctx = app()
+    best = top_customers(ctx.store(), percent=percent, limit=limit)
+    currency = str(ctx.config.company.get("currency") or "USD")
+    share = best.top_cents / best.total_cents if best.total_cents else None
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "percent": percent,
+                    "customers": best.count,
+                    "of": best.everyone,
+                    "revenue": _money(best.top_cents),
+                    "total_revenue": _money(best.total_cents),
+                    "share_of_revenue": None if share is None else round(share, 4),
+                    "currency": currency,
+                    "listed": [
+                        {
+                            "email": r.email,
+                            "first_name": r.first_name,
+                            "purchases": r.purchases,
+                            "total_spent": _money(r.spent_cents),
+                            "spend_percentile": r.percentile,
+                            "spend_rank": r.rank,
+                        }
+                        for r in best.customers
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return
+    if share is None:
+        click.echo(f"No revenue yet: none of the {best.everyone:,} customer(s) has bought.")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False)
+    table = Table(title_justify="left")
+    for column in ("rank", "email", "name", "purchases", "spent", "percentile"):
+        table.add_column(column, justify="left" if column in ("email", "name") else "right")
+    for r in best.customers:
+        table.add_row(
+            str(r.rank),
+            r.email,
+            r.first_name or "",
+            f"{r.purchases:,}",
+            f"{r.spent_cents / 100:,.2f}",
+            str(r.percentile),
+        )
+    if best.customers:
+        console.print(table)
+    more = best.count - len(best.customers)
+    if more > 0:
+        console.print(f"... and {more:,} more (--limit)")
+    console.print(
+        f"The top {percent}% ({best.count:,} of {best.everyone:,} customers) bring "
+        f"{100 * share:.0f}% of revenue ({best.top_cents / 100:,.2f} of "
+        f"{best.total_cents / 100:,.2f} {currency})."
+    )
+
+
+def _money(cents: int) -> str:
+    return f"{cents / 100:.2f}"
+
+
+@customers.command()
+@click.argument("email")
+@config_option
+def answered(email: str) -> None:
+    """A person has answered EMAIL's replies: take them off the to-do of `dripper stats`."""
+    from dripper.services.stats import mark_answered
+
+    address = _address(email)
+    ctx = app()
+    closed = mark_answered(ctx.store(), address, now=ctx.now())
+    if closed is None:
+        raise InputError(f"{address}: no such customer")
+    if closed == 0:
+        click.echo(f"{address}: no reply was waiting for an answer")
+    else:
+        click.echo(f"{address}: {closed} repl{'y' if closed == 1 else 'ies'} marked answered")

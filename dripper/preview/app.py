@@ -1,6 +1,8 @@
 """`dripper preview --serve`: a local page with every campaign and step, each email at
 desktop and mobile width, its subject and text version beside it, a sample-customer
-selector, reloading when a campaign, template, sample or config file changes.
+selector, reloading when a campaign, template, sample or config file changes; and `/stats`,
+the numbers of `dripper stats` as pictures (the marketer's local server, never the public
+`dripper serve`).
 
 Emails are shown in `<iframe sandbox>` (no `allow-scripts`) and their raw route also sends
 `Content-Security-Policy: sandbox; script-src 'none'`: no script from a template ever runs.
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 
     from dripper.config import Config
     from dripper.preview.build import Project
+    from dripper.store import Store
 
 EMAIL_CSP = "sandbox; default-src 'none'; img-src * data:; style-src 'unsafe-inline' *; font-src *"
 PAGE_CSP = (
@@ -89,7 +92,12 @@ def watched_version(config: Config) -> str:
     return f"{newest}-{count}"
 
 
-def make_app(config: Config, *, now: Callable[[], datetime]) -> Starlette:
+def make_app(
+    config: Config,
+    *,
+    now: Callable[[], datetime],
+    store: Callable[[], Store] | None = None,
+) -> Starlette:
     from starlette.applications import Starlette
     from starlette.responses import HTMLResponse, JSONResponse
     from starlette.routing import Route
@@ -102,15 +110,20 @@ def make_app(config: Config, *, now: Callable[[], datetime]) -> Starlette:
     def load() -> Project:
         return Project.load(config, now=now())
 
-    def page(title: str, body: str) -> HTMLResponse:
+    def page(
+        title: str, body: str, *, reload: bool = True, style: str = "", status: int = 200
+    ) -> HTMLResponse:
         text = (
             f"<!doctype html><html lang='en'><head><meta charset='utf-8'>"
             f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
-            f"<title>{html.escape(title)}</title><style>{STYLE}</style></head><body>"
-            f"<header><a href='/'>dripper preview</a> · {html.escape(title)}</header>"
-            f"<main>{body}</main>{RELOAD}</body></html>"
+            f"<title>{html.escape(title)}</title><style>{STYLE}{style}</style></head><body>"
+            f"<header><a href='/'>dripper preview</a> · <a href='/stats'>stats</a> · "
+            f"{html.escape(title)}</header>"
+            f"<main>{body}</main>{RELOAD if reload else ''}</body></html>"
         )
-        return HTMLResponse(text, headers={"Content-Security-Policy": PAGE_CSP})
+        return HTMLResponse(
+            text, status_code=status, headers={"Content-Security-Policy": PAGE_CSP}
+        )
 
     async def index(request: Request) -> Response:
         project = load()
@@ -218,12 +231,47 @@ def make_app(config: Config, *, now: Callable[[], datetime]) -> Starlette:
     async def changes(request: Request) -> Response:
         return JSONResponse({"version": watched_version(config)})
 
+    def stats_page(request: Request) -> Response:
+        """Sync: starlette runs it in a worker thread, away from the event loop."""
+        from sqlalchemy.exc import DBAPIError
+
+        from dripper.preview.stats_page import STYLE as STATS_STYLE
+        from dripper.preview.stats_page import stats_html
+        from dripper.services.stats import collect, daily_hits
+        from dripper.timeparse import parse_instant
+
+        if store is None:
+            return page("stats", "<p>No database to read.</p>", reload=False, status=503)
+        project = load()
+        campaign = request.query_params.get("campaign") or None
+        since_text = request.query_params.get("since") or None
+        try:
+            since = parse_instant(since_text) if since_text else None
+        except ValueError as exc:
+            body = f"<div class='error'>since: {html.escape(str(exc))}</div>"
+            return page("stats", body, reload=False, status=400)
+        try:
+            opened = store()
+            report = collect(
+                opened, project.campaigns, now=now(), campaign=campaign, since=since
+            )
+            daily = daily_hits(opened, campaign=campaign, since=since)
+        except DripperError as exc:
+            body = f"<div class='error'>{html.escape(str(exc))}</div>"
+            return page("stats", body, reload=False, status=503)
+        except DBAPIError:
+            body = "<div class='error'>the database did not answer: try again shortly</div>"
+            return page("stats", body, reload=False, status=503)
+        title = f"stats · {campaign}" if campaign else "stats"
+        return page(title, stats_html(report, daily), reload=False, style=STATS_STYLE)
+
     return Starlette(
         routes=[
             Route("/", index),
             Route("/c/{campaign}/{step}", step_page),
             Route("/raw/{campaign}/{step}", raw_email),
             Route("/_changes", changes),
+            Route("/stats", stats_page),
         ]
     )
 
@@ -232,9 +280,45 @@ def serve_previews(config: Config, *, host: str, port: int, now: Callable[[], da
     import click
     import uvicorn
 
-    app = make_app(config, now=now)
+    opener = LazyStore(config)
+    app = make_app(config, now=now, store=opener)
     click.echo(f"dripper preview: http://{host}:{port}/ (Ctrl-C to stop)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        opener.close()
+
+
+class LazyStore:
+    """The project's database, opened by the first `/stats` request (previews of emails
+    never need it), from any worker thread, once."""
+
+    def __init__(self, config: Config) -> None:
+        import threading
+
+        self._config = config
+        self._lock = threading.Lock()
+        self._store: Store | None = None
+
+    def __call__(self) -> Store:
+        with self._lock:
+            if self._store is None:
+                from dripper.store import open_store
+
+                store = open_store(self._config.database_url)
+                try:
+                    store.ensure_schema()
+                except BaseException:
+                    store.close()
+                    raise
+                self._store = store
+            return self._store
+
+    def close(self) -> None:
+        with self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
 
 
 def _q(text: str) -> str:

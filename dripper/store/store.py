@@ -8,7 +8,7 @@ Each method opens its own transaction. Later code that must do several things at
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -79,6 +79,27 @@ class Store:
                 conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             with conn.begin():
                 yield conn
+
+    @contextmanager
+    def readers(self, count: int) -> Iterator[list[Connection]]:
+        """`count` read-only connections that see one and the same snapshot, for reports
+        whose queries run side by side (PostgreSQL: the first exports its snapshot, the
+        others adopt it). SQLite has one reader per file worth having: one connection,
+        given `count` times, to be used one query after another."""
+        if self._dialect != "postgresql" or count < 2:
+            with self.reading() as conn:
+                yield [conn] * count
+            return
+        with self.reading() as first:
+            snapshot = first.exec_driver_sql("SELECT pg_export_snapshot()").scalar_one()
+            with ExitStack() as stack:
+                others = []
+                for _ in range(count - 1):
+                    conn = stack.enter_context(self.reading())
+                    # The first statement of the transaction: before it nothing is read.
+                    conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+                    others.append(conn)
+                yield [first, *others]
 
     # -- schema -------------------------------------------------------------------------
 

@@ -6,7 +6,6 @@ from a template runs; the page reloads when a template changes."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,17 +17,9 @@ import pytest
 from click.testing import CliRunner
 
 from dripper.cli import cli
+from tests.browser.conftest import chromium, free_port
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 STEPS = [
     ("welcome", "thank-you"),
     ("welcome", "second-sale"),
@@ -36,13 +27,8 @@ STEPS = [
     ("referral-request", "ask"),
     ("birthday", "greeting"),
     ("feedback-follow-up", "make-it-right"),
+    ("vip", "regulars"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -81,14 +67,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed: apt-get install chromium (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def test_index_lists_every_campaign_and_step(site: tuple[str, Path], browser: object) -> None:

@@ -4,38 +4,22 @@ state; no script runs, nothing scrolls sideways at 375 px."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from dripper.store import open_store
+from tests.browser.conftest import chromium
 from tests.support.serve import ServeProcess, Shop, links
 from tests.web.conftest import server, shop  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.browser
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 @pytest.fixture  # after the shop: its `run --once` needs the thread's event loop free
 def browser() -> Iterator[object]:
-    if shutil.which("chromium") is None and not Path(CHROMIUM).exists():
-        pytest.fail("chromium is not installed: apt-get install chromium (.ci/run does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        launched = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as launched:
         yield launched
-        launched.close()
 
 
 def status(where: Shop, email: str) -> str:

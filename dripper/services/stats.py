@@ -1,0 +1,206 @@
+"""`dripper stats` as data: per campaign, step and A/B variant, the funnel of DESIGN 8, which
+variant is likely best, the second sale, one-click answers and replies, and (asked for)
+the customers who have not heard from the shop in too long. The CLI prints it; the preview
+page draws it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from dripper.engine.stats import Funnel, chances, median_days, share
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from dripper.campaigns import Campaign
+    from dripper.store import Store
+    from dripper.store.spend import Top
+
+SHOWN = 10  # customers listed by address before the rest is counted
+
+
+def collect(
+    store: Store,
+    campaigns: Sequence[Campaign],
+    *,
+    now: datetime,
+    campaign: str | None = None,
+    since: datetime | None = None,
+    cadence: timedelta | None = None,
+) -> dict[str, Any]:
+    """Everything `dripper stats` shows, as one JSON-ready object. On PostgreSQL the
+    queries run on two connections at once, over one snapshot (`Store.readers`)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dripper.store import stats
+
+    welcome = _welcome(campaigns)
+
+    # Two halves of about equal cost (measured on bench/stats.py's shop).
+    def sends(conn: Connection) -> tuple[Any, ...]:
+        return (
+            stats.funnels(conn, campaign=campaign, since=since),
+            stats.conversions(conn, campaign=campaign, since=since),
+            stats.answers(conn),
+        )
+
+    def the_rest(conn: Connection) -> tuple[Any, ...]:
+        return (
+            stats.second_sale(conn, welcome),
+            stats.waiting_replies(conn),
+            stats.silent(conn, cadence=cadence, now=now, limit=SHOWN) if cadence else None,
+        )
+
+    with store.readers(2) as (one, other):
+        if store.dialect == "postgresql":
+            for conn in {id(c): c for c in (one, other)}.values():
+                # Big scans: PostgreSQL would compile each with JIT, which costs more
+                # (~70 ms a query, measured) than it saves on a few million rows.
+                conn.exec_driver_sql("SET LOCAL jit = off")
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                later = pool.submit(the_rest, other)
+                rows, converted, answers = sends(one)
+                second, waiting, silent = later.result()
+        else:
+            rows, converted, answers = sends(one)
+            second, waiting, silent = the_rest(other)
+    for key, (n, revenue) in converted.items():
+        row = rows.setdefault(key, Funnel())
+        row.conversions, row.revenue = n, revenue
+    order = {c.name: [s.id for s in c.steps] for c in campaigns if campaign in (None, c.name)}
+    variants = {(c.name, s.id): len(s.subjects) for c in campaigns for s in c.steps}
+    report: dict[str, Any] = {"campaigns": _campaigns(rows, order, variants)}
+    report["second_sale"] = [
+        {
+            "reached_by_welcome": s.reached,
+            "customers": s.customers,
+            "bought_again": s.bought_again,
+            "share": share(s.bought_again, s.customers),
+            "median_days_to_second": median_days(s.days_to_second),
+        }
+        for s in second
+    ]
+    replies: dict[str, int] = defaultdict(int)
+    for (name, _step, _variant), row in rows.items():
+        replies[name] += row.replies
+    report["listening"] = {
+        "answers": answers,
+        "replies_by_campaign": dict(sorted(replies.items())),
+        "waiting_replies": [
+            {
+                "email": w.email,
+                "replies": w.replies,
+                "last_subject": w.subject,
+                "last_received_at": w.received_at.isoformat(),
+            }
+            for w in waiting[:SHOWN]
+        ],
+        "waiting_count": len(waiting),
+    }
+    if silent is not None and cadence is not None:
+        count, first = silent
+        report["cadence"] = {
+            "interval_days": cadence.days,
+            "count": count,
+            "customers": [
+                {
+                    "email": s.email,
+                    "last_email": s.last_email.isoformat() if s.last_email else None,
+                }
+                for s in first
+            ],
+        }
+    return report
+
+
+def _campaigns(
+    rows: dict[tuple[str, str, int], Funnel],
+    order: dict[str, list[str]],
+    subjects: dict[tuple[str, str], int],
+) -> list[dict[str, Any]]:
+    """Every campaign of the project (one that sent nothing yet shows zeros: that is news
+    too), then any that left the project but has history; steps in campaign order."""
+    by_campaign: dict[str, dict[str, dict[int, Funnel]]] = defaultdict(lambda: defaultdict(dict))
+    for name, step_ids in order.items():
+        for step_id in step_ids:
+            by_campaign[name][step_id] = {}
+    for (name, step, variant), row in rows.items():
+        by_campaign[name][step][variant] = row
+    found = []
+    for name in sorted(by_campaign, key=lambda n: (n not in order, n)):
+        steps = by_campaign[name]
+        known = order.get(name, [])
+        ranked = sorted(steps, key=lambda s: (known.index(s) if s in known else len(known), s))
+        step_rows: list[dict[str, Any]] = []
+        variant_rows: list[dict[str, Any]] = []
+        for step in ranked:
+            variants = steps[step]
+            for variant in range(subjects.get((name, step), 1)):  # none sent yet: zeros
+                variants.setdefault(variant, Funnel())
+            total = Funnel()
+            for row in variants.values():
+                total.add(row)
+            step_rows.append({"step": step, "variant": None, **total.as_row()})
+            if len(variants) > 1:
+                odds = chances(variants)
+                for variant in sorted(variants):
+                    variant_rows.append(
+                        {
+                            "step": step,
+                            "variant": variant,
+                            **variants[variant].as_row(),
+                            "chance_best": odds.chance_best[variant],
+                            "chance_on": odds.metric,
+                        }
+                    )
+        found.append({"campaign": name, "steps": step_rows, "variants": variant_rows})
+    return found
+
+
+def _welcome(campaigns: Sequence[Campaign]) -> list[str]:
+    """The campaigns that follow a first purchase and aim at the next one."""
+    from dripper.campaigns import EventTrigger
+
+    return [
+        c.name
+        for c in campaigns
+        if isinstance(c.trigger, EventTrigger)
+        and c.trigger.event == "purchase"
+        and c.goal is not None
+        and c.goal.event == "purchase"
+    ]
+
+
+def top_customers(store: Store, *, percent: int, limit: int = SHOWN) -> Top:
+    """The best `percent` of customers by lifetime spend, and the share of revenue they
+    bring (ranked now, as the next planning pass would rank them)."""
+    from dripper.store import spend
+
+    with store.reading() as conn:
+        return spend.top(conn, percent=percent, limit=limit)
+
+
+def mark_answered(store: Store, email: str, *, now: datetime) -> int | None:
+    """A person answered `email`'s replies: they leave the to-do of `dripper stats`.
+    How many replies that closed; None when there is no such customer."""
+    from dripper.store import stats
+
+    customer = store.get_customer(email)
+    if customer is None:
+        return None
+    with store.transaction() as conn:
+        return stats.mark_answered(conn, customer.id, now=now)
+
+
+def daily_hits(
+    store: Store, *, campaign: str | None = None, since: datetime | None = None
+) -> dict[str, dict[str, int]]:
+    """People's opens and clicks per day (the picture of the preview's `/stats` page)."""
+    from dripper.store import stats
+
+    with store.reading() as conn:
+        return stats.hits_by_day(conn, campaign=campaign, since=since)
