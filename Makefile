@@ -33,7 +33,7 @@ demo: $(VENV)/.base
 	cd $(DEMO) && $(SECRET) ../$(BIN)/dripper --now $(NOW) run --once
 	@echo "--- the next morning: the newsletter's first edition"
 	cd $(DEMO) && $(SECRET) ../$(BIN)/dripper --now 2027-01-05T18:00:00Z run --once
-	@echo "--- day 2: Ada answers her thank-you; the newsletter to Linus bounces (both through the MTA pipe)"
+	@echo "--- day 2: Ada replies to the newsletter; the newsletter to Linus bounces (both through the MTA pipe)"
 	cd $(DEMO) && ../$(BIN)/python -m dripper.inbound.samples reply ada@example.com | ../$(BIN)/dripper --now 2027-01-06T09:00:00Z inbound
 	cd $(DEMO) && ../$(BIN)/python -m dripper.inbound.samples bounce linus@example.com | ../$(BIN)/dripper --now 2027-01-06T09:05:00Z inbound
 	@echo "--- day 5: Ada buys again (her welcome sequence ended with her reply; the referral request starts)"
@@ -49,6 +49,9 @@ demo: $(VENV)/.base
 	@echo "--- the new buyer orders again; the next run writes to Grace personally, and sends him nothing"
 	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-19T14:00:00Z event purchase new.buyer@example.com --data '{"amount": 12}'
 	cd $(DEMO) && $(SECRET) ../$(BIN)/dripper --now 2027-01-19T16:00:00Z run --once
+	@echo "--- Monday: who are the best customers, and what worked"
+	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-25T09:00:00Z customers top
+	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-25T09:00:00Z stats --cadence 6w
 	@echo
 	@echo "Demo project in ./$(DEMO): $$(ls $(DEMO)/outbox | wc -l) email(s) written to $(DEMO)/outbox/."
 	@echo "Edit campaigns/*.yaml and templates/, then 'dripper check' and 'dripper preview welcome'."

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 if TYPE_CHECKING:
     from dripper.campaigns import Campaign
     from dripper.config import Config
+    from dripper.customers.model import CustomerData
     from dripper.store import Store
 
 STEP = timedelta(hours=6)  # longest jump between passes: date triggers and runs are noticed
@@ -58,6 +59,52 @@ async def simulate(
     days: int,
     warnings: list[str],
 ) -> list[SimulatedSend]:
+    """What would be sent to the customers of `store` in the next `days` days."""
+    with tempfile.TemporaryDirectory(prefix="dripper-simulate-") as folder:
+        copy = copy_state(store, Path(folder))
+        try:
+            return await _timeline(config, copy, campaigns, now=now, days=days, warnings=warnings)
+        finally:
+            copy.close()
+
+
+async def simulate_samples(
+    config: Config,
+    campaigns: Sequence[Campaign],
+    samples: Sequence[CustomerData],
+    *,
+    now: datetime,
+    days: int,
+    warnings: list[str],
+) -> list[SimulatedSend]:
+    """What `samples` would be sent in the next `days` days if each made a first purchase
+    now (what `dripper check` asks, with no database of its own)."""
+    from dripper.services.planning import Planner
+    from dripper.store import open_store
+    from dripper.store.ingest import NewEvent
+
+    with tempfile.TemporaryDirectory(prefix="dripper-check-") as folder:
+        store = open_store(f"sqlite:///{Path(folder) / 'samples.db'}")
+        try:
+            store.ensure_schema()
+            store.upsert_customers(samples, now=now)
+            purchases = [NewEvent(s.email, "purchase", now, {"amount": "24.50"}) for s in samples]
+            Planner(config, store, campaigns).record_events(purchases, now=now)
+            return await _timeline(config, store, campaigns, now=now, days=days, warnings=warnings)
+        finally:
+            store.close()
+
+
+async def _timeline(
+    config: Config,
+    store: Store,
+    campaigns: Sequence[Campaign],
+    *,
+    now: datetime,
+    days: int,
+    warnings: list[str],
+) -> list[SimulatedSend]:
+    """The real runner, pass after pass over `days`, on a store that may be changed."""
     from dripper.render.renderer import Renderer
     from dripper.runner import Runner
     from dripper.services.delivery import Sender
@@ -66,40 +113,35 @@ async def simulate(
 
     transport = MemoryTransport()
     sends: list[SimulatedSend] = []
-    with tempfile.TemporaryDirectory(prefix="dripper-simulate-") as folder:
-        copy = copy_state(store, Path(folder))
-        try:
-            sender = Sender(
-                config,
-                copy,
-                campaigns,
-                renderer=Renderer(config, preview=True),
-                transport=transport,
-                owner="simulate",
+    sender = Sender(
+        config,
+        store,
+        campaigns,
+        renderer=Renderer(config, preview=True),
+        transport=transport,
+        owner="simulate",
+    )
+    runner = Runner(config, store, campaigns, sender=sender)
+    end = now + timedelta(days=days)
+    moment = now
+    parser = BytesHeaderParser(policy=default_policy)
+    while moment <= end:
+        report = await runner.run_once(moment)
+        warnings += report.warnings
+        by_id = {e.message_id: e for e in transport.sent}
+        for at, to, campaign, step, message_id in report.deliveries:
+            envelope = by_id.get(message_id)
+            subject = (
+                str(parser.parsebytes(envelope.data).get("Subject", ""))
+                if envelope is not None
+                else ""
             )
-            runner = Runner(config, copy, campaigns, sender=sender)
-            end = now + timedelta(days=days)
-            moment = now
-            parser = BytesHeaderParser(policy=default_policy)
-            while moment <= end:
-                report = await runner.run_once(moment)
-                warnings += report.warnings
-                by_id = {e.message_id: e for e in transport.sent}
-                for at, to, campaign, step, message_id in report.deliveries:
-                    envelope = by_id.get(message_id)
-                    subject = (
-                        str(parser.parsebytes(envelope.data).get("Subject", ""))
-                        if envelope is not None
-                        else ""
-                    )
-                    sends.append(SimulatedSend(at, to, campaign, step, subject))
-                transport.sent.clear()
-                with copy.reading() as conn:
-                    upcoming = enrollments.next_due(conn)
-                jump = moment + STEP
-                if upcoming is not None and moment < upcoming < jump:
-                    jump = upcoming
-                moment = jump
-        finally:
-            copy.close()
+            sends.append(SimulatedSend(at, to, campaign, step, subject))
+        transport.sent.clear()
+        with store.reading() as conn:
+            upcoming = enrollments.next_due(conn)
+        jump = moment + STEP
+        if upcoming is not None and moment < upcoming < jump:
+            jump = upcoming
+        moment = jump
     return sends

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -59,6 +59,8 @@ def check(as_json: bool) -> None:
         problems += findings.problems
         warnings += findings.warnings
         problems += _render_all(ctx.now(), config, campaigns, samples)
+        if not problems:
+            warnings += _cadence(ctx.now(), config, campaigns)
     problems += _dkim(config, warnings)
     problems += _transport(config)
     warnings += _tracking(config)
@@ -116,6 +118,56 @@ def _render_all(
                     ):
                         if problem not in found:
                             found.append(problem)
+    return found
+
+
+CADENCE_DAYS = 365  # how far ahead `check` simulates the campaigns for silences
+CADENCE_SHOWN = 3  # customers named in the warning before the rest are counted
+
+
+def _cadence(now: datetime, config: Config, campaigns: Sequence[Campaign]) -> list[str]:
+    """Simulate the next year for the sample customers, each as if they bought today, and
+    warn about every silence longer than `[project] cadence`."""
+    import asyncio
+
+    from dripper.customers.csvio import read_customers_csv
+    from dripper.customers.model import CustomerData
+    from dripper.engine.cadence import longest_silences
+    from dripper.simulate import simulate_samples
+    from dripper.timeparse import format_duration
+
+    rows: list[CustomerData] = [CustomerData("sam@example.com", first_name="Sam")]
+    if config.samples_path.is_file():
+        rows = list(read_customers_csv(config.samples_path).rows) or rows
+    simulated: list[str] = []
+    sends = asyncio.run(
+        simulate_samples(config, campaigns, rows, now=now, days=CADENCE_DAYS, warnings=simulated)
+    )
+    times: dict[str, list[datetime]] = {row.email: [] for row in rows}
+    for send in sends:
+        times.setdefault(send.to, []).append(send.at)
+    cadence = config.cadence
+    silences = longest_silences(
+        times, start=now, end=now + timedelta(days=CADENCE_DAYS), longer_than=cadence
+    )
+    if not silences:
+        return []
+    named = "; ".join(
+        f"{s.email} from {s.start:%Y-%m-%d} to {s.end:%Y-%m-%d} ({s.length.days} days)"
+        for s in silences[:CADENCE_SHOWN]
+    )
+    more = len(silences) - CADENCE_SHOWN
+    found = [
+        f"cadence: simulating the next year for the sample customers (each buying today), "
+        f"{len(silences)} of {len(times)} would hear nothing for longer than "
+        f"{format_duration(cadence)} ([project] cadence): {named}"
+        + (f"; and {more} more" if more > 0 else "")
+        + ". Add a step, a recurring campaign or newsletter editions to fill the gap"
+    ]
+    said = sorted(set(simulated))  # e.g. a newsletter out of editions: the likely cause
+    if said:
+        others = f" (and {len(said) - 1} more like it)" if len(said) > 1 else ""
+        found.append(f"cadence: in the simulated year: {said[0]}{others}")
     return found
 
 

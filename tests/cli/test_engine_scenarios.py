@@ -133,7 +133,9 @@ def test_unsubscribe_cancels_planned_sends(shop: Project) -> None:
 
 def test_newsletter_every_six_weeks_with_the_next_edition(shop: Project) -> None:
     """The newsletter goes on 2027-01-05 at 09:00 local and every six weeks after, each
-    run with the next edition, until none is left."""
+    run with the next edition, until none is left (three of the nine kept here)."""
+    for extra in sorted((shop.root / "campaigns" / "newsletters").glob("*.md"))[3:]:
+        extra.unlink()
     subjects: list[str] = []
     for day in ("2027-01-05", "2027-02-16", "2027-03-30", "2027-05-11"):
         report = run_once(shop, f"{day}T09:00:00Z")

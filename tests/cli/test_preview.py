@@ -19,6 +19,7 @@ STEPS = {
     "referral-request": ["ask"],
     "birthday": ["greeting"],
     "feedback-follow-up": ["make-it-right"],
+    "vip": ["regulars"],
 }
 
 
