@@ -144,6 +144,7 @@ def test_shipped_campaigns_load_without_problems() -> None:
         "feedback-follow-up",
         "referral-request",
         "value-newsletter",
+        "vip",
         "welcome",
     ]
 
