@@ -237,6 +237,7 @@ def top(percent: int, limit: int, as_json: bool) -> None:
         click.echo(f"No revenue yet: none of the {best.everyone:,} customer(s) has bought.")
         return
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console(highlight=False)
@@ -244,10 +245,10 @@ def top(percent: int, limit: int, as_json: bool) -> None:
     for column in ("rank", "email", "name", "purchases", "spent", "percentile"):
         table.add_column(column, justify="left" if column in ("email", "name") else "right")
     for r in best.customers:
-        table.add_row(
+        table.add_row(  # names are the customers' own text, never markup
             str(r.rank),
-            r.email,
-            r.first_name or "",
+            escape(r.email),
+            escape(r.first_name or ""),
             f"{r.purchases:,}",
             f"{r.spent_cents / 100:,.2f}",
             str(r.percentile),

@@ -66,7 +66,8 @@ def stats(campaign: str | None, since: str | None, as_json: bool, cadence: str |
     from dripper.cli.common import is_terminal
 
     # In a pipe rich assumes 80 columns; a report in a file or mail reads better unwrapped.
-    console = Console(highlight=False, width=None if is_terminal() else 120)
+    # No markup: campaign names, answers and addresses are printed as they are.
+    console = Console(highlight=False, markup=False, width=None if is_terminal() else 120)
     _print(console, report)
 
 
@@ -124,12 +125,13 @@ def _verdict(variants: list[dict[str, Any]]) -> str:
 def _print(console: Console, report: dict[str, Any]) -> None:
     from rich import box
     from rich.table import Table
+    from rich.text import Text
 
     if not report["campaigns"]:
         console.print("Nothing sent yet.")
     for campaign in report["campaigns"]:
         table = Table(
-            title=f"[bold]{campaign['campaign']}[/bold]",
+            title=Text(campaign["campaign"], style="bold"),
             title_justify="left",
             box=box.SIMPLE_HEAD,
             pad_edge=False,

@@ -233,7 +233,7 @@ def make_app(
 
     def stats_page(request: Request) -> Response:
         """Sync: starlette runs it in a worker thread, away from the event loop."""
-        from sqlalchemy.exc import DBAPIError
+        from sqlalchemy.exc import SQLAlchemyError
 
         from dripper.preview.stats_page import STYLE as STATS_STYLE
         from dripper.preview.stats_page import stats_html
@@ -259,7 +259,7 @@ def make_app(
         except DripperError as exc:
             body = f"<div class='error'>{html.escape(str(exc))}</div>"
             return page("stats", body, reload=False, status=503)
-        except DBAPIError:
+        except SQLAlchemyError:  # unreachable, or its connections all in use
             body = "<div class='error'>the database did not answer: try again shortly</div>"
             return page("stats", body, reload=False, status=503)
         title = f"stats · {campaign}" if campaign else "stats"

@@ -142,6 +142,7 @@ class Inbox:
             privacy.unsubscribe(
                 conn, dialect, address, reason=SuppressionReason.UNSUBSCRIBED, now=now
             )
+            _track(conn, verdict, email, now)  # against the email it names, if it does
         elif kind is InboundClass.REPLY and verdict.delivery is not None:
             _track(conn, verdict, email, now)
             data = {"subject": subject[:200], "weak": verdict.weak}
@@ -251,6 +252,7 @@ def _track(
         InboundClass.BOUNCE_SOFT: "soft_bounce",
         InboundClass.COMPLAINT: "complaint",
         InboundClass.REPLY: "reply",
+        InboundClass.UNSUBSCRIBE: "unsubscribe",
     }[verdict.kind]
     data = {"class": verdict.kind.value, "status": verdict.status, "weak": verdict.weak}
     outbox_id, campaign, step, variant = email

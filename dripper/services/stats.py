@@ -45,7 +45,7 @@ def collect(
         return (
             stats.funnels(conn, campaign=campaign, since=since),
             stats.conversions(conn, campaign=campaign, since=since),
-            stats.answers(conn),
+            stats.answers(conn, campaign=campaign, since=since),
         )
 
     def the_rest(conn: Connection) -> tuple[Any, ...]:

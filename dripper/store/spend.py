@@ -1,7 +1,7 @@
 """The best customers: each customer's spend percentile (0-100 by lifetime spend, ties
 alike: `customer.spend_percentile >= 80` is the best 20%) and rank (1 = the customer who
-spent most), refreshed in one set-based statement on both databases, only when a purchase
-or a new customer can have changed them.
+spent most; none before a first purchase), refreshed in one set-based statement on both
+databases, only when a purchase or a new customer can have changed them.
 """
 
 from __future__ import annotations
@@ -20,9 +20,12 @@ from dripper.store.schema import customers
 # in integer arithmetic, because PostgreSQL's CAST rounds where SQLite's truncates and the
 # two databases must agree. The least spent is 0, the most 100; equal spends get equal
 # values.
+# A customer who never bought has no rank: otherwise each first purchase would move the
+# rank of every one of them, a write to most of the table.
 _RANKED = """
 SELECT id,
-       rank() OVER (ORDER BY total_spent_cents DESC) AS spend_rank,
+       CASE WHEN total_spent_cents > 0
+            THEN rank() OVER (ORDER BY total_spent_cents DESC) END AS spend_rank,
        CASE WHEN count(*) OVER () > 1
             THEN (100 * (rank() OVER (ORDER BY total_spent_cents) - 1)) / (count(*) OVER () - 1)
             ELSE 0 END AS spend_percentile
@@ -55,6 +58,16 @@ def fingerprint(conn: Connection) -> list[Any]:
         )
     ).one()
     return [int(row[0]), str(row[1]), int(row[2] or 0), int(row[3] or 0), int(row[4])]
+
+
+# pg_try_advisory_xact_lock's key: "dripper spend" (any 64-bit number unique to this use).
+_LOCK_KEY = 0x6472697070657273
+
+
+def try_lock(conn: Connection) -> bool:
+    """PostgreSQL: this transaction ranks, no other daemon's at the same time."""
+    query = sa.text("SELECT pg_try_advisory_xact_lock(:key)")
+    return bool(conn.execute(query, {"key": _LOCK_KEY}).scalar_one())
 
 
 def refresh(conn: Connection, dialect: Dialect, *, now: datetime) -> int:

@@ -79,7 +79,7 @@ def funnels(
         hits = hits.where(t.campaign == campaign)
         once = once.where(t.campaign == campaign)
     if since is not None:
-        recent = sa.select(o.id).where(o.sent_at >= since)
+        recent = _sent_since(since)
         hits = hits.where(t.outbox_id.in_(recent))
         once = once.where(t.outbox_id.in_(recent))
     for c, s, v, k, machine, n in conn.execute(
@@ -244,18 +244,28 @@ def silent(
     return total, [Silent(email, at) for email, at in first]
 
 
-def answers(conn: Connection) -> dict[str, dict[str, int]]:
-    """One-click answers by question, counted per answer (people's, not scanners')."""
+def _sent_since(since: datetime) -> sa.Select[tuple[int]]:
+    """The emails sent since `since`: what `--since` counts, and what came back from them."""
+    return sa.select(outbox.c.id).where(outbox.c.sent_at >= since)
+
+
+def answers(
+    conn: Connection, *, campaign: str | None = None, since: datetime | None = None
+) -> dict[str, dict[str, int]]:
+    """One-click answers by question, counted per answer (people's, not scanners'), to the
+    emails of `campaign` sent since `since`."""
     t = tracking_events.c
     question = t.data["question"].as_string()
     answer = t.data["answer"].as_string()
-    query = (
-        sa.select(question, answer, sa.func.count())
-        .where(t.kind == "answer", t.machine.is_(False), question.is_not(None))
-        .group_by(question, answer)
+    query = sa.select(question, answer, sa.func.count()).where(
+        t.kind == "answer", t.machine.is_(False), question.is_not(None)
     )
+    if campaign is not None:
+        query = query.where(t.campaign == campaign)
+    if since is not None:
+        query = query.where(t.outbox_id.in_(_sent_since(since)))
     found: dict[str, dict[str, int]] = defaultdict(dict)
-    for q, a, n in conn.execute(query):
+    for q, a, n in conn.execute(query.group_by(question, answer)):
         found[str(q)][str(a or "")] = int(n)
     return dict(found)
 
@@ -302,17 +312,22 @@ def mark_answered(conn: Connection, customer_id: int, *, now: datetime) -> int:
 def hits_by_day(
     conn: Connection, *, campaign: str | None = None, since: datetime | None = None
 ) -> dict[str, dict[str, int]]:
-    """Human opens and clicks per day (for the picture of the preview page)."""
+    """People's opens and clicks per UTC day (the picture of the preview's /stats page),
+    on the emails of `campaign` sent since `since`."""
     t = tracking_events.c
-    day = sa.func.date(t.at) if conn.dialect.name == "sqlite" else sa.func.date_trunc("day", t.at)
-    query = sa.select(day, t.kind, sa.func.count()).where(
-        t.kind.in_(["open", "click"]), t.machine.is_(False)
+    if conn.dialect.name == "sqlite":
+        day = sa.func.date(t.at)  # stored as naive UTC text
+    else:
+        day = sa.func.date(sa.func.timezone("UTC", t.at))  # not the session's time zone
+    kind = sa.case((t.kind == "answer", "click"), else_=t.kind)
+    query = sa.select(day, kind, sa.func.count()).where(
+        t.kind.in_(["open", "click", "answer"]), t.machine.is_(False)
     )
     if campaign is not None:
         query = query.where(t.campaign == campaign)
     if since is not None:
-        query = query.where(t.at >= since)
+        query = query.where(t.outbox_id.in_(_sent_since(since)))
     found: dict[str, dict[str, int]] = defaultdict(dict)
-    for when, kind, n in conn.execute(query.group_by(day, t.kind)):
-        found[str(when)[:10]][kind] = int(n)
+    for when, k, n in conn.execute(query.group_by(day, kind)):
+        found[str(when)[:10]][k] = int(n)
     return dict(sorted(found.items()))

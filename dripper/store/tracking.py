@@ -363,3 +363,11 @@ def mark_burst(conn: Connection, outbox_id: int, *, since: datetime, until: date
     conn.execute(
         sa.delete(tracking_events).where(*in_window, t.kind == "open", implied == "click")
     )
+    # The email's first person's open and click, from what is still a person's.
+    for column, kinds in (("opened_at", ("open",)), ("clicked_at", ("click", "answer"))):
+        first = (
+            sa.select(sa.func.min(t.at))
+            .where(t.outbox_id == outbox_id, t.kind.in_(kinds), t.machine.is_(False))
+            .scalar_subquery()
+        )
+        conn.execute(sa.update(outbox).where(outbox.c.id == outbox_id).values({column: first}))

@@ -53,12 +53,13 @@ def ranks(store: Store) -> dict[str, tuple[int | None, int | None]]:
 
 def test_percentiles_and_ranks_with_ties(store: Store) -> None:
     """Least spent is 0, most is 100, equal spends share a value (floored, both databases
-    alike); rank 1 is the biggest spender and ties share a rank."""
+    alike); rank 1 is the biggest spender and ties share a rank; who never bought has no
+    rank (a first purchase elsewhere must not rewrite all of them)."""
     p = shop(store)
     assert p.refresh_spend(T0 + timedelta(days=3))
     assert ranks(store) == {
-        "a": (0, 5),
-        "b": (0, 5),
+        "a": (0, None),
+        "b": (0, None),
         "c": (40, 3),
         "d": (40, 3),
         "e": (80, 2),
@@ -127,7 +128,8 @@ def test_the_top_customers_and_their_share_of_revenue(store: Store) -> None:
 
 def test_migration_0005_fills_in_the_campaign_of_recorded_hits(store: Store) -> None:
     """Hits recorded before 0005 get their email's campaign, step and variant, so the stats
-    of an upgraded shop count them."""
+    of an upgraded shop count them; a person's answer marks the email opened and clicked;
+    a soft bounce recorded as `bounce` becomes `soft_bounce` (not a hard bounce)."""
     p = shop(store)
     p.plan(T0 + timedelta(days=3))
     with store.transaction() as conn:
@@ -136,17 +138,46 @@ def test_migration_0005_fills_in_the_campaign_of_recorded_hits(store: Store) -> 
             .order_by(outbox.c.id)
             .limit(1)
         ).one()
-        conn.execute(
-            tracking_events.insert().values(
-                outbox_id=row.id, customer_id=row.customer_id, kind="open", at=T0, machine=False
+        for kind, data in (("answer", {"question": "q", "answer": "a"}),
+                           ("bounce", {"class": "bounce_soft"})):  # fmt: skip
+            conn.execute(
+                tracking_events.insert().values(
+                    outbox_id=row.id,
+                    customer_id=row.customer_id,
+                    kind=kind,
+                    at=T0,
+                    machine=False,
+                    data=data,
+                )
             )
-        )
     migrate.downgrade(store.engine, store.dialect, "0004")
     migrate.upgrade(store.engine, store.dialect)
     with store.reading() as conn:
         t = tracking_events.c
-        filled = conn.execute(sa.select(t.campaign, t.step, t.variant)).one()
+        filled = conn.execute(sa.select(t.kind, t.campaign, t.step).order_by(t.id)).all()
+        firsts = conn.execute(
+            sa.select(outbox.c.opened_at, outbox.c.clicked_at).where(outbox.c.id == row.id)
+        ).one()
         assert ranks(store)["f"] == (None, None)  # refreshed by the next planning pass
-    assert (filled.campaign, filled.step) == (row.campaign, row.step)
+    assert [tuple(f) for f in filled] == [
+        ("answer", row.campaign, row.step),
+        ("soft_bounce", row.campaign, row.step),
+    ]
+    assert tuple(firsts) == (T0, T0)
     assert p.refresh_spend(T0 + timedelta(days=4))
     assert ranks(store)["f"] == (100, 1)
+
+
+def test_one_daemon_ranks_at_a_time(store: Store) -> None:
+    """PostgreSQL: while another transaction holds the ranking lock, a pass skips the
+    ranking (the next pass does it) instead of waiting or ranking twice."""
+    from dripper.store import spend
+
+    p = shop(store)
+    if store.dialect != "postgresql":
+        assert p.refresh_spend(T0 + timedelta(days=3))  # SQLite: one writer at a time anyway
+        return
+    with store.transaction() as other:
+        assert spend.try_lock(other)
+        assert not p.refresh_spend(T0 + timedelta(days=3))
+    assert p.refresh_spend(T0 + timedelta(days=3))

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from dripper.store import open_store
-from dripper.store.schema import customers, events, tracking_events
+from dripper.store.schema import customers, events, outbox, tracking_events
 from dripper.tokens import Keyring, SigningKey
 from tests.support.serve import SECRET, ServeProcess, Shop, links
 
@@ -239,3 +239,6 @@ def test_a_robot_following_every_link_is_counted_as_a_scanner(
     time.sleep(0.3)  # the batch that saw the third click
     found = rows(shop, tracking_events, tracking_events.c.kind.in_(["open", "click"]))
     assert sorted((r.kind, r.machine) for r in found) == [("click", True)] * 3
+    # Nor does the email count as opened or clicked by a person in the stats.
+    sent = rows(shop, outbox, outbox.c.id == found[0].outbox_id)[0]
+    assert (sent.opened_at, sent.clicked_at) == (None, None)

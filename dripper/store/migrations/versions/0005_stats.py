@@ -28,15 +28,27 @@ def upgrade() -> None:
     op.add_column("tracking_events", sa.Column("campaign", sa.String(100)))
     op.add_column("tracking_events", sa.Column("step", sa.String(100)))
     op.add_column("tracking_events", sa.Column("variant", sa.Integer))
-    for column in ("campaign", "step", "variant"):
-        op.execute(
-            f"UPDATE tracking_events SET {column} = (SELECT outbox.{column} FROM outbox "  # noqa: S608
-            "WHERE outbox.id = tracking_events.outbox_id) WHERE outbox_id IS NOT NULL"
-        )
+    # One pass over the hits (a row value: SQLite 3.15+, PostgreSQL), not one per column.
+    op.execute(
+        "UPDATE tracking_events SET (campaign, step, variant) = "
+        "(SELECT outbox.campaign, outbox.step, outbox.variant FROM outbox "
+        "WHERE outbox.id = tracking_events.outbox_id) WHERE outbox_id IS NOT NULL"
+    )
+    # Soft bounces were recorded as kind `bounce` (with data.class `bounce_soft`): they
+    # are their own kind now, so `bounced` counts hard bounces only.
+    soft = (
+        "data ->> 'class' = 'bounce_soft'"
+        if op.get_bind().dialect.name == "postgresql"
+        else "json_extract(data, '$.class') = 'bounce_soft'"
+    )
+    op.execute(
+        f"UPDATE tracking_events SET kind = 'soft_bounce' WHERE kind = 'bounce' AND {soft}"  # noqa: S608
+    )
     op.create_index("ix_tracking_events_campaign_step", "tracking_events", ["campaign", "step"])
     op.add_column("outbox", sa.Column("opened_at", TIME))
     op.add_column("outbox", sa.Column("clicked_at", TIME))
-    for column, kinds in (("opened_at", "'open'"), ("clicked_at", "'click', 'answer'")):
+    # Answers recorded before this release implied no open: they count as one now.
+    for column, kinds in (("opened_at", "'open', 'answer'"), ("clicked_at", "'click', 'answer'")):
         first = (
             f"SELECT min(t.at) FROM tracking_events t WHERE t.outbox_id = outbox.id "  # noqa: S608
             f"AND t.kind IN ({kinds}) AND t.machine = false"
@@ -50,6 +62,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.execute("UPDATE tracking_events SET kind = 'bounce' WHERE kind = 'soft_bounce'")
     with op.batch_alter_table("outbox") as batch:
         batch.drop_column("clicked_at")
         batch.drop_column("opened_at")
