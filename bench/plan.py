@@ -10,6 +10,15 @@ outbox row each). Reports customers/s for both and the planning process's peak R
 
 PostgreSQL: database `dripper_bench` on 127.0.0.1 (created, dropped at the start).
 
+    python bench/plan.py --limit [--customers N] [--db ...]
+
+The target's yardstick (issue 14): in the same run and database, the rows the planner
+writes for N customers (purchases: N events, N enrollments, 2N outbox rows; the newsletter
+run: N enrollments, N outbox rows), generated in Python and written by the database
+alone into tables with no index, no key and no constraint (PostgreSQL: binary COPY;
+SQLite: one executemany per table in one transaction): the physical limit of writing that
+much. Then the planner on a fresh schema, and the ratios planner / limit.
+
     python bench/plan.py --floor [--customers N]
 
 The database's own share, for comparison: on a fresh PostgreSQL schema with N customers,
@@ -31,6 +40,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SCAFFOLD = ROOT / "dripper" / "scaffold"
@@ -155,6 +165,98 @@ def floor(url: str) -> dict[str, float]:
     return timings
 
 
+# Bare copies of the planner's tables: columns only (CREATE TABLE ... AS ... WITH NO DATA
+# keeps no index, key, default or NOT NULL).
+BARE = ("events", "enrollments", "outbox")
+
+
+def limit(url: str, customers: int) -> dict[str, float]:
+    """The planner's rows into bare tables, by the database alone (see --limit)."""
+    import sqlalchemy as sa
+
+    from dripper.store import open_store
+
+    store = open_store(url)
+    postgres = store.dialect == "postgresql"
+    with store.transaction() as conn:
+        for table in BARE:
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS bare_{table}")
+            conn.exec_driver_sql(
+                f"CREATE TABLE bare_{table} AS SELECT * FROM {table} WHERE false"
+            )
+    now = NOW
+    offer = NOW + timedelta(days=14)
+    news = NOW + timedelta(days=1, hours=9)
+    event_cols = ("id", "customer_id", "type", "at", "data", "recorded_at")
+    enrollment_cols = ("id", "customer_id", "campaign", "occurrence", "enrolled_at",
+                       "event_id", "status")  # fmt: skip
+    outbox_cols = ("enrollment_id", "customer_id", "campaign", "occurrence", "step", "due_at",
+                   "next_attempt_at", "status", "reason", "variant", "created_at",
+                   "updated_at")  # fmt: skip
+
+    def events() -> Iterator[tuple[Any, ...]]:
+        for i in range(1, customers + 1):
+            yield (i, i, "purchase", now, {"amount": 20 + i % 30}, now)
+
+    def welcome() -> Iterator[tuple[Any, ...]]:
+        for i in range(1, customers + 1):
+            yield (i, i, "welcome", f"event:{i}", now, i, "active")
+
+    def welcome_sends() -> Iterator[tuple[Any, ...]]:
+        for i in range(1, customers + 1):
+            yield (i, i, "welcome", f"event:{i}", "thank-you", now, now, "planned", None,
+                   None, now, now)  # fmt: skip
+            yield (i, i, "welcome", f"event:{i}", "second-sale", offer, offer, "planned",
+                   None, i % 2, now, now)  # fmt: skip
+
+    def newsletter() -> Iterator[tuple[Any, ...]]:
+        for i in range(1, customers + 1):
+            yield (customers + i, i, "value-newsletter", "run:2027-01-05", news, None, "active")
+
+    def newsletter_sends() -> Iterator[tuple[Any, ...]]:
+        for i in range(1, customers + 1):
+            yield (customers + i, i, "value-newsletter", "run:2027-01-05", "edition", news,
+                   news, "planned", None, None, now, now)  # fmt: skip
+
+    def write(conn: Any, table: str, columns: tuple[str, ...], rows: Any) -> None:
+        if postgres:
+            from dripper.store.copy import copy_rows
+
+            copy_rows(conn, f"bare_{table}", columns, rows)
+            return
+        from dripper.store.tracking import _sqlite_time
+
+        def plain(value: Any) -> Any:
+            if isinstance(value, datetime):
+                return _sqlite_time(value)
+            return json.dumps(value) if isinstance(value, dict) else value
+
+        marks = ", ".join("?" * len(columns))
+        driver = conn.connection.driver_connection
+        driver.executemany(
+            f"INSERT INTO bare_{table} ({', '.join(columns)}) VALUES ({marks})",
+            ([plain(v) for v in row] for row in rows),
+        )
+
+    timings = {}
+    for phase, parts in (
+        ("purchases", [("events", event_cols, events), ("enrollments", enrollment_cols,
+                       welcome), ("outbox", outbox_cols, welcome_sends)]),
+        ("newsletter", [("enrollments", enrollment_cols, newsletter),
+                        ("outbox", outbox_cols, newsletter_sends)]),
+    ):  # fmt: skip
+        start = time.perf_counter()
+        with store.transaction() as conn:
+            for table, columns, rows in parts:
+                write(conn, table, columns, rows())
+        timings[f"{phase}_limit_s"] = time.perf_counter() - start
+    with store.transaction() as conn:
+        for table in BARE:
+            conn.execute(sa.text(f"DROP TABLE bare_{table}"))
+    store.close()
+    return timings
+
+
 def fresh_pg() -> None:
     import sqlalchemy as sa
 
@@ -182,7 +284,12 @@ def main() -> None:
     parser.add_argument(
         "--floor", action="store_true", help="PostgreSQL: the same rows by set-based SQL"
     )
-    parser.add_argument("--phase", choices=["setup", "plan", "floor"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--limit", action="store_true", help="the ratio to the database's limit (issue 14)"
+    )
+    parser.add_argument(
+        "--phase", choices=["setup", "plan", "floor", "limit"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.phase == "setup":
@@ -194,6 +301,9 @@ def main() -> None:
         return
     if args.phase == "floor":
         print(json.dumps(floor(args.url)))
+        return
+    if args.phase == "limit":
+        print(json.dumps(limit(args.url, args.customers)))
         return
 
     n = args.customers
@@ -221,7 +331,16 @@ def main() -> None:
             start = time.perf_counter()
             child("setup", url, n)
             setup_s = time.perf_counter() - start
+            bound = child("limit", url, n) if args.limit else {}
             r = child("plan", url, n)
+            if bound:
+                purchases = r["events_s"] / bound["purchases_limit_s"]
+                newsletter = r["schedule_s"] / bound["newsletter_limit_s"]
+                print(
+                    f"{name:<11} limit: purchases {bound['purchases_limit_s']:6.1f} s, "
+                    f"newsletter {bound['newsletter_limit_s']:6.1f} s | planner / limit: "
+                    f"purchases {purchases:5.2f}, newsletter {newsletter:5.2f}"
+                )
             print(
                 f"{name:<11} set-up {setup_s:6.1f} s | purchases -> enrollments + outbox: "
                 f"{r['events_s']:6.1f} s = {n / r['events_s']:9,.0f} customers/s | "

@@ -5,7 +5,8 @@ ends, and whether a due send goes out now. Pure: no I/O, `now` is always an argu
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from typing import TYPE_CHECKING, Any
 
@@ -72,6 +73,23 @@ def plan_enrollment(
 ) -> NewEnrollment:
     """An enrollment and one planned send per step, each due at its offset and local time.
     A step that fell due long before `now` is planned as skipped (see STALE_AFTER)."""
+    sends = _sends(
+        campaign,
+        enrolled_at,
+        tz,
+        now,
+        lambda step: variant_for(customer.email, campaign.name, step.id, len(step.subjects)),
+    )
+    return NewEnrollment(campaign.name, occurrence, enrolled_at, event_id, sends)
+
+
+def _sends(
+    campaign: Campaign,
+    enrolled_at: datetime,
+    tz: tzinfo,
+    now: datetime,
+    variant: Callable[[Step], int],
+) -> tuple[PlannedSend, ...]:
     sends = []
     for step in campaign.steps:
         due = due_at(enrolled_at, step.after, step.send_at, tz)
@@ -80,13 +98,13 @@ def plan_enrollment(
             PlannedSend(
                 step=step.id,
                 due_at=due,
-                variant=variant_for(customer.email, campaign.name, step.id, len(step.subjects)),
+                variant=variant(step),
                 skip_reason=f"too late: due {due:%Y-%m-%d %H:%M} UTC, planned later"
                 if late
                 else None,
             )
         )
-    return NewEnrollment(campaign.name, occurrence, enrolled_at, event_id, tuple(sends))
+    return tuple(sends)
 
 
 def _holds(expression: Any, ctx: Mapping[str, Any], warnings: list[str]) -> bool:
@@ -316,3 +334,33 @@ def send_decision(
     if until > now:
         return SendDecision(Verdict.DEFER, "frequency cap or quiet hours", until)
     return SendDecision(Verdict.SEND)
+
+
+@dataclass(frozen=True)
+class ZonePlan:
+    """A schedule run for every customer of one time zone (the set-based planner writes it
+    for all of them in one statement): when they are enrolled and each step's send."""
+
+    timezone: str  # the customers' column value ("" for none): what the SQL joins on
+    enrolled_at: datetime
+    sends: tuple[PlannedSend, ...]  # variant: how many subjects the step has (hashed in SQL)
+
+
+def schedule_zone_plans(
+    campaign: Campaign,
+    run: date,
+    timezones: Iterable[str | None],
+    *,
+    fallback_tz: str,
+    now: datetime,
+) -> list[ZonePlan]:
+    """`schedule_enrollment` for each distinct time-zone value instead of each customer:
+    everything in an enrollment but the customer's A/B variant depends on the zone alone
+    (a missing or unknown zone falls back as `zone` does)."""
+    found = []
+    for name in sorted({t or "" for t in timezones}):
+        tz = zone(name or None, fallback_tz)
+        enrolled_at = start_of_day(run, tz)
+        sends = _sends(campaign, enrolled_at, tz, now, lambda step: len(step.subjects))
+        found.append(ZonePlan(name, enrolled_at, sends))
+    return found

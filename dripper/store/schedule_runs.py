@@ -1,0 +1,138 @@
+"""A recurring campaign's run for every subscribed customer, planned by the database: two
+`INSERT ... SELECT` statements (the enrollments, then their sends) joined to a small table
+of what each time zone's customers get (engine.plan.schedule_zone_plans), instead of a
+row built in Python per customer. Same rows as the Python planner, on both databases
+(tests/integration/test_schedule_runs.py); re-planning a run is a no-op (the unique keys,
+ON CONFLICT DO NOTHING).
+
+The A/B variant is the one thing per customer: `variant_for`'s SHA-256 of campaign, step
+and address, computed by PostgreSQL itself, or on SQLite by `variant_for` registered as
+an SQL function.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dripper.engine.model import SendStatus
+from dripper.engine.plan import ZonePlan, variant_for
+from dripper.store.engine import Dialect
+from dripper.store.types import UTCDateTime
+
+_scratch = sa.MetaData()
+_ZONES = sa.Table(
+    "_run_zones",
+    _scratch,
+    sa.Column("tz", sa.String(64), primary_key=True),
+    sa.Column("enrolled_at", UTCDateTime, nullable=False),
+    prefixes=["TEMPORARY"],
+)
+_STEPS = sa.Table(
+    "_run_steps",
+    _scratch,
+    sa.Column("tz", sa.String(64), primary_key=True),
+    sa.Column("step", sa.String(100), primary_key=True),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("variants", sa.Integer, nullable=False),
+    prefixes=["TEMPORARY"],
+)
+
+_ENROLL = """
+INSERT INTO enrollments (customer_id, campaign, occurrence, enrolled_at, event_id, status)
+SELECT c.id, :campaign, :occurrence, z.enrolled_at, NULL, 'active'
+FROM customers c JOIN _run_zones z ON z.tz = COALESCE(c.timezone, '')
+WHERE c.status = 'subscribed'
+ON CONFLICT (customer_id, campaign, occurrence) DO NOTHING
+"""
+
+_SENDS = """
+INSERT INTO outbox (enrollment_id, customer_id, campaign, occurrence, step, due_at,
+                    next_attempt_at, status, reason, variant, created_at, updated_at)
+SELECT e.id, e.customer_id, e.campaign, e.occurrence, s.step, s.due_at, s.due_at, s.status,
+       s.reason, {variant}, :now, :now
+FROM enrollments e
+JOIN customers c ON c.id = e.customer_id
+JOIN _run_steps s ON s.tz = COALESCE(c.timezone, '')
+{hash}
+WHERE e.campaign = :campaign AND e.occurrence = :occurrence
+ON CONFLICT (customer_id, campaign, occurrence, step) DO NOTHING
+"""
+
+# variant_for in SQL: the first 8 bytes of SHA-256(campaign NUL step NUL email), read as
+# an unsigned 64-bit integer, modulo the number of subjects.
+_PG_VARIANT = """CASE WHEN s.variants <= 1 THEN 0 ELSE CAST(
+  (CASE WHEN h.v < 0 THEN h.v::numeric + 18446744073709551616 ELSE h.v::numeric END)
+  % s.variants AS INTEGER) END"""
+_PG_HASH = """CROSS JOIN LATERAL (SELECT ('x' || encode(substring(sha256(
+  convert_to(e.campaign, 'UTF8') || '\\x00'::bytea || convert_to(s.step, 'UTF8')
+  || '\\x00'::bytea || convert_to(c.email, 'UTF8')) from 1 for 8), 'hex'))::bit(64)::bigint
+  AS v) h"""
+_SQLITE_VARIANT = "dripper_variant(e.campaign, s.step, c.email, s.variants)"
+
+
+def enroll_run(
+    conn: Connection,
+    dialect: Dialect,
+    campaign: str,
+    occurrence: str,
+    plans: Sequence[ZonePlan],
+    *,
+    now: datetime,
+) -> int:
+    """Enroll every subscribed customer in `campaign`'s run `occurrence` with its sends;
+    returns how many enrollments were new. A customer whose time-zone value has no plan
+    is left out (`zones` finds them)."""
+    _scratch.create_all(conn, checkfirst=True)
+    conn.execute(_STEPS.delete())
+    conn.execute(_ZONES.delete())
+    conn.execute(_ZONES.insert(), [{"tz": p.timezone, "enrolled_at": p.enrolled_at} for p in plans])
+    conn.execute(
+        _STEPS.insert(),
+        [
+            {
+                "tz": p.timezone,
+                "step": send.step,
+                "due_at": send.due_at,
+                "status": (SendStatus.SKIPPED if send.skip_reason else SendStatus.PLANNED).value,
+                "reason": send.skip_reason,
+                "variants": send.variant,
+            }
+            for p in plans
+            for send in p.sends
+        ],
+    )
+    names = {"campaign": campaign, "occurrence": occurrence}
+    created = conn.execute(sa.text(_ENROLL), names).rowcount
+    if dialect == "postgresql":
+        sql = _SENDS.format(variant=_PG_VARIANT, hash=_PG_HASH)
+    else:
+        driver = conn.connection.driver_connection
+        assert driver is not None
+        driver.create_function(
+            "dripper_variant",
+            4,
+            lambda c, s, e, n: variant_for(e, c, s, n),
+            deterministic=True,
+        )
+        sql = _SENDS.format(variant=_SQLITE_VARIANT, hash="")
+    sends = sa.text(sql).bindparams(sa.bindparam("now", now, type_=UTCDateTime))
+    conn.execute(sends, names)
+    conn.execute(_STEPS.delete())
+    conn.execute(_ZONES.delete())
+    return int(created)
+
+
+def zones(conn: Connection, *, known: Collection[str] = ()) -> list[str]:
+    """The time-zone values ("" for none) of subscribed customers not in `known`: a
+    handful, by one scan. The planner asks again after enrolling, in case a customer with
+    a new zone arrived meanwhile."""
+    c = sa.table("customers", sa.column("timezone"), sa.column("status"))
+    value = sa.func.coalesce(c.c.timezone, "")
+    query = sa.select(value).where(c.c.status == "subscribed").distinct()
+    return sorted(set(conn.execute(query).scalars()) - set(known))
