@@ -310,7 +310,9 @@ class Planner:
                     found.append((customer.id, new))
             return found
 
-        report.enrolled += self._save_pages(map(planned, self._customers(changed_since)), now)
+        where = _scan_filter(campaign, self.store.dialect)
+        pages = self._customers(changed_since, where)
+        report.enrolled += self._save_pages(map(planned, pages), now)
         with self.store.transaction() as conn:
             campaign_state.save_state(
                 conn, self.store.dialect, campaign.name, {**state, "last_scan": now.isoformat()}
@@ -426,15 +428,18 @@ class Planner:
         with self.store.transaction() as conn:
             return bulk.save_enrollments(conn, self.store.dialect, page, now=now)
 
-    def _customers(self, changed_since: datetime | None) -> Iterator[list[Customer]]:
-        """Subscribed customers a page at a time, each page its own short read."""
+    def _customers(
+        self, changed_since: datetime | None, where: Any = None
+    ) -> Iterator[list[Customer]]:
+        """Subscribed customers a page at a time, each page its own short read; `where`
+        narrows them in the database (a trigger's filter)."""
         from dripper.store import reads
 
         after = 0
         while True:
             with self.store.reading() as conn:
                 batch = reads.subscribed_page(
-                    conn, after_id=after, limit=1000, changed_since=changed_since
+                    conn, after_id=after, limit=1000, changed_since=changed_since, where=where
                 )
             if not batch:
                 return
@@ -453,6 +458,21 @@ class Planner:
                 continue
             return edition
         return None
+
+
+def _scan_filter(campaign: Campaign, dialect: str) -> Any:
+    """The SQL that narrows a trigger scan to the customers who can match: exactly those
+    for a `when` in the compilable subset, those with the date set for a `date:`; None
+    (every customer) otherwise. The planner still evaluates the trigger on each."""
+    from dripper.campaigns import DateTrigger, WhenTrigger
+    from dripper.store.customer_filter import date_filter, when_filter
+
+    trigger = campaign.trigger
+    if isinstance(trigger, WhenTrigger):
+        return when_filter(trigger.condition.source, dialect)
+    if isinstance(trigger, DateTrigger):
+        return date_filter(trigger.date.source, dialect)
+    return None
 
 
 def _subject_event_fields(campaigns: Sequence[Campaign]) -> frozenset[str] | None:

@@ -42,22 +42,39 @@ def by_ids(conn: Connection, ids: Sequence[int]) -> dict[int, Customer]:
 
 
 def subscribed_page(
-    conn: Connection, *, after_id: int, limit: int, changed_since: datetime | None = None
+    conn: Connection,
+    *,
+    after_id: int,
+    limit: int,
+    changed_since: datetime | None = None,
+    where: sa.ColumnElement[bool] | None = None,
 ) -> list[Customer]:
     """The next page of subscribed customers by id (keyset pagination: flat memory for
-    any number of customers), optionally only those changed since a moment."""
+    any number of customers), optionally only those changed since a moment, and only
+    those `where` holds for (a trigger's filter, store.customer_filter)."""
     if conn.dialect.name == "postgresql":
         sql = f"{_SELECT} WHERE id > %s AND status = 'subscribed'"
         params: tuple[Any, ...] = (after_id,)
         if changed_since is not None:
             sql += " AND updated_at >= %s"
             params += (changed_since,)
+        if where is not None:
+            sql += f" AND ({_literal(conn, where)})"
         return _fetch(conn, f"{sql} ORDER BY id LIMIT %s", (*params, limit))
     c = customers.c
     query = sa.select(customers).where(c.id > after_id, c.status == "subscribed")
     if changed_since is not None:
         query = query.where(c.updated_at >= changed_since)
+    if where is not None:
+        query = query.where(where)
     return [rows.customer(r) for r in conn.execute(query.order_by(c.id).limit(limit)).mappings()]
+
+
+def _literal(conn: Connection, where: sa.ColumnElement[bool]) -> str:
+    """A filter as SQL text with its constants inline (SQLAlchemy quotes them), for the
+    driver-level query; `%` doubled, since psycopg reads it as a placeholder."""
+    text = str(where.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+    return text.replace("%", "%%")
 
 
 def _fetch(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[Customer]:
