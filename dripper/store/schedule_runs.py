@@ -59,20 +59,19 @@ SELECT e.id, e.customer_id, e.campaign, e.occurrence, s.step, s.due_at, s.due_at
 FROM enrollments e
 JOIN customers c ON c.id = e.customer_id
 JOIN _run_steps s ON s.tz = COALESCE(c.timezone, '')
-{hash}
 WHERE e.campaign = :campaign AND e.occurrence = :occurrence
 ON CONFLICT (customer_id, campaign, occurrence, step) DO NOTHING
 """
 
 # variant_for in SQL: the first 8 bytes of SHA-256(campaign NUL step NUL email), read as
-# an unsigned 64-bit integer, modulo the number of subjects.
-_PG_VARIANT = """CASE WHEN s.variants <= 1 THEN 0 ELSE CAST(
+# an unsigned 64-bit integer, modulo the number of subjects; hashed only for a step that
+# has several (a scalar subquery in the ELSE branch runs only when it is taken).
+_PG_VARIANT = """CASE WHEN s.variants <= 1 THEN 0 ELSE (SELECT CAST(
   (CASE WHEN h.v < 0 THEN h.v::numeric + 18446744073709551616 ELSE h.v::numeric END)
-  % s.variants AS INTEGER) END"""
-_PG_HASH = """CROSS JOIN LATERAL (SELECT ('x' || encode(substring(sha256(
+  % s.variants AS INTEGER) FROM (SELECT ('x' || encode(substring(sha256(
   convert_to(e.campaign, 'UTF8') || '\\x00'::bytea || convert_to(s.step, 'UTF8')
   || '\\x00'::bytea || convert_to(c.email, 'UTF8')) from 1 for 8), 'hex'))::bit(64)::bigint
-  AS v) h"""
+  AS v) h) END"""
 _SQLITE_VARIANT = "dripper_variant(e.campaign, s.step, c.email, s.variants)"
 
 
@@ -110,7 +109,7 @@ def enroll_run(
     names = {"campaign": campaign, "occurrence": occurrence}
     created = conn.execute(sa.text(_ENROLL), names).rowcount
     if dialect == "postgresql":
-        sql = _SENDS.format(variant=_PG_VARIANT, hash=_PG_HASH)
+        sql = _SENDS.format(variant=_PG_VARIANT)
     else:
         driver = conn.connection.driver_connection
         assert driver is not None
@@ -120,7 +119,7 @@ def enroll_run(
             lambda c, s, e, n: variant_for(e, c, s, n),
             deterministic=True,
         )
-        sql = _SENDS.format(variant=_SQLITE_VARIANT, hash="")
+        sql = _SENDS.format(variant=_SQLITE_VARIANT)
     sends = sa.text(sql).bindparams(sa.bindparam("now", now, type_=UTCDateTime))
     conn.execute(sends, names)
     conn.execute(_STEPS.delete())
