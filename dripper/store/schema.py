@@ -116,7 +116,9 @@ outbox = sa.Table(
         sa.ForeignKey("enrollments.id", ondelete="CASCADE"),
         nullable=False,
     ),
-    _customer_fk(),
+    # The enrollment's customer, and no foreign key of its own (0006): `enrollment_id`
+    # implies it with the same cascade, and each planned email would pay for the check.
+    sa.Column("customer_id", ID, nullable=False),
     # Denormalised from the enrollment: the uniqueness rule and the stats read them
     # without a join.
     sa.Column("campaign", sa.String(100), nullable=False),
@@ -143,7 +145,6 @@ outbox = sa.Table(
     ),
     sa.Index("ix_outbox_claim", "status", "next_attempt_at"),
     sa.Index("ix_outbox_enrollment", "enrollment_id"),
-    sa.Index("ix_outbox_campaign_step", "campaign", "step"),
     sqlite_autoincrement=True,
 )
 
