@@ -1,7 +1,7 @@
 """End to end: plan -> render -> MIME -> DKIM -> send -> record, into Postfix's smtp-sink.
 
     .venv/bin/python bench/send.py [--emails 5000] [--db sqlite|postgresql] [--processes 1|2]
-                                   [--profile]
+                                   [--chunk 4] [--profile]
 
 Needs Debian's `postfix` package (smtp-sink, smtp-source). In one run:
 1. the ceiling: `smtp-source` pushes the same number of ~30 KB messages into `smtp-sink`
@@ -84,7 +84,7 @@ def ceiling(port: int, messages: int) -> float:
     return messages / (time.perf_counter() - start)
 
 
-def make_project(root: Path, port: int, url: str) -> Path:
+def make_project(root: Path, port: int, url: str, chunk: int = 4) -> Path:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -123,6 +123,7 @@ private_key = "dkim.pem"
 
 [sending]
 batch_size = 500
+chunk = {chunk}
 """
     )
     return config
@@ -228,6 +229,7 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--processes", type=int, choices=[1, 2], default=1)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--chunk", type=int, default=4, help="[sending] chunk")
     parser.add_argument("--child", help=argparse.SUPPRESS)  # config path: one sending process
     args = parser.parse_args()
     os.environ.setdefault("DRIPPER_SECRET", "bench-secret-not-for-production")
@@ -249,7 +251,7 @@ def main() -> None:
                 url = PG_URL
             else:
                 url = f"sqlite:///{root / 'bench.db'}"
-            config = make_project(root, port, url)
+            config = make_project(root, port, url, args.chunk)
             planning_s = record(config, args.emails)
             if args.processes == 1 and args.profile:
                 profiler = cProfile.Profile()
@@ -277,8 +279,10 @@ def main() -> None:
         assert sent == args.emails, (sent, args.emails)
         n = args.emails
         print(f"smtp-source -> smtp-sink (ceiling, 4 sessions): {top:8,.0f} msgs/s")
+        print(f"ratio to the ceiling (end to end): {n / (planning_s + sending_s) / top:.3f}")
         print(
-            f"dripper, {args.processes} process(es), {args.db}, DKIM RSA-2048, ~30 KB MJML, "
+            f"dripper, {args.processes} process(es), {args.db}, chunk {args.chunk}, DKIM RSA-2048, "
+            f"~30 KB MJML, "
             f"tracked: planning {n / planning_s:8,.0f}/s; "
             f"render+sign+send+record {n / sending_s:8,.0f} emails/s; "
             f"end to end {n / (planning_s + sending_s):8,.0f} emails/s"

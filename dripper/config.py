@@ -63,6 +63,7 @@ class Config:
     lease: timedelta
     tick_seconds: int
     batch_size: int
+    chunk: int = 4  # sends per connection between database writes (see services.delivery)
     raw: Mapping[str, Mapping[str, Any]] = field(repr=False, default_factory=dict)
 
     def secret(self, env_name: str) -> str | None:
@@ -286,6 +287,7 @@ SCHEMA: dict[str, dict[str, tuple[Checker, Any]]] = {
         "lease": (_positive_duration, timedelta(minutes=15)),
         "tick_seconds": (_int_range(1, 3600), 30),
         "batch_size": (_int_range(1, 10_000), 500),
+        "chunk": (_int_range(1, 64), 4),
     },
 }
 FREE_FORM = {"company"}  # any keys; templates see them as company.*
@@ -408,6 +410,7 @@ def _build(path: Path | None, base: Path, data: dict[str, Any], text: str = "") 
         lease=get("sending", "lease"),
         tick_seconds=get("sending", "tick_seconds"),
         batch_size=get("sending", "batch_size"),
+        chunk=get("sending", "chunk"),
         raw=values,
     )
 

@@ -303,11 +303,11 @@ class Sender:
         """Send concurrently (the transport's pool size), paced by the shared rate, while
         a heartbeat keeps the batch's leases alive.
 
-        The batch goes out in small chunks (four per connection): a chunk's attempts are
-        written before any of it is sent, and its outcomes right after, in worker threads
-        that overlap with the next chunk's sending. A crash leaves as ambiguous only the
-        few chunks around the moment it happened, never the whole batch; the database
-        sees three transactions per chunk, not per email."""
+        The batch goes out in small chunks (`[sending] chunk` sends per connection): a
+        chunk's attempts are written before any of it is sent, and its outcomes right
+        after, in worker threads that overlap with the next chunk's sending. A crash
+        leaves as ambiguous only the few chunks around the moment it happened, never the
+        whole batch; the database sees three transactions per chunk, not per email."""
         from dripper.store import deliveries
         from dripper.store.sql import chunks
         from dripper.transport.base import Envelope, OutcomeKind
@@ -341,7 +341,7 @@ class Sender:
                 self.progress.sent += 1
             return self._result(send, outcome, now)
 
-        parts = list(chunks(ready, max(8, 4 * pool)))
+        parts = list(chunks(ready, self.config.chunk * pool))
         keeper = asyncio.create_task(  # noqa: RUF006 (cancelled and awaited below)
             self._keep_leases([send.id for send, _ in ready])
         )
