@@ -260,3 +260,44 @@ def test_a_delivery_ends_a_run_of_policy_rejections(setup: Setup) -> None:
     assert (report.failed, report.sent) == (8, 1)
     with setup.store.reading() as conn:
         assert "welcome" not in campaign_state.paused_campaigns(conn)
+
+
+class CountingTransport(MemoryTransport):
+    """Notes, at each send, how many attempts the database holds: what a crash there would
+    leave ambiguous at most."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__()
+        self.store = store
+        self.opened: list[int] = []
+
+    async def send(self, envelope: Envelope) -> Outcome:
+        with self.store.reading() as conn:
+            self.opened.append(
+                conn.execute(sa.select(sa.func.count()).select_from(delivery_attempts)).scalar_one()
+            )
+        return await super().send(envelope)
+
+
+@pytest.mark.parametrize("chunk", [1, 3])
+def test_chunk_bounds_the_attempts_open_ahead_of_a_send(setup: Setup, chunk: int) -> None:
+    """`[sending] chunk` sets how far ahead of the email being sent attempts are written:
+    its own chunk, and at most the next one (one connection: chunk sends per chunk)."""
+    text = (setup.project.root / "config.toml").read_text()
+    assert "concurrency = 4 " in text
+    assert "chunk = 4 " in text
+    setup.project.write(
+        "config.toml",
+        text.replace("concurrency = 4 ", "concurrency = 1 ").replace(
+            "chunk = 4 ", f"chunk = {chunk} "
+        ),
+    )
+    transport = CountingTransport(setup.store)
+    runner = setup.runner(transport=transport)
+    buy(runner, 7)
+
+    assert asyncio.run(runner.sender.send_due(T0)).sent == 7
+    assert len(transport.opened) == 7
+    for k, opened in enumerate(transport.opened):
+        part = k // chunk
+        assert min(7, chunk * (part + 1)) <= opened <= min(7, chunk * (part + 2)), (k, opened)

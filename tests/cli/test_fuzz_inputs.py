@@ -195,6 +195,7 @@ CONFIG_KEYS = [
     ("sending", "lease"),
     ("sending", "timezone"),
     ("sending", "batch_size"),
+    ("sending", "chunk"),
     ("transport", "port"),
     ("transport", "security"),
     ("tracking", "base_url"),

@@ -131,3 +131,14 @@ def test_explicit_missing_config_is_an_error(tmp_path: Path) -> None:
     """--config naming a file that does not exist is a clear error."""
     with pytest.raises(ConfigError, match="no such config file"):
         find_config(tmp_path / "nope.toml")
+
+
+def test_chunk_is_a_small_whole_number(tmp_path: Path) -> None:
+    """`[sending] chunk` defaults to 4, takes 1-64, and anything else names its line."""
+    assert load_config(write(tmp_path, "")).chunk == 4
+    assert load_config(write(tmp_path, "[sending]\nchunk = 1\n")).chunk == 1
+    for bad in ("0", "65", '"4"', "2.5"):
+        path = write(tmp_path, f"[sending]\nchunk = {bad}\n")
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert str(info.value).startswith(f"{path}:2: [sending] chunk:"), str(info.value)
