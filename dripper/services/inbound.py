@@ -7,7 +7,7 @@ Message-ID, and acted on in the same transaction:
     bounce_hard   the address is suppressed (reason `bounced`), but not for a 5.7.x
                   (refused by policy: the content or the sender's reputation, not the address)
     bounce_soft   counted; `[bounces] soft_limit` (3) on distinct days within 14 days suppress
-    complaint     unsubscribed and suppressed (reason `complaint`)
+    complaint     unsubscribed and suppressed (reason `complained`)
     auto_reply    recorded; never a reply
     reply         a `reply` event (ends `exit_on: [reply]` enrollments); with `[replies]
                   notify` set, forwarded to that address by the next pass of the daemon
@@ -137,7 +137,7 @@ class Inbox:
             if days >= self.soft_limit:
                 privacy.suppress(conn, dialect, address, reason=SuppressionReason.BOUNCED, now=now)
         elif kind is InboundClass.COMPLAINT and address:
-            privacy.suppress(conn, dialect, address, reason=SuppressionReason.COMPLAINT, now=now)
+            privacy.suppress(conn, dialect, address, reason=SuppressionReason.COMPLAINED, now=now)
         elif kind is InboundClass.UNSUBSCRIBE and address:
             privacy.unsubscribe(
                 conn, dialect, address, reason=SuppressionReason.UNSUBSCRIBED, now=now

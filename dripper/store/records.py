@@ -33,7 +33,7 @@ __all__ = [
 class SuppressionReason(enum.StrEnum):
     UNSUBSCRIBED = "unsubscribed"
     BOUNCED = "bounced"  # a hard bounce or a 5.1.x rejection: the address does not exist
-    COMPLAINT = "complaint"  # marked as spam
+    COMPLAINED = "complained"  # marked as spam (DESIGN 8: reason `complained`)
     FORGOTTEN = "forgotten"  # erased on request; only the hash remains
     MANUAL = "manual"
 

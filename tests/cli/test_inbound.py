@@ -73,7 +73,7 @@ def test_each_corpus_message_is_classified_and_acted_on_once(
     if kind.value == "bounce_hard":
         assert suppressed(db_url) == {address: "bounced"}
     elif kind.value == "complaint":
-        assert suppressed(db_url) == {address: "complaint"}
+        assert suppressed(db_url) == {address: "complained"}
     elif kind.value == "unsubscribe":
         assert suppressed(db_url) == {address: "unsubscribed"}
     else:

@@ -149,7 +149,7 @@ def test_suppressed_hashes_in_batches(store: Store) -> None:
     """Looking up more hashes than one batch finds exactly the suppressed ones."""
     suppressed = [f"s{n}@example.com" for n in range(0, 2400, 400)]
     for email in suppressed:
-        store.suppress(email, reason=SuppressionReason.COMPLAINT, now=NOW)
+        store.suppress(email, reason=SuppressionReason.COMPLAINED, now=NOW)
     asked = [address_hash(f"s{n}@example.com") for n in range(2500)]
     assert store.suppressed_hashes(iter(asked)) == {address_hash(e) for e in suppressed}
     assert store.suppressed_hashes([]) == set()
@@ -249,11 +249,11 @@ def test_forget_leaves_only_the_hash(store: Store, unsubscribed_first: bool) -> 
 
 def test_forget_clears_a_suppressed_non_customer(store: Store) -> None:
     """An address that is only on the suppression list loses its plain copy, keeps its hash."""
-    store.suppress("list@example.com", reason=SuppressionReason.COMPLAINT, now=NOW)
+    store.suppress("list@example.com", reason=SuppressionReason.COMPLAINED, now=NOW)
     assert store.forget("list@example.com", now=LATER) is True
     suppression = store.suppression_for("list@example.com")
     assert suppression is not None
-    assert (suppression.email, suppression.reason) == (None, SuppressionReason.COMPLAINT)
+    assert (suppression.email, suppression.reason) == (None, SuppressionReason.COMPLAINED)
     assert store.forget("never@example.com", now=LATER) is False
     assert store.suppression_for("never@example.com") is None
 
