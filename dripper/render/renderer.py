@@ -9,6 +9,10 @@
 Body templates are compiled once per version (file contents change -> mtime/size
 change -> recompile) and cached; per email only the Jinja renders, link signing, the
 footer check and MIME assembly run.
+
+A little over 400 lines on purpose: a real send, a preview and `check` (a real render of
+every variant) share the compiled templates, the context and the link signers of this one
+class, so that none of them can ever render differently from the others.
 """
 
 from __future__ import annotations
