@@ -242,3 +242,48 @@ def test_a_robot_following_every_link_is_counted_as_a_scanner(
     # Nor does the email count as opened or clicked by a person in the stats.
     sent = rows(shop, outbox, outbox.c.id == found[0].outbox_id)[0]
     assert (sent.opened_at, sent.clicked_at) == (None, None)
+
+
+def test_metrics_count_what_was_answered_and_written(shop: Shop, server: ServeProcess) -> None:
+    """/metrics (Prometheus text) counts each answered open and click by kind, the hits
+    written (as many as the database holds), the queue and each route's latency; the
+    customer's pages allow no script, no image and no other site."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from dripper.web.pages import CSP
+
+    thanks = shop.email_to("linus@example.com", "Thank you")
+    urls = links(thanks, shop.base_url)
+    pixel = next(u for u in urls if "/o/" in u)
+    click = next(u for u in urls if "/c/" in u)
+    page = next(u for u in urls if "/u/" in u)
+    assert httpx.get(pixel, headers={"user-agent": BROWSER}).status_code == 200
+    for _ in range(2):
+        assert httpx.get(click, headers={"user-agent": BROWSER}).status_code == 302
+    shown = httpx.get(page)
+    assert shown.headers["content-security-policy"] == CSP
+    assert "script-src" not in CSP
+    assert "default-src 'none'" in CSP
+    assert shown.headers["x-content-type-options"] == "nosniff"
+    stored = len(wait_for_hits(shop, 3))
+
+    deadline = time.monotonic() + 10
+    while True:  # the writer counts a batch once it is committed
+        answer = httpx.get(f"{shop.base_url}/metrics")
+        assert answer.status_code == 200
+        assert answer.headers["content-type"].startswith("text/plain")
+        samples = {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(answer.text)
+            for s in family.samples
+        }
+        if samples[("dripper_hits_stored_total", ())] >= stored or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert samples[("dripper_hits_total", (("kind", "open"),))] == 1
+    assert samples[("dripper_hits_total", (("kind", "click"),))] == 2
+    assert samples[("dripper_hits_stored_total", ())] == stored
+    assert samples[("dripper_hits_dropped_total", ())] == 0
+    assert samples[("dripper_hit_queue_depth", ())] == 0
+    assert samples[("dripper_request_seconds_count", (("route", "click"),))] == 2
+    assert samples[("dripper_request_seconds_count", (("route", "unsubscribe"),))] == 1
