@@ -23,6 +23,7 @@ from dripper.engine.plan import ZonePlan, variant_for
 from dripper.store.engine import Dialect
 from dripper.store.types import UTCDateTime
 
+ALL_IDS = 2**62  # above any id: the upper end of "every customer"
 _scratch = sa.MetaData()
 _ZONES = sa.Table(
     "_run_zones",
@@ -47,7 +48,7 @@ _ENROLL = """
 INSERT INTO enrollments (customer_id, campaign, occurrence, enrolled_at, event_id, status)
 SELECT c.id, :campaign, :occurrence, z.enrolled_at, NULL, 'active'
 FROM customers c JOIN _run_zones z ON z.tz = COALESCE(c.timezone, '')
-WHERE c.status = 'subscribed'
+WHERE c.status = 'subscribed' AND c.id >= :low AND c.id < :high
 ON CONFLICT (customer_id, campaign, occurrence) DO NOTHING
 """
 
@@ -59,7 +60,8 @@ SELECT e.id, e.customer_id, e.campaign, e.occurrence, s.step, s.due_at, s.due_at
 FROM enrollments e
 JOIN customers c ON c.id = e.customer_id
 JOIN _run_steps s ON s.tz = COALESCE(c.timezone, '')
-WHERE e.campaign = :campaign AND e.occurrence = :occurrence
+WHERE e.campaign = :campaign AND e.occurrence = :occurrence AND e.customer_id >= :low
+  AND e.customer_id < :high
 ON CONFLICT (customer_id, campaign, occurrence, step) DO NOTHING
 """
 
@@ -83,10 +85,13 @@ def enroll_run(
     plans: Sequence[ZonePlan],
     *,
     now: datetime,
+    ids: tuple[int, int] = (0, ALL_IDS),
 ) -> int:
     """Enroll every subscribed customer in `campaign`'s run `occurrence` with its sends;
     returns how many enrollments were new. A customer whose time-zone value has no plan
-    is left out (`zones` finds them)."""
+    is left out (`zones` finds them). `ids`: only the customers with an id in [low, high)
+    (two connections write a run side by side on PostgreSQL, each a range of its own, so
+    that they seldom touch the same index pages)."""
     _scratch.create_all(conn, checkfirst=True)
     conn.execute(_STEPS.delete())
     conn.execute(_ZONES.delete())
@@ -106,7 +111,8 @@ def enroll_run(
             for send in p.sends
         ],
     )
-    names = {"campaign": campaign, "occurrence": occurrence}
+    low, high = ids
+    names = {"campaign": campaign, "occurrence": occurrence, "low": low, "high": high}
     created = conn.execute(sa.text(_ENROLL), names).rowcount
     if dialect == "postgresql":
         sql = _SENDS.format(variant=_PG_VARIANT)
@@ -125,6 +131,17 @@ def enroll_run(
     conn.execute(_STEPS.delete())
     conn.execute(_ZONES.delete())
     return int(created)
+
+
+def id_ranges(conn: Connection, parts: int) -> list[tuple[int, int]]:
+    """The customers' ids cut into `parts` ranges of about equal width, [low, high) each,
+    together covering every id there is."""
+    low, high = conn.execute(sa.text("SELECT min(id), max(id) FROM customers")).one()
+    if low is None or parts <= 1:
+        return [(0, ALL_IDS)]
+    width = max(1, (high - low + parts) // parts)
+    cuts = [low + width * i for i in range(1, parts)]
+    return list(zip([0, *cuts], [*cuts, ALL_IDS], strict=True))
 
 
 def zones(conn: Connection, *, known: Collection[str] = ()) -> list[str]:

@@ -154,3 +154,29 @@ def test_the_database_plans_a_run_as_python_does(
     # Customer ids differ between the two rounds (both in id order): compare the rest.
     assert [r[1:] for r in python[0]] == [r[1:] for r in database[0]]
     assert [r[1:] for r in python[1]] == [r[1:] for r in database[1]]
+
+
+def test_the_id_ranges_of_a_run_cover_every_customer_once(store: Store) -> None:
+    """The ranges two connections split a run by hold each customer in exactly one of
+    them, however sparse the ids are (some deleted), and one range when there is nobody."""
+    from dripper.store.schedule_runs import ALL_IDS, id_ranges
+
+    with store.reading() as conn:
+        assert id_ranges(conn, 2) == [(0, ALL_IDS)]
+    store.upsert_customers(
+        [CustomerData(f"r{i}@example.com") for i in range(37)],
+        now=datetime(2027, 1, 4, tzinfo=UTC),
+    )
+    with store.transaction() as conn:
+        conn.execute(sa.text("DELETE FROM customers WHERE id % 5 = 0 OR id < 4"))
+    with store.reading() as conn:
+        ids = list(conn.execute(sa.text("SELECT id FROM customers")).scalars())
+        for parts in (1, 2, 3):
+            ranges = id_ranges(conn, parts)
+            assert len(ranges) == parts
+            assert ranges[0][0] <= min(ids)
+            assert ranges[-1][1] > max(ids)
+            for i in ids:
+                assert sum(low <= i < high for low, high in ranges) == 1, (i, ranges)
+            if parts > 1:  # about equal halves, not one range holding everyone
+                assert max(sum(low <= i < high for i in ids) for low, high in ranges) < len(ids)
