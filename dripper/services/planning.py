@@ -4,7 +4,7 @@ The adapter around the pure planner (`dripper.engine.plan`): it reads state from
 in batches, asks the planner, and writes the answers back in the same transaction as what
 caused them. It never reads the clock: every call takes `now`.
 
-Near 500 lines on purpose: one class is the planner's one public face (`record_event(s)`,
+About 500 lines on purpose: one class is the planner's one public face (`record_event(s)`,
 `plan`), and events, trigger scans and schedule runs share its customer pages, its page
 writer, its spend refresh and its campaign state; split, the halves would call each
 other's private helpers. The set-based SQL lives in store/schedule_runs.py and
