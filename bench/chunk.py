@@ -21,14 +21,20 @@ import tempfile
 import time
 from pathlib import Path
 
-import sqlalchemy as sa
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def one(chunk: int, emails: int, kills: int, seed: int) -> dict[str, int]:
-    from dripper.store.schema import delivery_attempts
-    from tests.delivery.test_daemon import buy, daemon, make_project, stop, thank_yous
+    from tests.delivery.test_daemon import (
+        ambiguous_ids,
+        buy,
+        daemon,
+        kill_at_random,
+        make_project,
+        stop,
+        thank_yous,
+        wait_until_all_sent,
+    )
     from tests.support.smtpserver import Fault, FaultyServer
 
     with (
@@ -40,32 +46,12 @@ def one(chunk: int, emails: int, kills: int, seed: int) -> dict[str, int]:
         assert "\nchunk = 4 " in text
         config.write_text(text.replace("\nchunk = 4 ", f"\nchunk = {chunk} "))
         store = buy(config, emails)
-        rng = random.Random(seed)
-        done = 0
-        for _ in range(kills):
-            process = daemon(config)
-            time.sleep(rng.uniform(0.8, 2.0))
-            process.kill()
-            process.wait()
-            done += 1
-            if all(r.status == "sent" for r in thank_yous(store)):
-                break
+        done = kill_at_random(config, store, random.Random(seed), kills)
         final = daemon(config)
-        deadline = time.monotonic() + 300
-        while any(r.status != "sent" for r in thank_yous(store)):
-            if time.monotonic() > deadline:
-                sys.exit("not every email was sent")
-            time.sleep(0.2)
+        wait_until_all_sent(store, time.monotonic() + 300)
         stop(final)
         rows = thank_yous(store)
-        with store.reading() as conn:
-            ambiguous = set(
-                conn.execute(
-                    sa.select(delivery_attempts.c.outbox_id).where(
-                        delivery_attempts.c.outcome == "ambiguous"
-                    )
-                ).scalars()
-            )
+        ambiguous = ambiguous_ids(store)
         twice = 0
         for r in rows:
             seen = server.accepted[r.message_id]

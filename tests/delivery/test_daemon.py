@@ -98,6 +98,33 @@ def stop(process: subprocess.Popen[bytes]) -> str:
     return err.decode()
 
 
+def kill_at_random(config: Path, store: Store, rng: random.Random, kills: int) -> int:
+    """Start a daemon and SIGKILL it 0.8-2 s later, `kills` times or until every email is
+    sent; returns how many were killed (bench/chunk.py counts what they leave behind)."""
+    done = 0
+    for _ in range(kills):
+        process = daemon(config)
+        time.sleep(rng.uniform(0.8, 2.0))
+        process.kill()
+        process.wait()
+        done += 1
+        if all(r.status == "sent" for r in thank_yous(store)):
+            break
+    return done
+
+
+def ambiguous_ids(store: Store) -> set[int]:
+    """The sends a crash left possibly delivered (an attempt recorded as ambiguous)."""
+    with store.reading() as conn:
+        return set(
+            conn.execute(
+                sa.select(delivery_attempts.c.outbox_id).where(
+                    delivery_attempts.c.outcome == "ambiguous"
+                )
+            ).scalars()
+        )
+
+
 @pytest.fixture
 def server() -> Iterator[FaultyServer]:
     # A slow reply to the final dot now and then, so kills also land mid-DATA.
@@ -110,17 +137,8 @@ def test_sigkill_at_random_moments_loses_nothing_and_duplicates_only_ambiguous(
 ) -> None:
     config = make_project(tmp_path / "shop", db_url, server)
     store = buy(config, 2000)
-    rng = random.Random(5)
-    kills = 0
     try:
-        for _ in range(6):
-            process = daemon(config)
-            time.sleep(rng.uniform(0.8, 2.0))
-            process.kill()
-            process.wait()
-            kills += 1
-            if all(r.status == "sent" for r in thank_yous(store)):
-                break
+        kills = kill_at_random(config, store, random.Random(5), 6)
         final = daemon(config)
         wait_until_all_sent(store, time.monotonic() + 120)
         stop(final)
@@ -128,14 +146,7 @@ def test_sigkill_at_random_moments_loses_nothing_and_duplicates_only_ambiguous(
         rows = thank_yous(store)
         assert len(rows) == 2000
         assert all(r.status == "sent" for r in rows)  # none lost, none stuck
-        with store.reading() as conn:
-            ambiguous = set(
-                conn.execute(
-                    sa.select(delivery_attempts.c.outbox_id).where(
-                        delivery_attempts.c.outcome == "ambiguous"
-                    )
-                ).scalars()
-            )
+        ambiguous = ambiguous_ids(store)
         message_ids = {r.id: r.message_id for r in rows}
         assert len(set(message_ids.values())) == 2000
         for oid, mid in message_ids.items():

@@ -174,25 +174,28 @@ def test_what_is_outside_the_subset_is_not_compiled(store: Store, source: str) -
     assert when_filter(source, store.dialect) is None
 
 
+def plain(**values: object) -> dict[str, object]:
+    """A customer for `fill` with nothing set but `values`."""
+    person: dict[str, object] = {
+        "first_name": "",
+        "timezone": None,
+        "locale": None,
+        "tags": [],
+        "attributes": {},
+        "purchases": 0,
+        "cents": 0,
+        "percentile": None,
+        "rank": None,
+        "status": "subscribed",
+    }
+    return {**person, **values}
+
+
 def test_a_date_trigger_reads_only_customers_with_the_date(store: Store) -> None:
     """`date: customer.birthday` reads the customers with a birthday set, nobody else."""
     fill(
         store,
-        [
-            {
-                "first_name": "",
-                "timezone": None,
-                "locale": None,
-                "tags": [],
-                "attributes": attrs,
-                "purchases": 0,
-                "cents": 0,
-                "percentile": None,
-                "rank": None,
-                "status": "subscribed",
-            }
-            for attrs in ({"birthday": "1990-02-03"}, {"birthday": ""}, {})
-        ],
+        [plain(attributes=attrs) for attrs in ({"birthday": "1990-02-03"}, {"birthday": ""}, {})],
     )
     where = date_filter("customer.birthday", store.dialect)
     assert where is not None
@@ -207,21 +210,7 @@ def test_a_fractional_bound_is_compared_exactly(store: Store) -> None:
     says, and `purchases == 1.5` for nobody."""
     fill(
         store,
-        [
-            {
-                "first_name": "",
-                "timezone": None,
-                "locale": None,
-                "tags": [],
-                "attributes": {},
-                "purchases": 1,
-                "cents": cents,
-                "percentile": None,
-                "rank": None,
-                "status": "subscribed",
-            }
-            for cents in (1998, 1999, 2000)
-        ],
+        [plain(purchases=1, cents=cents) for cents in (1998, 1999, 2000)],
     )
     for source, expected in (
         ("customer.total_spent > 19.99", ["c1@example.com", "c2@example.com"]),
