@@ -44,6 +44,11 @@ class AppContext:
         return self._now if self._now is not None else datetime.now(UTC)
 
     @property
+    def fixed_now(self) -> datetime | None:
+        """The instant `--now` fixed, if it did (handed on to `serve --workers`)."""
+        return self._now
+
+    @property
     def config(self) -> Config:
         if self._config is None:
             from dripper.config import find_config, load_config

@@ -37,10 +37,13 @@ def serve(host: str, port: int, workers: int, forwarded_allow_ips: str) -> None:
 
     import uvicorn
 
-    from dripper.web.app import CONFIG_ENV, create_app
+    from dripper.web.app import CONFIG_ENV, NOW_ENV, create_app
 
     ctx = app()
     config = ctx.config
+    # Errors (the secret, the database, the schema) come out here, in one line, before
+    # anything listens: with --workers each process would otherwise die on its own.
+    web_app = create_app(config, store=ctx.store(), clock=ctx.now)
     common: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -52,14 +55,19 @@ def serve(host: str, port: int, workers: int, forwarded_allow_ips: str) -> None:
         "timeout_graceful_shutdown": 30,
     }
     if workers > 1:
-        # Each worker process builds its own app from the config file.
+        # Each worker process builds its own app from the config file (and the clock
+        # `--now` fixed, for tests and the demo).
         if config.path is not None:
             os.environ[CONFIG_ENV] = str(config.path)
+        if ctx.fixed_now is not None:
+            os.environ[NOW_ENV] = ctx.fixed_now.isoformat()
+        click.echo(
+            f"dripper serve on http://{host}:{port}/ with {workers} worker processes "
+            f"(base_url {config.tracking['base_url']})"
+        )
         uvicorn.run(
             "dripper.web.app:app_from_environment", factory=True, workers=workers, **common
         )
         return
-    # Errors (the secret, the database) come out here, before anything listens.
-    web_app = create_app(config, store=ctx.store(), clock=ctx.now)
     click.echo(f"dripper serve on http://{host}:{port}/ (base_url {config.tracking['base_url']})")
     uvicorn.run(web_app, **common)

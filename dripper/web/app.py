@@ -58,6 +58,7 @@ GIF = (
 FORM_LIMIT = 4 * 1024  # an unsubscribe POST: `List-Unsubscribe=One-Click` or the form
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 CONFIG_ENV = "DRIPPER_SERVE_CONFIG"  # how `--workers` processes find the config
+NOW_ENV = "DRIPPER_SERVE_NOW"  # and the instant `--now` fixed, if any
 
 
 class Web:
@@ -190,7 +191,15 @@ def app_from_environment() -> Starlette:
     from dripper.config import load_config
 
     path = os.environ.get(CONFIG_ENV)
-    return create_app(load_config(Path(path) if path else None))
+    fixed = os.environ.get(NOW_ENV)
+    clock = None
+    if fixed:
+        instant = datetime.fromisoformat(fixed)
+
+        def clock() -> datetime:
+            return instant
+
+    return create_app(load_config(Path(path) if path else None), clock=clock)
 
 
 # --- the routes ------------------------------------------------------------------------------

@@ -116,10 +116,16 @@ class ServeProcess:
     """`dripper serve` in a process of its own: started, waited for, stopped by its pid."""
 
     def __init__(
-        self, shop: Shop, *, now: str | None = None, extra_env: dict[str, str] | None = None
+        self,
+        shop: Shop,
+        *,
+        now: str | None = None,
+        extra_env: dict[str, str] | None = None,
+        args: tuple[str, ...] = (),
     ):
         self.shop = shop
         self.now = now
+        self.args = args
         self.env = {**os.environ, **ENV, **(extra_env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self.log = shop.root / "serve.log"
@@ -128,7 +134,7 @@ class ServeProcess:
         args = [PROGRAM, "--config", str(self.shop.config)]
         if self.now:
             args += ["--now", self.now]
-        args += ["serve", "--port", str(self.shop.port)]
+        args += ["serve", "--port", str(self.shop.port), *self.args]
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(args, stdout=log, stderr=log, env=self.env)
         deadline = time.monotonic() + 30
