@@ -1,0 +1,50 @@
+"""`make demo`, the README's first command, end to end in a folder of its own: the story it
+tells holds (a reply ends Ada's welcome sequence, a bounce suppresses Linus, a one-click
+answer and a one-click unsubscribe go through the real serve app, the next run writes to
+Grace personally and sends the unsubscribed buyer nothing) and it ends with `dripper
+stats`."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_make_demo_tells_its_story_and_ends_with_stats() -> None:
+    """Every step of the demo succeeds and shows what the issues promised it would."""
+    folder = Path(tempfile.mkdtemp(prefix=".demo-test-", dir=ROOT))
+    try:
+        done = subprocess.run(
+            ["make", "--no-print-directory", "demo", f"DEMO={folder.name}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        out = done.stdout
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        assert "Traceback" not in out + done.stderr
+        # Issue 12: the reply ends Ada's welcome sequence, the bounce suppresses Linus.
+        assert "reply: ada@example.com: reply from ada@example.com" in out
+        assert re.search(r"welcome \(event:1\)\s+exited: exit on reply", out)
+        assert "bounce hard: linus@example.com" in out
+        # Issue 11: an answer and an unsubscribe through the real app, then nothing for him.
+        assert re.search(r"GET /a/\S+ -> 200 Thank you!", out)
+        assert re.search(r"POST /u/\S+ -> 200 You are unsubscribed", out)
+        after = out.split("You are unsubscribed", 1)[1]
+        assert "sent feedback-follow-up/make-it-right to grace@example.com" in after
+        assert "to new.buyer@example.com" not in after.split("customers top", 1)[0]
+        # Issue 13: it ends with the stats.
+        commands = [line for line in out.splitlines() if line.startswith("cd ")]
+        assert commands[-1].endswith("stats --cadence 6w")
+        assert "Second sale, reached by the welcome sequence: 2 of 3 bought again" in out
+        assert "Answers to first_bag: poor: 1" in out
+        emails = list((folder / "outbox").iterdir())
+        assert len(emails) == 16
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
