@@ -380,7 +380,7 @@ class Planner:
             created = 0
             with self.store.transaction() as conn:
                 known: dict[str, plan.ZonePlan] = {}
-                while missing := schedule_runs.zones(conn, known=known):
+                while missing := schedule_runs.zones(conn, known=known, ids=ids):
                     for found in plan.schedule_zone_plans(
                         campaign, run, missing, fallback_tz=self.config.timezone, now=now
                     ):
