@@ -8,14 +8,13 @@ The web app and the mail intake gather facts; the pure core classifies them
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from dripper.engine.hits import BURST_WINDOW, HitClass, HitFacts, HitKind, classify
+from dripper.engine.hits import HitClass, HitFacts, HitKind, classify
+from dripper.services.hits import Hit, implied_open, record_hits
 from dripper.services.inbound import Inbox, TakenIn
 from dripper.services.report import Report
 from dripper.tokens import message_domain
@@ -29,21 +28,8 @@ if TYPE_CHECKING:
     from dripper.customers.model import Customer
     from dripper.services.planning import Planner
     from dripper.store import Store
-    from dripper.store.tracking import Delivery, Sent, StoredHit
+    from dripper.store.tracking import Delivery
     from dripper.transport.base import Transport
-
-
-@dataclass(frozen=True)
-class Hit:
-    """What a request to `/o/` or `/c/` tells: gathered by the web app, judged here."""
-
-    kind: HitKind
-    delivery_id: str
-    at: datetime
-    method: str
-    user_agent: str
-    ip: str | None
-    url: str | None = None
 
 
 class Listener:
@@ -108,70 +94,8 @@ class Listener:
     # --- opens and clicks --------------------------------------------------------------------
 
     def record_hits(self, hits: Sequence[Hit]) -> dict[tuple[str, str], int]:
-        """Classify and store a batch of hits in one transaction; returns how many were
-        stored, by kind and class. A human click on an email nobody was seen opening
-        implies an open; the third link of one email clicked within seconds makes the
-        burst a scanner's."""
-        from dripper.store import tracking
-        from dripper.store.tracking import StoredHit
-
-        if not hits:
-            return {}
-        with self.store.transaction() as conn:
-            found = tracking.sent(conn, {h.delivery_id for h in hits}, domain=self.domain)
-            resolved = [(h, found.get(h.delivery_id)) for h in hits]
-            known = [(h, d) for h, d in resolved if d is not None]  # forgotten: nothing kept
-            ids = {d.outbox_id for _, d in known}
-            earliest = min(h.at for h, _ in known) - BURST_WINDOW if known else None
-            clicks, opened = (
-                tracking.history(conn, ids, since=earliest) if earliest else ({}, set())
-            )
-            stored: list[StoredHit] = []
-            for hit, delivery in known:  # in the order they came: the queue is first-in
-                click = hit.kind is HitKind.CLICK
-                verdict = classify(
-                    HitFacts(
-                        hit.kind,
-                        hit.at,
-                        hit.method,
-                        hit.user_agent,
-                        hit.ip,
-                        delivery.sent_at,
-                        hit.url,
-                        _recent(clicks.get(delivery.outbox_id)) if click else (),
-                    )
-                )
-                human = verdict.cls is HitClass.HUMAN
-                if click:
-                    clicks.setdefault(delivery.outbox_id, {})[hit.url or ""] = hit.at
-                    if verdict.burst:
-                        _burst(conn, stored, delivery.outbox_id, hit.at)
-                    if human and delivery.outbox_id not in opened:
-                        opened.add(delivery.outbox_id)
-                        stored.append(_implied_open(delivery, hit.at, by="click"))
-                elif human:
-                    opened.add(delivery.outbox_id)
-                stored.append(
-                    StoredHit(
-                        delivery.outbox_id,
-                        delivery.customer_id,
-                        hit.kind.value,
-                        hit.at,
-                        not human,
-                        hit.url,
-                        hit.user_agent,
-                        _data(verdict.cls.value, verdict.reason),
-                        delivery.campaign,
-                        delivery.step,
-                        delivery.variant,
-                    )
-                )
-            tracking.insert_hits(conn, stored)
-        counts: dict[tuple[str, str], int] = {}
-        for h in stored:
-            key = (h.kind, str(h.data.get("class", "")))
-            counts[key] = counts.get(key, 0) + 1
-        return counts
+        """Classify and store a batch of hits in one transaction (`services.hits`)."""
+        return record_hits(self.store, self.domain, hits)
 
     # --- unsubscribes, answers, referrals ------------------------------------------------------
 
@@ -262,7 +186,7 @@ class Listener:
                 return False
             # An answer is a person's click: like a click, it implies the email was opened.
             _, opened = history(conn, [delivery.outbox_id], since=delivery.sent_at or EPOCH)
-            implied = [] if opened else [_implied_open(delivery, now, by="answer")]
+            implied = [] if opened else [implied_open(delivery, now, by="answer")]
             insert_hits(conn, [*implied, hit])
             self.planner.record_in(
                 conn,
@@ -295,63 +219,6 @@ class Listener:
                     )
                 )
         return customer
-
-
-def _recent(last: dict[str, datetime] | None) -> tuple[tuple[datetime, str], ...]:
-    return () if not last else tuple((at, url) for url, at in last.items())
-
-
-@functools.lru_cache(maxsize=256)  # a few dozen reasons: one dict each, shared, never changed
-def _data(cls: str, reason: str) -> dict[str, Any]:
-    return {"class": cls, "reason": reason}
-
-
-def _implied_open(delivery: Sent | Delivery, at: datetime, *, by: str) -> StoredHit:
-    from dripper.store.tracking import StoredHit
-
-    return StoredHit(
-        delivery.outbox_id,
-        delivery.customer_id,
-        HitKind.OPEN.value,
-        at,
-        False,
-        None,
-        None,
-        {
-            "class": HitClass.HUMAN.value,
-            "reason": f"implied by {'a click' if by == 'click' else 'an answer'}",
-            "implied": by,
-        },
-        delivery.campaign,
-        delivery.step,
-        delivery.variant,
-    )
-
-
-def _burst(conn: Any, stored: list[StoredHit], outbox_id: int, at: datetime) -> None:
-    """The clicks before this one in its window were the same robot's: in this batch and
-    in the database."""
-    from dripper.store import tracking
-
-    since = at - BURST_WINDOW
-    for i, earlier in enumerate(stored):
-        if earlier.outbox_id != outbox_id or earlier.at < since:
-            continue
-        if earlier.kind == HitKind.CLICK.value and not earlier.machine:
-            stored[i] = _as_scanner(earlier)
-        elif earlier.data.get("implied") == "click":
-            stored[i] = _as_scanner(earlier, dropped=True)
-    stored[:] = [h for h in stored if not h.data.get("dropped")]
-    tracking.mark_burst(conn, outbox_id, since=since, until=at)
-
-
-def _as_scanner(hit: StoredHit, *, dropped: bool = False) -> StoredHit:
-    from dataclasses import replace
-
-    data = {**hit.data, "class": HitClass.SCANNER.value, "reason": "part of a burst"}
-    if dropped:
-        data["dropped"] = True
-    return replace(hit, machine=True, data=data)
 
 
 def _answered(conn: Any, outbox_id: int, question: str, answer: str) -> bool:

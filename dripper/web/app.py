@@ -38,6 +38,7 @@ from dripper.engine.hits import HitKind
 from dripper.tokens import Keyring, TokenError, TokenKind, TokenPayload
 from dripper.web import pages
 from dripper.web.directory import DeliveryDirectory
+from dripper.web.hitproc import HitProcess
 from dripper.web.metrics import CONTENT_TYPE_LATEST, Metrics
 from dripper.web.writer import HitWriter
 
@@ -84,8 +85,9 @@ class Web:
         self.metrics = Metrics()
         self.directory = DeliveryDirectory(config.database_url, self.listener.domain)
         self.counters = {kind: self.metrics.requests.labels(kind.value) for kind in HitKind}
+        self.hitproc = HitProcess(config.database_url, self.listener.domain)
         self.writer = HitWriter(
-            self.listener.record_hits,
+            self.hitproc.write,
             on_written=self._written,
             on_dropped=self.metrics.dropped.inc,
         )
@@ -136,11 +138,13 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        web.hitproc.start()  # its imports and connection overlap the server's start
         web.writer.start()
         try:
             yield
         finally:
             await run_in_threadpool(web.writer.stop)  # SIGTERM: every answered hit written
+            await run_in_threadpool(web.hitproc.close)
             await web.directory.close()
 
     def timed(route: str, handler: Callable[[Web, Request], Awaitable[Response]]) -> Any:
@@ -209,7 +213,7 @@ async def _hit(web: Web, request: Request, kind: HitKind, token: TokenKind) -> T
     """Check the token and that its delivery is ours, queue the hit; the caller answers.
     When the database does not answer, the answer still goes out and the writer finds
     the delivery later (or drops the hit of a customer forgotten meanwhile)."""
-    from dripper.services.listening import Hit
+    from dripper.services.hits import Hit
 
     payload = web.verify(request.path_params["token"], token)
     if await web.directory.exists(payload.delivery_id) is False:

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 
-from dripper.services.listening import Hit
+from dripper.services.hits import Hit
 
 log = logging.getLogger("dripper.serve")
 
@@ -42,7 +42,12 @@ class HitWriter:
         on_dropped: Callable[[int], None] | None = None,
     ) -> None:
         self._write = write
-        self._queue: queue.Queue[Hit] = queue.Queue(maxsize=capacity)
+        # A deque, not a queue.Queue: appending wakes nobody. A Queue's `put` signals the
+        # waiting writer thread on every hit, and each of those wake-ups is a GIL hand-off
+        # that the event loop pays for (it cost `serve` three quarters of its throughput).
+        self._pending: deque[Hit] = deque()
+        self._capacity = capacity
+        self._in_hand = 0  # taken for the batch being written, not yet committed
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hit-writer", daemon=True)
         self._on_written = on_written or (lambda counts: None)
@@ -54,10 +59,9 @@ class HitWriter:
 
     def put(self, hit: Hit) -> bool:
         """Queue a hit at once; False when the queue is full (see `wait_put`)."""
-        try:
-            self._queue.put_nowait(hit)
-        except queue.Full:
+        if len(self._pending) >= self._capacity:
             return False
+        self._pending.append(hit)  # atomic: the writer thread pops from the other end
         return True
 
     async def wait_put(self, hit: Hit) -> bool:
@@ -74,36 +78,34 @@ class HitWriter:
         return False
 
     def depth(self) -> int:
-        return self._queue.qsize()
+        """Hits answered and not yet committed."""
+        return len(self._pending) + self._in_hand
 
     def stop(self, timeout: float = 30.0) -> None:
         """Write everything queued, then stop (SIGTERM: nothing answered is lost)."""
         self._stop.set()
         self._thread.join(timeout)
-        left = self._queue.qsize()
+        left = self.depth()
         if left:
             log.error("stopped with %d hit(s) unwritten: the database did not answer", left)
             self._on_dropped(left)
 
     def _run(self) -> None:
         while True:
-            batch = self._take()
-            if batch:
+            # Wake every FLUSH seconds (or at once when stopping) and write all that came
+            # meanwhile, BATCH hits per transaction.
+            stopping = self._stop.wait(FLUSH)
+            while self._pending:
+                batch = self._take()
                 self._commit(batch)
-            elif self._stop.is_set():
+                self._in_hand = 0
+            if stopping:
                 return
 
     def _take(self) -> list[Hit]:
-        batch: list[Hit] = []
-        deadline = time.monotonic() + FLUSH
-        while len(batch) < BATCH:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            try:
-                batch.append(self._queue.get(timeout=remaining))
-            except queue.Empty:
-                break
+        pending = self._pending
+        batch = [pending.popleft() for _ in range(min(BATCH, len(pending)))]
+        self._in_hand = len(batch)
         return batch
 
     def _commit(self, batch: list[Hit]) -> None:

@@ -1,0 +1,177 @@
+"""The hit writer's database work, in a process of its own.
+
+Why a process: classifying and writing a batch of hits is Python and database-driver
+work that, in a thread of `dripper serve`, takes the interpreter lock from the event loop
+that answers pixels and redirects (the sqlite3 driver alone gives it up and takes it back
+on every row). Measured with `bench/serve.py`, the loop then answered a fraction of what it
+answers when the writes happen elsewhere. So the writer thread of `dripper.web.writer`
+only hands each batch over a pipe and waits, without the lock, for this process to say
+what it stored.
+
+The pipe carries frames: a 4-byte length, then `marshal` data (plain tuples of strings
+and numbers; nothing that runs code when it is read). Parent to child: a batch of hits.
+Child to parent: ("ok", [(kind, class, count), ...]) once the batch is committed, or
+("error", message) when it was not (the parent keeps the batch and retries).
+
+The child ignores SIGINT and SIGTERM (a Ctrl-C or a service manager signals the whole
+process group): it stops when its input closes, after the batch in hand, so the parent
+decides when hits are written and a SIGTERM still drains every answered hit.
+"""
+
+from __future__ import annotations
+
+import logging
+import marshal
+import os
+import signal
+import struct
+import subprocess
+import sys
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import IO, TYPE_CHECKING, Any
+
+from dripper.engine.hits import HitKind
+from dripper.services.hits import Hit
+
+if TYPE_CHECKING:
+    from dripper.store import Store
+
+log = logging.getLogger("dripper.serve")
+
+URL_ENV = "DRIPPER_HITPROC_DATABASE"  # not argv: a database password stays out of `ps`
+DOMAIN_ENV = "DRIPPER_HITPROC_DOMAIN"
+_LENGTH = struct.Struct(">I")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_KINDS = {kind.value: kind for kind in HitKind}
+
+
+class HitWriteError(Exception):
+    """The batch was not stored (the database refused, or the child process died)."""
+
+
+def encode(hits: Sequence[Hit]) -> list[tuple[Any, ...]]:
+    """Hits as plain tuples (times as whole microseconds since 1970: exact)."""
+    return [
+        (h.kind.value, h.delivery_id, (h.at - _EPOCH) // _MICROSECOND, h.method,
+         h.user_agent, h.ip, h.url)
+        for h in hits
+    ]  # fmt: skip
+
+
+def decode(rows: Sequence[Sequence[Any]]) -> list[Hit]:
+    return [
+        Hit(_KINDS[kind], delivery_id, _EPOCH + timedelta(microseconds=at), method, agent, ip, url)
+        for kind, delivery_id, at, method, agent, ip, url in rows
+    ]
+
+
+def write_frame(stream: IO[bytes], payload: Any) -> None:
+    data = marshal.dumps(payload)
+    stream.write(_LENGTH.pack(len(data)) + data)
+    stream.flush()
+
+
+def read_frame(stream: IO[bytes]) -> Any | None:
+    """The next frame's value; None at the end of the stream (or a frame cut short)."""
+    head = stream.read(_LENGTH.size)
+    if len(head) < _LENGTH.size:
+        return None
+    (size,) = _LENGTH.unpack(head)
+    data = stream.read(size)
+    if len(data) < size:
+        return None
+    return marshal.loads(data)  # noqa: S302 (a pipe between this process and its own child)
+
+
+class HitProcess:
+    """The parent's side: starts the child on first use (and again if it died) and
+    turns one batch into one request and one answer."""
+
+    def __init__(self, database_url: str, domain: str) -> None:
+        self.database_url = database_url
+        self.domain = domain
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self._running()
+
+    def write(self, hits: Sequence[Hit]) -> dict[tuple[str, str], int]:
+        proc = self._running()
+        assert proc.stdin is not None
+        assert proc.stdout is not None
+        try:
+            write_frame(proc.stdin, encode(hits))
+            reply = read_frame(proc.stdout)
+        except OSError as exc:  # the child is gone: start another for the retry
+            self._forget()
+            raise HitWriteError(f"the hit writer process stopped: {exc}") from None
+        if reply is None:
+            self._forget()
+            raise HitWriteError("the hit writer process stopped before it answered")
+        status, detail = reply
+        if status != "ok":
+            raise HitWriteError(str(detail))
+        return {(kind, cls): n for kind, cls, n in detail}
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Let the child finish what it holds and exit."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        try:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait(timeout)
+        except (OSError, subprocess.TimeoutExpired):
+            proc.kill()
+            proc.wait()
+
+    def _running(self) -> subprocess.Popen[bytes]:
+        if self._proc is not None and self._proc.poll() is None:
+            return self._proc
+        self._forget()
+        env = {**os.environ, URL_ENV: self.database_url, DOMAIN_ENV: self.domain}
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "dripper.web.hitproc"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        return self._proc
+
+    def _forget(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+        if proc is not None:
+            proc.wait()
+
+
+def main() -> None:
+    """The child: batches in on stdin, what was stored out on stdout, until stdin closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(level=logging.WARNING, format="dripper serve (hit writer): %(message)s")
+    from dripper.services.hits import record_hits
+    from dripper.store import open_store
+
+    url, domain = os.environ[URL_ENV], os.environ[DOMAIN_ENV]
+    store: Store | None = None
+    source, sink = sys.stdin.buffer, sys.stdout.buffer
+    while (batch := read_frame(source)) is not None:
+        try:
+            if store is None:  # opened here: a database that is down is an answer too
+                store = open_store(url)
+            counts = record_hits(store, domain, decode(batch))
+        except Exception as exc:  # the parent keeps the batch and retries
+            write_frame(sink, ("error", str(exc)))
+            continue
+        write_frame(sink, ("ok", [(kind, cls, n) for (kind, cls), n in counts.items()]))
+    if store is not None:
+        store.close()
+
+
+if __name__ == "__main__":
+    main()

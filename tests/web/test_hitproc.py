@@ -1,0 +1,130 @@
+"""The hit writer's process of its own (`dripper.web.hitproc`), a real child on each
+database, fed the way `dripper serve` feeds it: a batch in, what was stored out; replaced
+when it dies; deaf to the signals a service manager sends the whole process group."""
+
+from __future__ import annotations
+
+import os
+import signal
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from dripper.engine.hits import HitKind
+from dripper.services.hits import Hit
+from dripper.store import open_store
+from dripper.store.schema import outbox, tracking_events
+from dripper.web.hitproc import HitProcess, HitWriteError
+from tests.support.serve import Shop
+from tests.web.conftest import DAY20
+
+BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+
+
+def sent(shop: Shop) -> list[tuple[str, str]]:
+    """(delivery id, Message-ID domain) of every sent email."""
+    store = open_store(shop.db_url)
+    try:
+        with store.reading() as conn:
+            ids = conn.execute(
+                sa.select(outbox.c.message_id).where(outbox.c.message_id.is_not(None))
+            ).scalars()
+            return [tuple(m.split("@", 1)) for m in ids]  # type: ignore[misc]
+    finally:
+        store.close()
+
+
+def stored(shop: Shop) -> list[tuple[str, bool, str]]:
+    store = open_store(shop.db_url)
+    try:
+        with store.reading() as conn:
+            t = tracking_events.c
+            rows = conn.execute(
+                sa.select(t.kind, t.machine, t.at).where(t.kind.in_(["open", "click"]))
+            )
+            return sorted((r.kind, r.machine, r.at.isoformat()) for r in rows)
+    finally:
+        store.close()
+
+
+def opens(shop: Shop, n: int, *, agent: str = BROWSER) -> tuple[list[Hit], str]:
+    emails = sent(shop)
+    at = __import__("datetime").datetime.fromisoformat(DAY20.replace("Z", "+00:00"))
+    return [
+        Hit(HitKind.OPEN, emails[i % len(emails)][0], at + timedelta(microseconds=7 * i + 1),
+            "GET", agent, "203.0.113.7")
+        for i in range(n)
+    ], emails[0][1]  # fmt: skip
+
+
+def test_a_batch_is_classified_and_stored_by_the_child_and_reported(shop: Shop) -> None:
+    """What the child says it stored is what the database holds: each hit once, with its
+    class and its time to the microsecond."""
+    batch, domain = opens(shop, 3)
+    writer = HitProcess(shop.db_url, domain)
+    try:
+        assert writer.write(batch) == {("open", "human"): 3}
+        machine, _ = opens(shop, 2, agent="Mozilla/5.0")
+        assert writer.write(machine) == {("open", "machine"): 2}
+    finally:
+        writer.close()
+    found = stored(shop)
+    assert len(found) == 5
+    assert sum(1 for kind, machine, _ in found if kind == "open" and machine) == 2
+    times = {at for _, _, at in found}
+    assert {h.at.replace(tzinfo=None).isoformat() for h in batch} <= {
+        t.split("+")[0] for t in times
+    }
+
+
+def test_a_dead_child_is_replaced_and_nothing_is_written_twice(shop: Shop) -> None:
+    """SIGKILL the child between batches: the next batch starts another one and is stored
+    once."""
+    batch, domain = opens(shop, 4)
+    writer = HitProcess(shop.db_url, domain)
+    try:
+        writer.write(batch[:2])
+        first = writer._proc
+        assert first is not None
+        first.kill()
+        first.wait()
+        assert writer.write(batch[2:]) == {("open", "human"): 2}
+        assert writer._proc is not None
+        assert writer._proc.pid != first.pid
+    finally:
+        writer.close()
+    assert len(stored(shop)) == 4
+
+
+def test_the_child_ignores_sigterm_and_stops_when_its_input_closes(shop: Shop) -> None:
+    """A service manager's SIGTERM reaches every process of the group: the child keeps
+    going so the parent can drain through it, then exits cleanly when told (stdin closed)."""
+    batch, domain = opens(shop, 3)
+    writer = HitProcess(shop.db_url, domain)
+    writer.write(batch[:1])  # the child has started and answered
+    child = writer._proc
+    assert child is not None
+    os.kill(child.pid, signal.SIGTERM)
+    os.kill(child.pid, signal.SIGINT)
+    assert writer.write(batch[1:]) == {("open", "human"): 2}
+    assert writer._proc is child
+    writer.close()
+    assert child.returncode == 0
+    assert len(stored(shop)) == 3
+
+
+def test_a_database_the_child_cannot_write_is_an_error_the_parent_retries(shop: Shop) -> None:
+    """A batch that was not stored is never reported as stored: the parent gets an error
+    naming the cause (and its writer thread keeps the batch for the next attempt)."""
+    batch, domain = opens(shop, 1)
+    writer = HitProcess(f"sqlite:///{shop.root / 'no-such-folder' / 'x.db'}", domain)
+    try:
+        try:
+            writer.write(batch)
+        except HitWriteError as error:
+            assert "unable to open database file" in str(error)
+        else:
+            raise AssertionError("a batch the database refused was reported as stored")
+    finally:
+        writer.close()
+    assert stored(shop) == []
