@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -38,6 +39,7 @@ from dripper.engine.hits import HitKind
 from dripper.tokens import Keyring, TokenError, TokenKind, TokenPayload
 from dripper.web import pages
 from dripper.web.directory import DeliveryDirectory
+from dripper.web.fastpath import HitRoutes
 from dripper.web.hitproc import HitProcess
 from dripper.web.metrics import CONTENT_TYPE_LATEST, Metrics
 from dripper.web.writer import HitWriter
@@ -183,6 +185,9 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: http_error, Exception: http_error},
+        # The pixel and the redirect, answered before the router (dripper.web.fastpath);
+        # the routes above still answer every request it passes on.
+        middleware=[Middleware(HitRoutes, web=web, gif=GIF)],
     )
     # No redirect of /c/x/ to /c/x: a redirect only ever goes to a URL signed into a token.
     app.router.redirect_slashes = False

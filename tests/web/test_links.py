@@ -160,6 +160,9 @@ def test_bad_tokens_get_the_same_404(shop: Shop, server: ServeProcess) -> None:
         "/c/",
         "/nope",
         "/c/%00",
+        f"/c/{token}/",  # a good token, but not one path segment (as the router sees it)
+        f"/c/{token}/x",
+        f"/c/{token}%2Fx",
     ]
     with httpx.Client(base_url=shop.base_url) as client:
         for path in bad:
