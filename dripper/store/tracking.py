@@ -210,15 +210,19 @@ def insert_hits(
 
 def _insert(conn: Connection, hits: Sequence[StoredHit]) -> None:
     if conn.dialect.name == "postgresql":
+        from psycopg.types.json import Jsonb
+
         from dripper.store.copy import copy_rows
 
+        # The data of most hits is one of a few shapes: serialised once each (`_json`),
+        # not once per row by the driver (~7 us a hit in the writer).
         copy_rows(
             conn,
             "tracking_events",
             _HIT_COLUMNS,
             (
                 (h.outbox_id, h.customer_id, h.kind, h.at.astimezone(UTC), h.machine, h.url,
-                 _agent(h.user_agent), h.data, h.campaign, h.step, h.variant)
+                 _agent(h.user_agent), Jsonb(h.data, _json), h.campaign, h.step, h.variant)
                 for h in hits
             ),
         )  # fmt: skip
