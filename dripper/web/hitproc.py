@@ -87,7 +87,11 @@ def read_frame(stream: IO[bytes]) -> Any | None:
 
 class HitProcess:
     """The parent's side: starts the child on first use (and again if it died) and
-    turns one batch into one request and one answer."""
+    turns one batch into one request and one answer.
+
+    Each batch is written once, with one exception said plainly: a child that dies after
+    its commit and before its answer (a crash of the child itself, not of `serve`) gets
+    that one batch again from the retry, and it is stored twice."""
 
     def __init__(self, database_url: str, domain: str) -> None:
         self.database_url = database_url
@@ -95,7 +99,12 @@ class HitProcess:
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self._running()
+        """Start the child now, so its imports overlap the server's start (a failure here
+        is only logged: the first batch tries again, and keeps its hits until it works)."""
+        try:
+            self._running()
+        except OSError as exc:
+            log.error("cannot start the hit writer process: %s", exc)
 
     def write(self, hits: Sequence[Hit]) -> dict[tuple[str, str], int]:
         proc = self._running()

@@ -1,6 +1,7 @@
 """Hits are answered at once and written in batches: a bounded in-process queue and one
-writer thread that takes up to BATCH hits or what came in FLUSH seconds, and writes them
-in one transaction through the listening service.
+writer thread that takes up to BATCH hits or what came in FLUSH seconds and has them
+written in one transaction (by `serve`'s hit writer process, `dripper.web.hitproc`: the
+thread only hands the batch over and waits, so the requests keep the interpreter).
 
 A pixel or a redirect never waits on a write. What that costs, said plainly: a hit that
 was answered is in this queue until its batch commits (about FLUSH seconds); SIGTERM
