@@ -13,6 +13,10 @@ token) and `hey` (latency at a fixed 500 requests/s): `apt-get install wrk hey`.
    is waited for and the rows counted: every answered hit must be stored.
 3. The same wrk runs against a bare starlette app (one uvicorn process, the same GIF, a 302):
    the ceiling of this machine's HTTP stack.
+   The ceiling is measured before serve starts and again after it stops (the higher
+   counts), each after `sync`, so the kernel writing out the database is in neither.
+   During serve's runs the CPU time of serve, of its hit writer process and of
+   PostgreSQL is read from /proc: microseconds of CPU per hit, by process.
 4. hey at 500/s for S seconds on /o/ and /c/ of `dripper serve`: p50 and p99.
 5. Apple Mail Privacy Protection on a 100k newsletter: M prefetch opens (user agent
    `Mozilla/5.0`) as fast as wrk sends them; the queue depth is sampled every 0.2 s.
@@ -246,6 +250,62 @@ def stored(url: str, kind: str, *, machine: bool | None = None) -> int:
     return count
 
 
+def cpu_seconds(serve_pid: int) -> dict[str, float]:
+    """CPU time so far (user + system) of serve, of its hit writer process and of every
+    PostgreSQL process, read from /proc: where a hit's CPU goes on this machine."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {"serve": 0.0, "hit_writer": 0.0, "postgres": 0.0}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            comm = Path(f"/proc/{entry}/comm").read_text().strip()
+        except OSError:
+            continue
+        seconds = (int(stat[11]) + int(stat[12])) / tick
+        if int(entry) == serve_pid:
+            found["serve"] += seconds
+        elif int(stat[1]) == serve_pid:  # its parent is serve: the hit writer
+            found["hit_writer"] += seconds
+        elif comm.startswith("postgres"):
+            found["postgres"] += seconds
+    return found
+
+
+def cpu_per_hit(before: dict[str, float], after: dict[str, float], hits: int) -> dict[str, float]:
+    return {k: round((after[k] - before[k]) / max(hits, 1) * 1e6, 1) for k in before}
+
+
+def rate(run: dict[str, float]) -> float:
+    return run["per_second"]
+
+
+def bare(folder: Path, opens: Path, clicks: Path, seconds: int) -> dict[str, dict[str, float]]:
+    """wrk on the bare starlette app (same GIF, same 302), after the kernel has written
+    out what the database left dirty."""
+    from dripper.web.app import GIF
+
+    os.sync()
+    time.sleep(2)
+    bare_app = folder / "bare_app.py"
+    bare_app.write_text(BARE.replace("{gif!r}", repr(GIF)))
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--app-dir", str(folder), "bare_app:app",
+         "--port", str(port), "--log-level", "warning", "--no-server-header"],
+    )  # fmt: skip
+    try:
+        wait_for(port, proc)
+        return {
+            "open": wrk(port, opens, seconds, BROWSER),
+            "click": wrk(port, clicks, seconds, BROWSER),
+        }
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
@@ -270,6 +330,10 @@ def main() -> None:
         clicks.write_text(
             "".join(f"/c/{keyring.sign_click(d, 'https://acme.test/shop')}\n" for d in deliveries)
         )
+        # The ceiling, before serve runs and again after it (the higher one counts): the
+        # database's writes of the serve runs are still being flushed by the kernel right
+        # after them, and a single bare run there read up to a third low.
+        report["bare_before"] = bare(folder, opens, clicks, args.seconds)
         env = {**os.environ, "DRIPPER_SECRET": SECRET}
         serve = subprocess.Popen(
             [str(Path(sys.executable).parent / "dripper"), "--config", str(config), "serve",
@@ -278,11 +342,23 @@ def main() -> None:
         )  # fmt: skip
         try:
             wait_for(port, serve)
+            os.sync()
+            time.sleep(2)
+            cpu = cpu_seconds(serve.pid)
             report["dripper_open"] = wrk(port, opens, args.seconds, BROWSER)
             report["open_drain_seconds"] = round(drain(port), 2)
+            report["open_cpu_us_per_hit"] = cpu_per_hit(
+                cpu, cpu_seconds(serve.pid), report["dripper_open"]["requests"]
+            )
             report["open_stored"] = stored(url, "open")
+            os.sync()
+            time.sleep(2)
+            cpu = cpu_seconds(serve.pid)
             report["dripper_click"] = wrk(port, clicks, args.seconds, BROWSER)
             report["click_drain_seconds"] = round(drain(port), 2)
+            report["click_cpu_us_per_hit"] = cpu_per_hit(
+                cpu, cpu_seconds(serve.pid), report["dripper_click"]["requests"]
+            )
             report["click_stored"] = stored(url, "click")
             first_open = opens.read_text().split()[1]
             first_click = clicks.read_text().split()[1]
@@ -314,25 +390,22 @@ def main() -> None:
         finally:
             serve.send_signal(signal.SIGTERM)
             serve.wait(timeout=60)
-        bare_app = folder / "bare_app.py"
-        from dripper.web.app import GIF
-
-        bare_app.write_text(BARE.replace("{gif!r}", repr(GIF)))
-        bare_port = free_port()
-        bare = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--app-dir", str(folder), "bare_app:app",
-             "--port", str(bare_port), "--log-level", "warning", "--no-server-header"],
-        )  # fmt: skip
-        try:
-            wait_for(bare_port, bare)
-            report["bare_open"] = wrk(bare_port, opens, args.seconds, BROWSER)
-            report["bare_click"] = wrk(bare_port, clicks, args.seconds, BROWSER)
-        finally:
-            bare.terminate()
-            bare.wait(timeout=30)
+        report["bare_after"] = bare(folder, opens, clicks, args.seconds)
+    report["bare_open"] = max(report["bare_before"]["open"], report["bare_after"]["open"], key=rate)
+    report["bare_click"] = max(
+        report["bare_before"]["click"], report["bare_after"]["click"], key=rate
+    )
     for kind in ("open", "click"):
         ratio = report[f"dripper_{kind}"]["per_second"] / report[f"bare_{kind}"]["per_second"]
         report[f"{kind}_ratio_to_bare"] = round(ratio, 2)
+        # What was answered over the time it took to answer it *and* store it: a server
+        # that answers fast and writes later only looks fast for as long as its queue holds.
+        done = report[f"dripper_{kind}"]["requests"] - report[f"dripper_{kind}"]["bad"]
+        sustained = done / (args.seconds + report[f"{kind}_drain_seconds"])
+        report[f"{kind}_sustained_per_second"] = round(sustained, 1)
+        report[f"{kind}_sustained_ratio_to_bare"] = round(
+            sustained / report[f"bare_{kind}"]["per_second"], 2
+        )
     for kind in ("open", "click"):
         # Negative: hits answered but still in flight when wrk stopped counting.
         answered = report[f"dripper_{kind}"]["requests"] - report[f"dripper_{kind}"]["bad"]
