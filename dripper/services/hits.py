@@ -81,10 +81,12 @@ def record_hits(store: Store, domain: str, hits: Sequence[Hit]) -> dict[tuple[st
                 clicks.setdefault(delivery.outbox_id, {})[hit.url or ""] = hit.at
                 if verdict.burst:
                     _burst(conn, stored, delivery.outbox_id, hit.at)
-                    # The burst recomputed this email's first open and click: whatever
-                    # was read of them before no longer holds.
+                    # The burst took back the opens its clicks implied and recomputed the
+                    # email's first open and click: what was read of them no longer holds.
                     firsts["opened_at"].discard(delivery.outbox_id)
                     firsts["clicked_at"].discard(delivery.outbox_id)
+                    if not _still_opened(conn, stored, delivery.outbox_id):
+                        opened.discard(delivery.outbox_id)
                 if human and delivery.outbox_id not in opened:
                     opened.add(delivery.outbox_id)
                     stored.append(implied_open(delivery, hit.at, by="click"))
@@ -111,6 +113,15 @@ def record_hits(store: Store, domain: str, hits: Sequence[Hit]) -> dict[tuple[st
         key = (h.kind, str(h.data.get("class", "")))
         counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+def _still_opened(conn: Any, stored: list[StoredHit], outbox_id: int) -> bool:
+    """After a burst: a person's open of this email is left, in this batch or stored."""
+    from dripper.store import tracking
+
+    if any(h.outbox_id == outbox_id and h.kind == "open" and not h.machine for h in stored):
+        return True
+    return tracking.is_opened(conn, outbox_id)
 
 
 def _recent(last: dict[str, datetime] | None) -> tuple[tuple[datetime, str], ...]:

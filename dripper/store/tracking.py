@@ -416,6 +416,15 @@ def _aware(at: datetime) -> datetime:
     return at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)
 
 
+def is_opened(conn: Connection, outbox_id: int) -> bool:
+    """A person's open of this email is stored (`outbox.opened_at`)."""
+    return bool(
+        conn.execute(
+            sa.select(outbox.c.opened_at.is_not(None)).where(outbox.c.id == outbox_id)
+        ).scalar_one_or_none()
+    )
+
+
 def mark_burst(conn: Connection, outbox_id: int, *, since: datetime, until: datetime) -> None:
     """The clicks of one email in a burst window were a robot's: count them as scanner
     clicks (and drop the opens they implied)."""

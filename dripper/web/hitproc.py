@@ -31,10 +31,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import IO, TYPE_CHECKING, Any
 
-from dripper.engine.hits import HitKind
-from dripper.services.hits import Hit
-
+# Only the standard library at the top: the child ignores the service manager's signals
+# before it imports anything heavy (see `main`).
 if TYPE_CHECKING:
+    from dripper.services.hits import Hit
     from dripper.store import Store
 
 log = logging.getLogger("dripper.serve")
@@ -44,7 +44,7 @@ DOMAIN_ENV = "DRIPPER_HITPROC_DOMAIN"
 _LENGTH = struct.Struct(">I")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_KINDS = {kind.value: kind for kind in HitKind}
+_MAX_FRAME = 64 * 1024 * 1024  # a batch of 500 hits is ~0.5 MB; more is a stream out of step
 
 
 class HitWriteError(Exception):
@@ -61,8 +61,11 @@ def encode(hits: Sequence[Hit]) -> list[tuple[Any, ...]]:
 
 
 def decode(rows: Sequence[Sequence[Any]]) -> list[Hit]:
+    from dripper.engine.hits import HitKind
+    from dripper.services.hits import Hit
+
     return [
-        Hit(_KINDS[kind], delivery_id, _EPOCH + timedelta(microseconds=at), method, agent, ip, url)
+        Hit(HitKind(kind), delivery_id, _EPOCH + timedelta(microseconds=at), method, agent, ip, url)
         for kind, delivery_id, at, method, agent, ip, url in rows
     ]
 
@@ -79,6 +82,8 @@ def read_frame(stream: IO[bytes]) -> Any | None:
     if len(head) < _LENGTH.size:
         return None
     (size,) = _LENGTH.unpack(head)
+    if size > _MAX_FRAME:
+        raise ValueError(f"a frame of {size:,} bytes: the stream is out of step")
     data = stream.read(size)
     if len(data) < size:
         return None
@@ -97,6 +102,7 @@ class HitProcess:
         self.database_url = database_url
         self.domain = domain
         self._proc: subprocess.Popen[bytes] | None = None
+        self._closed = False  # after `close`, no child is started again
 
     def start(self) -> None:
         """Start the child now, so its imports overlap the server's start (a failure here
@@ -113,19 +119,20 @@ class HitProcess:
         try:
             write_frame(proc.stdin, encode(hits))
             reply = read_frame(proc.stdout)
-        except OSError as exc:  # the child is gone: start another for the retry
+            if reply is None:
+                raise EOFError("it stopped before it answered")
+            status, detail = reply
+            if status == "ok":
+                return {(kind, cls): n for kind, cls, n in detail}
+        except Exception as exc:  # gone, or out of step: a new child for the retry
             self._forget()
-            raise HitWriteError(f"the hit writer process stopped: {exc}") from None
-        if reply is None:
-            self._forget()
-            raise HitWriteError("the hit writer process stopped before it answered")
-        status, detail = reply
-        if status != "ok":
-            raise HitWriteError(str(detail))
-        return {(kind, cls): n for kind, cls, n in detail}
+            raise HitWriteError(f"the hit writer process failed: {exc}") from None
+        raise HitWriteError(str(detail))  # the database's refusal: the same child retries
 
     def close(self, timeout: float = 30.0) -> None:
-        """Let the child finish what it holds and exit."""
+        """Let the child finish what it holds and exit; none is started after this (a
+        writer thread still retrying past its stop timeout gets errors, not a new child)."""
+        self._closed = True
         proc, self._proc = self._proc, None
         if proc is None:
             return
@@ -141,12 +148,15 @@ class HitProcess:
         if self._proc is not None and self._proc.poll() is None:
             return self._proc
         self._forget()
+        if self._closed:
+            raise HitWriteError("the hit writer process was closed")
         env = {**os.environ, URL_ENV: self.database_url, DOMAIN_ENV: self.domain}
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "dripper.web.hitproc"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
+            process_group=0,  # a Ctrl-C in serve's terminal is serve's to handle
         )
         return self._proc
 
@@ -163,12 +173,16 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="dripper serve (hit writer): %(message)s")
+    # The frames get a copy of stdout of their own, and stdout itself goes to stderr: a
+    # stray print of any library can never put the pipe out of step.
+    sink = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
     from dripper.services.hits import record_hits
     from dripper.store import open_store
 
     url, domain = os.environ[URL_ENV], os.environ[DOMAIN_ENV]
     store: Store | None = None
-    source, sink = sys.stdin.buffer, sys.stdout.buffer
+    source = sys.stdin.buffer
     while (batch := read_frame(source)) is not None:
         try:
             if store is None:  # opened here: a database that is down is an answer too

@@ -133,7 +133,9 @@ def test_frames_carry_hits_exactly() -> None:
     hitproc.write_frame(stream, hitproc.encode(sent))
     hitproc.write_frame(stream, ("ok", [("open", "human", 3)]))
     stream.seek(0)
-    assert hitproc.decode(hitproc.read_frame(stream)) == sent
+    rows = hitproc.read_frame(stream)
+    assert rows is not None
+    assert hitproc.decode(rows) == sent
     assert hitproc.read_frame(stream) == ("ok", [("open", "human", 3)])
     assert hitproc.read_frame(stream) is None
 

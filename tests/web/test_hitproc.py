@@ -30,7 +30,7 @@ def sent(shop: Shop) -> list[tuple[str, str]]:
             ids = conn.execute(
                 sa.select(outbox.c.message_id).where(outbox.c.message_id.is_not(None))
             ).scalars()
-            return [tuple(m.split("@", 1)) for m in ids]  # type: ignore[misc]
+            return [(m.split("@", 1)[0], m.split("@", 1)[1]) for m in ids]
     finally:
         store.close()
 
@@ -160,3 +160,51 @@ def test_a_burst_then_a_real_open_in_one_batch_leaves_the_email_opened(shop: Sho
         store.close()
     assert opened_at is not None
     assert opened_at.replace(tzinfo=None) == later_open.at.replace(tzinfo=None)
+
+
+@pytest.mark.parametrize("split", [0, 1], ids=["one batch", "first click alone"])
+def test_a_person_clicking_after_a_burst_still_opened_the_email(shop: Shop, split: int) -> None:
+    """A robot's burst takes back the open its first click implied; a person's click
+    after the burst window implies the open again, however the batches fall."""
+    from dripper.services.hits import record_hits
+
+    delivery, domain = sent(shop)[0]
+    start = datetime.fromisoformat(DAY20.replace("Z", "+00:00")) + timedelta(days=1)
+    clicks = [
+        Hit(HitKind.CLICK, delivery, start + timedelta(seconds=s), "GET", BROWSER,
+            "203.0.113.7", f"https://acme.test/{link}")
+        for s, link in ((0, "a"), (1, "b"), (2, "c"), (10, "d"))
+    ]  # fmt: skip
+    store = open_store(shop.db_url)
+    try:
+        for batch in ([clicks[:split], clicks[split:]] if split else [clicks]):
+            record_hits(store, domain, batch)
+        with store.reading() as conn:
+            t = tracking_events.c
+            opens = conn.execute(
+                sa.select(t.at).where(t.kind == "open", t.machine.is_(False))
+            ).scalars()
+            open_times = [at.replace(tzinfo=None) for at in opens]
+            first = conn.execute(
+                sa.select(outbox.c.opened_at).where(
+                    outbox.c.message_id == f"{delivery}@{domain}"
+                )
+            ).scalar_one()
+    finally:
+        store.close()
+    assert open_times == [clicks[3].at.replace(tzinfo=None)]
+    assert first is not None
+    assert first.replace(tzinfo=None) == clicks[3].at.replace(tzinfo=None)
+
+
+def test_after_close_no_child_is_started_again(shop: Shop) -> None:
+    """Shutdown is final: a writer thread still retrying after serve closed its writer
+    process gets an error, not a new child that would outlive serve."""
+    batch, domain = opens(shop, 1)
+    writer = HitProcess(shop.db_url, domain)
+    writer.write(batch)
+    writer.close()
+    with pytest.raises(HitWriteError, match="closed"):
+        writer.write(batch)
+    assert writer._proc is None
+    assert len(stored(shop)) == 1
