@@ -162,8 +162,8 @@ def create_app(
         return endpoint
 
     routes = [
-        Route("/o/{token}", timed("open", open_pixel), methods=["GET"]),
-        Route("/c/{token}", timed("click", click), methods=["GET", "HEAD"]),
+        Route("/o/{token}", timed("open", not_a_hit), methods=["GET"]),
+        Route("/c/{token}", timed("click", not_a_hit), methods=["GET", "HEAD"]),
         Route("/u/{token}", timed("unsubscribe", unsubscribe), methods=["GET", "POST"]),
         Route("/a/{token}", timed("answer", answer), methods=["GET"]),
         Route("/r/{token}", timed("referral", referral), methods=["GET"]),
@@ -214,40 +214,10 @@ def app_from_environment() -> Starlette:
 # --- the routes ------------------------------------------------------------------------------
 
 
-async def _hit(web: Web, request: Request, kind: HitKind, token: TokenKind) -> TokenPayload:
-    """Check the token and that its delivery is ours, queue the hit; the caller answers.
-    When the database does not answer, the answer still goes out and the writer finds
-    the delivery later (or drops the hit of a customer forgotten meanwhile)."""
-    from dripper.services.hits import Hit
-
-    payload = web.verify(request.path_params["token"], token)
-    if await web.directory.exists(payload.delivery_id) is False:
-        raise HTTPException(404)
-    client = request.client
-    hit = Hit(
-        kind,
-        payload.delivery_id,
-        web.clock(),
-        request.method,
-        request.headers.get("user-agent", ""),
-        client.host if client else None,
-        payload.url,
-    )
-    await web.writer.wait_put(hit)
-    web.counters[kind].inc()
-    return payload
-
-
-async def open_pixel(web: Web, request: Request) -> Response:
-    await _hit(web, request, HitKind.OPEN, TokenKind.OPEN)
-    return Response(GIF, media_type="image/gif", headers=NO_STORE)
-
-
-async def click(web: Web, request: Request) -> Response:
-    """Always a redirect to the signed URL, whatever the class of the click."""
-    payload = await _hit(web, request, HitKind.CLICK, TokenKind.CLICK)
-    assert payload.url is not None
-    return RedirectResponse(payload.url, status_code=302, headers=NO_STORE)
+async def not_a_hit(web: Web, request: Request) -> Response:
+    """`/o/` and `/c/` reach the router only when `dripper.web.fastpath` found the token
+    bad or its delivery unknown (a genuine pixel or click is answered there)."""
+    raise HTTPException(404)
 
 
 async def unsubscribe(web: Web, request: Request) -> Response:

@@ -4,13 +4,12 @@ These two routes are nearly every request `dripper serve` gets (a newsletter's o
 arrive by the thousand within minutes), and what a request costs there is mostly the
 framework's: the router's patterns, a Request object, the exception layers, a Response
 object that builds its headers again every time. Measured with `bench/serve.py`, those
-were about a third of the Python each hit cost. So this middleware answers a good
-`GET /o/<token>` and `GET|HEAD /c/<token>` itself, with the same checks and the same bytes
-as the routes in `dripper.web.app`: the token verified, the delivery looked up, the hit
-queued, the GIF or the 302 with headers built once.
+were about a third of the Python each hit cost. So this middleware is where a
+good `GET|HEAD /o/<token>` or `/c/<token>` is answered, the only place: the token verified,
+the delivery looked up, the hit queued, the GIF or the 302 with headers built once.
 
 Anything else, and any token that does not pass, goes on to the router unchanged, so a
-bad token gets exactly the 404 page the app always gave, from the same code.
+bad token gets exactly the 404 page every other route gives.
 """
 
 from __future__ import annotations
@@ -56,13 +55,14 @@ class HitRoutes:
         }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and not scope.get("root_path"):
+        # GET and HEAD both (a GET route of the router answers HEAD too). `serve` never
+        # sets a root_path, so the path is the route's path, as the router sees it.
+        if scope["type"] == "http" and scope["method"] in ("GET", "HEAD"):
             path: str = scope["path"]
-            method: str = scope["method"]
             route = None
-            if path.startswith("/o/") and method == "GET":
+            if path.startswith("/o/"):
                 route = (HitKind.OPEN, TokenKind.OPEN)
-            elif path.startswith("/c/") and method in ("GET", "HEAD"):
+            elif path.startswith("/c/"):
                 route = (HitKind.CLICK, TokenKind.CLICK)
             if route is not None and await self._hit(scope, send, *route, path[3:]):
                 return
@@ -71,7 +71,9 @@ class HitRoutes:
     async def _hit(
         self, scope: Scope, send: Send, kind: HitKind, token_kind: TokenKind, token: str
     ) -> bool:
-        """Answer a genuine pixel or click; False leaves the request to the router."""
+        """Answer a genuine pixel or click; False leaves the request to the router. When
+        the database does not answer the lookup, the answer still goes out (a click's
+        target is in its token) and the writer drops the hit if the delivery is unknown."""
         start = time.perf_counter()
         if not token or "/" in token:  # the router's `{token}` is one path segment
             return False

@@ -13,13 +13,15 @@ import sqlalchemy as sa
 
 from dripper.engine.hits import HitKind
 from dripper.services.hits import Hit
-from dripper.store import open_store
+from dripper.store import Store, open_store
 from dripper.store.schema import outbox, tracking_events
 from dripper.web.hitproc import HitProcess, HitWriteError
 from tests.support.serve import Shop
 from tests.web.conftest import DAY20
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+# A day after the fixture's last emails went out: no hit is "within seconds of delivery".
+NEXT_DAY = datetime.fromisoformat(DAY20.replace("Z", "+00:00")) + timedelta(days=1)
 
 
 def sent(shop: Shop) -> list[tuple[str, str]]:
@@ -48,12 +50,25 @@ def stored(shop: Shop) -> list[tuple[str, bool, str]]:
         store.close()
 
 
+def click(delivery: str, seconds: int, link: str) -> Hit:
+    """A person's click on `link` of an email, `seconds` into NEXT_DAY."""
+    return Hit(HitKind.CLICK, delivery, NEXT_DAY + timedelta(seconds=seconds), "GET", BROWSER,
+               "203.0.113.7", f"https://acme.test/{link}")  # fmt: skip
+
+
+def opened_at(store: Store, delivery: str, domain: str) -> datetime | None:
+    """`outbox.opened_at` of one email, naive UTC (as both databases compare)."""
+    with store.reading() as conn:
+        found = conn.execute(
+            sa.select(outbox.c.opened_at).where(outbox.c.message_id == f"{delivery}@{domain}")
+        ).scalar_one()
+    return None if found is None else found.replace(tzinfo=None)
+
+
 def opens(shop: Shop, n: int, *, agent: str = BROWSER) -> tuple[list[Hit], str]:
     emails = sent(shop)
-    # A day after the last emails went out: no open is "within seconds of delivery".
-    at = datetime.fromisoformat(DAY20.replace("Z", "+00:00")) + timedelta(days=1)
     return [
-        Hit(HitKind.OPEN, emails[i % len(emails)][0], at + timedelta(microseconds=7 * i + 1),
+        Hit(HitKind.OPEN, emails[i % len(emails)][0], NEXT_DAY + timedelta(microseconds=7 * i + 1),
             "GET", agent, "203.0.113.7")
         for i in range(n)
     ], emails[0][1]  # fmt: skip
@@ -135,31 +150,20 @@ def test_a_burst_then_a_real_open_in_one_batch_leaves_the_email_opened(shop: Sho
     from dripper.services.hits import record_hits
 
     delivery, domain = sent(shop)[0]
-    start = datetime.fromisoformat(DAY20.replace("Z", "+00:00")) + timedelta(days=1)
-
-    def click(seconds: int, link: str) -> Hit:
-        return Hit(HitKind.CLICK, delivery, start + timedelta(seconds=seconds), "GET",
-                   BROWSER, "203.0.113.7", f"https://acme.test/{link}")  # fmt: skip
-
     store = open_store(shop.db_url)
     try:
-        assert record_hits(store, domain, [click(0, "a")]) == {
+        assert record_hits(store, domain, [click(delivery, 0, "a")]) == {
             ("click", "human"): 1,
             ("open", "human"): 1,  # implied by the click
         }
-        later_open = Hit(HitKind.OPEN, delivery, start + timedelta(seconds=3), "GET",
+        later_open = Hit(HitKind.OPEN, delivery, NEXT_DAY + timedelta(seconds=3), "GET",
                          BROWSER, "203.0.113.7")  # fmt: skip
-        record_hits(store, domain, [click(1, "b"), click(2, "c"), later_open])
-        with store.reading() as conn:
-            opened_at = conn.execute(
-                sa.select(outbox.c.opened_at).where(
-                    outbox.c.message_id == f"{delivery}@{domain}"
-                )
-            ).scalar_one()
+        record_hits(store, domain, [click(delivery, 1, "b"), click(delivery, 2, "c"), later_open])
+        first = opened_at(store, delivery, domain)
     finally:
         store.close()
-    assert opened_at is not None
-    assert opened_at.replace(tzinfo=None) == later_open.at.replace(tzinfo=None)
+    assert first is not None
+    assert first == later_open.at.replace(tzinfo=None)
 
 
 @pytest.mark.parametrize("split", [0, 1], ids=["one batch", "first click alone"])
@@ -169,12 +173,7 @@ def test_a_person_clicking_after_a_burst_still_opened_the_email(shop: Shop, spli
     from dripper.services.hits import record_hits
 
     delivery, domain = sent(shop)[0]
-    start = datetime.fromisoformat(DAY20.replace("Z", "+00:00")) + timedelta(days=1)
-    clicks = [
-        Hit(HitKind.CLICK, delivery, start + timedelta(seconds=s), "GET", BROWSER,
-            "203.0.113.7", f"https://acme.test/{link}")
-        for s, link in ((0, "a"), (1, "b"), (2, "c"), (10, "d"))
-    ]  # fmt: skip
+    clicks = [click(delivery, s, link) for s, link in ((0, "a"), (1, "b"), (2, "c"), (10, "d"))]
     store = open_store(shop.db_url)
     try:
         for batch in ([clicks[:split], clicks[split:]] if split else [clicks]):
@@ -185,16 +184,12 @@ def test_a_person_clicking_after_a_burst_still_opened_the_email(shop: Shop, spli
                 sa.select(t.at).where(t.kind == "open", t.machine.is_(False))
             ).scalars()
             open_times = [at.replace(tzinfo=None) for at in opens]
-            first = conn.execute(
-                sa.select(outbox.c.opened_at).where(
-                    outbox.c.message_id == f"{delivery}@{domain}"
-                )
-            ).scalar_one()
+        first = opened_at(store, delivery, domain)
     finally:
         store.close()
     assert open_times == [clicks[3].at.replace(tzinfo=None)]
     assert first is not None
-    assert first.replace(tzinfo=None) == clicks[3].at.replace(tzinfo=None)
+    assert first == clicks[3].at.replace(tzinfo=None)
 
 
 def test_after_close_no_child_is_started_again(shop: Shop) -> None:
