@@ -183,7 +183,7 @@ def main() -> None:
     url, domain = os.environ[URL_ENV], os.environ[DOMAIN_ENV]
     store: Store | None = None
     source = sys.stdin.buffer
-    while (batch := read_frame(source)) is not None:
+    while (batch := _next_batch(source)) is not None:
         try:
             if store is None:  # opened here: a database that is down is an answer too
                 store = open_store(url)
@@ -194,6 +194,16 @@ def main() -> None:
         write_frame(sink, ("ok", [(kind, cls, n) for (kind, cls), n in counts.items()]))
     if store is not None:
         store.close()
+
+
+def _next_batch(source: IO[bytes]) -> Any | None:
+    """The next batch; a stream out of step (never from `serve`) ends the child with one
+    line, and `serve` starts another."""
+    try:
+        return read_frame(source)
+    except (ValueError, EOFError, TypeError) as exc:
+        log.error("input out of step, exiting: %s", exc)
+        sys.exit(2)
 
 
 if __name__ == "__main__":
