@@ -9,6 +9,7 @@ row is found through the Message-ID's unique index.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -241,11 +242,25 @@ def _insert(conn: Connection, hits: Sequence[StoredHit]) -> None:
 
 # A one-click answer is a person's click on a link of the email.
 _FIRSTS = {"open": "opened_at", "click": "clicked_at", "answer": "clicked_at"}
+# An email whose first open and first click are both in the batch (a person's click sets
+# both: the click and the open it implies) gets one statement for the two: one row version
+# on PostgreSQL, one visit of the row on SQLite. A column already set is never moved.
 _PG_FIRST = (
     "UPDATE outbox SET {0} = v.at FROM unnest(%s::bigint[], %s::timestamptz[]) AS v(id, at) "
     "WHERE outbox.id = v.id AND outbox.{0} IS NULL"
 )
+_PG_BOTH = (
+    "UPDATE outbox SET opened_at = coalesce(outbox.opened_at, v.opened), "
+    "clicked_at = coalesce(outbox.clicked_at, v.clicked) "
+    "FROM unnest(%s::bigint[], %s::timestamptz[], %s::timestamptz[]) AS v(id, opened, clicked) "
+    "WHERE outbox.id = v.id AND (outbox.opened_at IS NULL OR outbox.clicked_at IS NULL)"
+)
 _SQLITE_FIRST = "UPDATE outbox SET {0} = ? WHERE id = ? AND {0} IS NULL"
+_SQLITE_BOTH = (
+    "UPDATE outbox SET opened_at = coalesce(opened_at, ?), clicked_at = coalesce(clicked_at, ?) "
+    "WHERE id = ? AND (opened_at IS NULL OR clicked_at IS NULL)"
+)
+_BOTH = ("opened_at", "clicked_at")  # the order of _PG_BOTH's and _SQLITE_BOTH's arguments
 
 
 def mark_firsts(
@@ -255,31 +270,36 @@ def mark_firsts(
     email (machines never). The stats count unique opens and clicks from these two
     columns of the sends table instead of a distinct count over every hit. `known`: the
     emails whose columns are already set (read in this transaction), left alone."""
-    firsts: dict[str, dict[int, datetime]] = {"opened_at": {}, "clicked_at": {}}
+    firsts: dict[int, dict[str, datetime]] = {}
     for h in hits:
         column = _FIRSTS.get(h.kind)
         if column is None or h.machine or h.outbox_id is None:
             continue
         if known is not None and h.outbox_id in known[column]:
             continue
-        seen = firsts[column].get(h.outbox_id)
+        email = firsts.setdefault(h.outbox_id, {})
+        seen = email.get(column)
         if seen is None or h.at < seen:
-            firsts[column][h.outbox_id] = h.at
+            email[column] = h.at
+    # By the columns each email needs set: one statement per group.
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for outbox_id in sorted(firsts):
+        columns = tuple(c for c in _BOTH if c in firsts[outbox_id])  # in the statements' order
+        groups.setdefault(columns, []).append(outbox_id)
     driver = conn.connection.driver_connection
     assert driver is not None
-    for column, found in firsts.items():
-        if not found:
-            continue
-        ids = sorted(found)
-        if conn.dialect.name == "postgresql":
+    postgresql = conn.dialect.name == "postgresql"
+    for columns, ids in groups.items():
+        times = [[firsts[i][column] for i in ids] for column in columns]
+        if postgresql:
+            sql = _PG_BOTH if len(columns) == 2 else _PG_FIRST.format(columns[0])
+            utc = [[at.astimezone(UTC) for at in column] for column in times]
             with driver.cursor() as cursor:
-                cursor.execute(
-                    _PG_FIRST.format(column), (ids, [found[i].astimezone(UTC) for i in ids])
-                )
+                cursor.execute(sql, (ids, *utc))
         else:
-            driver.executemany(
-                _SQLITE_FIRST.format(column), [(_sqlite_time(found[i]), i) for i in ids]
-            )
+            sql = _SQLITE_BOTH if len(columns) == 2 else _SQLITE_FIRST.format(columns[0])
+            text = [[_sqlite_time(at) for at in column] for column in times]
+            driver.executemany(sql, list(zip(*text, ids, strict=True)))
 
 
 def _json(data: dict[str, Any]) -> str:
@@ -303,6 +323,9 @@ def _agent(user_agent: str | None) -> str | None:
     return (user_agent or "")[:500] or None
 
 
+# A click's time is written up to four times (the click, the open it implies, the email's
+# first open and first click): converted once.
+@functools.lru_cache(maxsize=4096)
 def _sqlite_time(at: datetime) -> str:
     """As SQLAlchemy's SQLite DATETIME stores it: naive UTC, microseconds always shown."""
     utc = at if at.tzinfo is UTC else at.astimezone(UTC)

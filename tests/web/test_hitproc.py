@@ -203,3 +203,55 @@ def test_after_close_no_child_is_started_again(shop: Shop) -> None:
         writer.write(batch)
     assert writer._proc is None
     assert len(stored(shop)) == 1
+
+
+def test_first_opens_and_clicks_are_marked_once_and_never_moved(shop: Shop) -> None:
+    """`outbox.opened_at`/`clicked_at`: an email clicked by a person gets both (the open the
+    click implies), one only opened gets only its open, a machine's hit marks nothing, and
+    a column once set keeps its time even when an earlier hit is written later."""
+    from dripper.store import tracking
+
+    store = open_store(shop.db_url)
+    try:
+        with store.reading() as conn:
+            rows = conn.execute(
+                sa.select(outbox.c.id, outbox.c.customer_id)
+                .where(outbox.c.message_id.is_not(None))
+                .order_by(outbox.c.id)
+            ).all()
+        (a, ca), (b, cb), (c, cc) = rows[:3]
+        t1, t2 = NEXT_DAY + timedelta(seconds=10), NEXT_DAY + timedelta(seconds=20)
+
+        def hit(
+            outbox_id: int, customer_id: int, kind: str, at: datetime, machine: bool = False
+        ) -> tracking.StoredHit:
+            return tracking.StoredHit(outbox_id, customer_id, kind, at, machine, None, None, {})
+
+        def firsts(outbox_id: int) -> tuple[datetime | None, datetime | None]:
+            with store.reading() as conn:
+                o, k = conn.execute(
+                    sa.select(outbox.c.opened_at, outbox.c.clicked_at).where(
+                        outbox.c.id == outbox_id
+                    )
+                ).one()
+            return (o and o.replace(tzinfo=None), k and k.replace(tzinfo=None))
+
+        naive = {t: t.replace(tzinfo=None) for t in (t1, t2)}
+        with store.transaction() as conn:
+            tracking.mark_firsts(
+                conn,
+                [hit(a, ca, "open", t1), hit(a, ca, "click", t1), hit(b, cb, "open", t2),
+                 hit(c, cc, "open", t1, machine=True), hit(c, cc, "click", t1, machine=True)],
+            )  # fmt: skip
+        assert firsts(a) == (naive[t1], naive[t1])
+        assert firsts(b) == (naive[t2], None)
+        assert firsts(c) == (None, None)
+        with store.transaction() as conn:
+            tracking.mark_firsts(
+                conn,
+                [hit(a, ca, "click", NEXT_DAY), hit(b, cb, "open", t1), hit(b, cb, "click", t2)],
+            )
+        assert firsts(a) == (naive[t1], naive[t1])  # already set: not moved
+        assert firsts(b) == (naive[t2], naive[t2])  # the open kept, the click added
+    finally:
+        store.close()
