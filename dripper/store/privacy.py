@@ -113,9 +113,14 @@ def forget(conn: Connection, dialect: Dialect, email: str, *, now: datetime) -> 
     # Explicit deletes, children first, rather than trusting ON DELETE CASCADE alone: a
     # SQLite connection opened without `PRAGMA foreign_keys=ON` would skip the cascades.
     theirs = sa.select(outbox.c.id).where(outbox.c.customer_id == cid).scalar_subquery()
+    t = tracking_events.c
     conn.execute(
         sa.delete(tracking_events).where(
-            sa.or_(tracking_events.c.customer_id == cid, tracking_events.c.outbox_id.in_(theirs))
+            sa.or_(
+                # Tied to no email (a referral visit): by the customer's partial index.
+                sa.and_(t.customer_id == cid, t.outbox_id.is_(None)),
+                t.outbox_id.in_(theirs),
+            )
         )
     )
     conn.execute(sa.delete(delivery_attempts).where(delivery_attempts.c.outbox_id.in_(theirs)))

@@ -247,7 +247,11 @@ def _tracking_of(customer_id: int) -> sa.Select[Any]:
         sa.select(tracking_events)
         .where(
             sa.or_(
-                tracking_events.c.customer_id == customer_id,
+                # Tied to no email (a referral visit): by the customer's partial index.
+                sa.and_(
+                    tracking_events.c.customer_id == customer_id,
+                    tracking_events.c.outbox_id.is_(None),
+                ),
                 tracking_events.c.outbox_id.in_(theirs.scalar_subquery()),
             )
         )
