@@ -250,9 +250,10 @@ def stored(url: str, kind: str, *, machine: bool | None = None) -> int:
     return count
 
 
-def cpu_seconds(serve_pid: int) -> dict[str, float]:
+def cpu_seconds(serve_pid: int | None = None) -> dict[str, float]:
     """CPU time so far (user + system) of serve, of its hit writer process and of every
-    PostgreSQL process, read from /proc: where a hit's CPU goes on this machine."""
+    PostgreSQL process, read from /proc: where a hit's CPU goes on this machine (without
+    a serve: PostgreSQL's alone)."""
     tick = os.sysconf("SC_CLK_TCK")
     found = {"serve": 0.0, "hit_writer": 0.0, "postgres": 0.0}
     for entry in os.listdir("/proc"):
@@ -264,9 +265,9 @@ def cpu_seconds(serve_pid: int) -> dict[str, float]:
         except OSError:
             continue
         seconds = (int(stat[11]) + int(stat[12])) / tick
-        if int(entry) == serve_pid:
+        if serve_pid is not None and int(entry) == serve_pid:
             found["serve"] += seconds
-        elif int(stat[1]) == serve_pid:  # its parent is serve: the hit writer
+        elif serve_pid is not None and int(stat[1]) == serve_pid:  # the hit writer
             found["hit_writer"] += seconds
         elif comm.startswith("postgres"):
             found["postgres"] += seconds

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import shutil
 import sys
@@ -41,20 +40,7 @@ RUN = "dripper_bench_writer_run"
 
 
 def postgres_cpu() -> float:
-    """CPU seconds so far of every PostgreSQL process (the server's share of the work)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            if not Path(f"/proc/{entry}/comm").read_text().startswith("postgres"):
-                continue
-            stat = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(stat[11]) + int(stat[12])) / tick
-    return total
+    return bench_serve.cpu_seconds()["postgres"]
 
 
 def admin() -> sa.Engine:

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from dripper.engine.hits import HitClass, HitFacts, HitKind, classify
-from dripper.services.hits import Hit, implied_open, record_hits
+from dripper.services.hits import implied_open
 from dripper.services.inbound import Inbox, TakenIn
 from dripper.services.report import Report
 from dripper.tokens import message_domain
 
 log = logging.getLogger("dripper.inbound")
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # "since ever", for an email with no send time
 
 if TYPE_CHECKING:
     from dripper.campaigns import Campaign
@@ -91,12 +90,6 @@ class Listener:
         with self.store.reading() as conn:
             return tracking.deliveries(conn, [delivery_id], domain=self.domain).get(delivery_id)
 
-    # --- opens and clicks --------------------------------------------------------------------
-
-    def record_hits(self, hits: Sequence[Hit]) -> dict[tuple[str, str], int]:
-        """Classify and store a batch of hits in one transaction (`services.hits`)."""
-        return record_hits(self.store, self.domain, hits)
-
     # --- unsubscribes, answers, referrals ------------------------------------------------------
 
     def unsubscribe(self, delivery: Delivery, *, now: datetime, how: str) -> bool:
@@ -151,7 +144,7 @@ class Listener:
         is kept apart and answers nothing; a second click of the same answer changes
         nothing. True when an answer was recorded."""
         from dripper.store.records import TrackingKind
-        from dripper.store.tracking import StoredHit, history, insert_hits
+        from dripper.store.tracking import StoredHit, insert_hits, is_opened
 
         verdict = classify(
             HitFacts(HitKind.CLICK, now, method, user_agent, ip, delivery.sent_at, None)
@@ -185,7 +178,7 @@ class Listener:
             if _answered(conn, delivery.outbox_id, question, answer):
                 return False
             # An answer is a person's click: like a click, it implies the email was opened.
-            _, opened = history(conn, [delivery.outbox_id], since=delivery.sent_at or EPOCH)
+            opened = is_opened(conn, delivery.outbox_id)
             implied = [] if opened else [implied_open(delivery, now, by="answer")]
             insert_hits(conn, [*implied, hit])
             self.planner.record_in(

@@ -376,56 +376,6 @@ _SQLITE_CLICKS = (
 )
 
 
-def history(
-    conn: Connection, outbox_ids: Iterable[int], *, since: datetime
-) -> tuple[dict[int, dict[str, datetime]], set[int]]:
-    """What the classifier needs of these emails' earlier hits, in one query: the last
-    click on each of their links since `since` (a burst is judged by distinct links, so a
-    link clicked a thousand times is one entry, not a thousand) and which of them a person
-    has opened (a click implies an open only once)."""
-    clicks: dict[int, dict[str, datetime]] = defaultdict(dict)
-    opened: set[int] = set()
-    ids = sorted(set(outbox_ids))
-    if not ids:
-        return clicks, opened
-    if conn.dialect.name == "postgresql":
-        # An array, not 500 parameters: a prepared statement's generic plan stays an
-        # index scan (with IN (...) it drifted to a sequential scan as the table grew).
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        with driver.cursor() as cursor:
-            cursor.execute(_PG_HISTORY, (ids, since))
-            found: Iterable[tuple[Any, ...]] = cursor.fetchall()
-    else:
-        driver = conn.connection.driver_connection
-        assert driver is not None
-        found = []
-        for part in chunks(ids, 500):
-            marks = ", ".join("?" * len(part))
-            sql = _SQLITE_HISTORY.format(marks)
-            found += driver.execute(sql, (*part, _sqlite_time(since))).fetchall()
-    for outbox_id, kind, at, url in sorted((r[0], r[1], _when(r[2]) or since, r[3]) for r in found):
-        if kind == "click":
-            clicks[outbox_id][url or ""] = at  # in time order: the last one stays
-        else:
-            opened.add(outbox_id)
-    return clicks, opened
-
-
-_PG_HISTORY = (
-    "SELECT outbox_id, kind, max(at), url FROM tracking_events WHERE outbox_id = ANY(%s) "
-    "AND ((kind = 'click' AND at >= %s) OR (kind = 'open' AND NOT machine)) "
-    "GROUP BY outbox_id, kind, url"
-)
-
-
-_SQLITE_HISTORY = (
-    "SELECT outbox_id, kind, max(at), url FROM tracking_events WHERE outbox_id IN ({}) "
-    "AND ((kind = 'click' AND at >= ?) OR (kind = 'open' AND NOT machine)) "
-    "GROUP BY outbox_id, kind, url"
-)
-
-
 def _when(value: Any) -> datetime | None:
     """A time as the driver gives it (SQLite: naive UTC text), aware and in UTC."""
     if value is None:
