@@ -2,7 +2,7 @@
 starlette app answering the same bytes, in the same run, on the same machine.
 
     .venv/bin/python bench/serve.py [--db sqlite|postgresql] [--deliveries 100000]
-                                    [--seconds 10] [--mpp 50000]
+                                    [--seconds 10] [--mpp 50000] [--announced]
 
 Needs Debian's `wrk` (throughput; a Lua script spreads the requests over every delivery's
 token) and `hey` (latency at a fixed 500 requests/s): `apt-get install wrk hey`.
@@ -20,6 +20,10 @@ token) and `hey` (latency at a fixed 500 requests/s): `apt-get install wrk hey`.
 4. hey at 500/s for S seconds on /o/ and /c/ of `dripper serve`: p50 and p99.
 5. Apple Mail Privacy Protection on a 100k newsletter: M prefetch opens (user agent
    `Mozilla/5.0`) as fast as wrk sends them; the queue depth is sampled every 0.2 s.
+With `--announced` the sends get their Message-IDs only once serve runs, 500 to a
+transaction as the sending daemon claims them: on PostgreSQL serve learns each from its
+trigger's NOTIFY instead of reading it at start. The report says where each lookup was
+answered (`lookups`: memory or database).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -110,8 +115,9 @@ def database(kind: str, folder: Path) -> str:
     return PG_URL
 
 
-def seed(url: str, deliveries: int) -> list[str]:
-    """N customers, each with one sent email; returns the Message-IDs' delivery ids."""
+def seed(url: str, deliveries: int) -> dict[int, str]:
+    """N customers, each with one sent email, its Message-ID not yet given (`claim`):
+    {outbox id: delivery id}."""
     from dripper.customers.model import CustomerData
     from dripper.engine.model import NewEnrollment, PlannedSend
     from dripper.store import bulk, open_store
@@ -135,21 +141,30 @@ def seed(url: str, deliveries: int) -> list[str]:
             for cid in ids
         ]  # fmt: skip
         bulk.save_enrollments(conn, store.dialect, planned, now=SENT_AT)
-        random_hex = (
-            "lower(hex(randomblob(13)))"
-            if store.dialect == "sqlite"
-            else "substr(md5(random()::text || id::text), 1, 26)"
-        )
-        conn.execute(
-            sa.update(outbox).values(
-                status="sent",
-                sent_at=SENT_AT,
-                message_id=sa.literal_column(random_hex) + "@acme.test",
-            )
-        )
-        found = [m.split("@")[0] for m in conn.execute(sa.select(outbox.c.message_id)).scalars()]
+        conn.execute(sa.update(outbox).values(status="sent", sent_at=SENT_AT))
+        sends = list(conn.execute(sa.select(outbox.c.id).order_by(outbox.c.id)).scalars())
     store.close()
-    return found
+    return {oid: secrets.token_hex(13) for oid in sends}
+
+
+def claim(url: str, deliveries: dict[int, str]) -> float:
+    """Give the sends their Message-IDs, 500 to a transaction, as the sending daemon's
+    claims do (on PostgreSQL each is announced to a listening serve); seconds taken."""
+    from dripper.store import open_store
+    from dripper.store.schema import outbox
+
+    start = time.perf_counter()
+    store = open_store(url)
+    items = list(deliveries.items())
+    update = sa.update(outbox).where(outbox.c.id == sa.bindparam("oid"))
+    for i in range(0, len(items), 500):
+        with store.transaction() as conn:
+            conn.execute(
+                update.values(message_id=sa.bindparam("mid")),
+                [{"oid": oid, "mid": f"{d}@acme.test"} for oid, d in items[i : i + 500]],
+            )
+    store.close()
+    return time.perf_counter() - start
 
 
 def project(root: Path, url: str, port: int) -> Path:
@@ -223,6 +238,13 @@ def dropped(port: int) -> int:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     m = re.search(r"^dripper_hits_dropped_total ([\d.e+]+)$", text, re.MULTILINE)
     return int(float(m.group(1))) if m else -1
+
+
+def lookups(port: int) -> dict[str, int]:
+    """Where serve found the deliveries: in memory (PostgreSQL told it) or by asking."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+    found = re.findall(r'^dripper_delivery_lookups_total\{answer="(\w+)"\} ([\d.e+]+)$', text, re.M)
+    return {answer: int(float(n)) for answer, n in found}
 
 
 def drain(port: int) -> float:
@@ -313,6 +335,12 @@ def main() -> None:
     parser.add_argument("--deliveries", type=int, default=100_000)
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--mpp", type=int, default=50_000)
+    parser.add_argument(
+        "--announced",
+        action="store_true",
+        help="the sends get their Message-IDs while serve runs (a newsletter sent meanwhile; "
+        "on PostgreSQL serve hears of each from its trigger), not before it starts",
+    )
     args = parser.parse_args()
     from dripper.tokens import Keyring
 
@@ -323,8 +351,11 @@ def main() -> None:
         port = free_port()
         config = project(folder / "shop", url, port)
         start = time.perf_counter()
-        deliveries = seed(url, args.deliveries)
+        sends = seed(url, args.deliveries)
+        if not args.announced:
+            claim(url, sends)
         report["seed_seconds"] = round(time.perf_counter() - start, 1)
+        deliveries = list(sends.values())
         keyring = Keyring.from_secret(SECRET)
         opens, clicks = folder / "opens.txt", folder / "clicks.txt"
         opens.write_text("".join(f"/o/{keyring.sign_open(d)}\n" for d in deliveries))
@@ -343,6 +374,8 @@ def main() -> None:
         )  # fmt: skip
         try:
             wait_for(port, serve)
+            if args.announced:
+                report["claim_seconds"] = round(claim(url, sends), 1)
             os.sync()
             time.sleep(2)
             cpu = cpu_seconds(serve.pid)
@@ -387,6 +420,7 @@ def main() -> None:
             sampler.join()
             report["mpp"]["max_queue_depth"] = max(depths)
             report["dropped"] = dropped(port)
+            report["lookups"] = lookups(port)
             report["mpp"]["stored"] = stored(url, "open", machine=True) - before
         finally:
             serve.send_signal(signal.SIGTERM)

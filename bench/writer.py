@@ -50,7 +50,9 @@ def admin() -> sa.Engine:
 def seed(kind: str, folder: Path, deliveries: int) -> tuple[str, list[str]]:
     """The seeded shop's URL (SQLite: a file; PostgreSQL: a template database)."""
     url = bench_serve.database(kind, folder)
-    ids = bench_serve.seed(url, deliveries)
+    sends = bench_serve.seed(url, deliveries)
+    bench_serve.claim(url, sends)
+    ids = list(sends.values())
     if kind == "postgresql":
         engine = admin()
         with engine.connect() as conn:

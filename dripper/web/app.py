@@ -142,6 +142,7 @@ def create_app(
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         web.hitproc.start()  # its imports and connection overlap the server's start
         web.writer.start()
+        web.directory.start()
         try:
             yield
         finally:
@@ -305,6 +306,7 @@ async def healthz(web: Web, request: Request) -> Response:
 
 async def metrics(web: Web, request: Request) -> Response:
     web.metrics.queue.set(web.writer.depth())
+    web.metrics.lookups_now(web.directory.from_memory, web.directory.from_database)
     return Response(web.metrics.render(), media_type=CONTENT_TYPE_LATEST, headers=NO_STORE)
 
 

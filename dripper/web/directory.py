@@ -12,7 +12,9 @@ database that changes sixteen times a second); batched, about 6.
 
 SQLite: a read-only connection of its own (WAL: readers never wait for the writer), read
 at the end of the turn, on the event loop: a read of a few index pages.
-PostgreSQL: a few asynchronous psycopg connections, so a slow query never blocks the loop.
+PostgreSQL: first what `serve` already knows (dripper.web.known: the recent sends, and
+each new one as PostgreSQL announces it), which is nearly every hit; then a few
+asynchronous psycopg connections, so a slow query never blocks the loop.
 When the database does not answer, `exists` says None and the caller decides: a redirect
 still happens (its target is in the token), the hit is resolved later by the writer.
 """
@@ -27,6 +29,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from dripper.web.known import KnownDeliveries
+
 log = logging.getLogger("dripper.serve")
 
 MANY_PG = "SELECT message_id FROM outbox WHERE message_id = ANY(%s)"
@@ -37,7 +41,12 @@ PREFIX = "SELECT 1 FROM outbox WHERE message_id LIKE {p} LIMIT 1"
 
 
 class DeliveryDirectory:
-    def __init__(self, database_url: str, domain: str, *, connections: int = 4) -> None:
+    def __init__(
+        self, database_url: str, domain: str, *, connections: int = 4, remember: bool = True
+    ) -> None:
+        """`remember`: on PostgreSQL, keep what it announces (dripper.web.known); False asks
+        the database every time."""
+        self.remember = remember
         self.url = sa.make_url(database_url)
         self.domain = domain
         self.size = connections
@@ -46,11 +55,30 @@ class DeliveryDirectory:
         self._turn = itertools.count()
         self._pending: dict[str, list[asyncio.Future[bool]]] = {}
         self._opening: asyncio.Lock | None = None
+        self._known: KnownDeliveries | None = None
+        # How lookups were answered (`/metrics`): plain counts, cheaper than a metric's lock.
+        self.from_memory = 0
+        self.from_database = 0
+
+    def start(self) -> None:
+        """On PostgreSQL, begin listening for deliveries and reading the recent ones (in
+        the background: until that is done, lookups ask the database)."""
+        if self._known is None and self.remember and not self.url.drivername.startswith("sqlite"):
+            self._known = KnownDeliveries(self._conninfo())
+            self._known.start()
+
+    def _conninfo(self) -> str:
+        return self.url.set(drivername="postgresql").render_as_string(hide_password=False)
 
     async def exists(self, delivery_id: str) -> bool | None:
         """True: ours. False: unknown (never sent, or its customer was forgotten). None:
         the database did not answer."""
         exact = f"{delivery_id}@{self.domain}"
+        known = self._known
+        if known is not None and known.known(exact):
+            self.from_memory += 1
+            return True
+        self.from_database += 1
         prefix = f"{delivery_id}@%"  # delivery ids are [a-z0-9]: nothing to escape
         sqlite = self.url.drivername.startswith("sqlite")
         try:
@@ -123,7 +151,8 @@ class DeliveryDirectory:
                 return
             import psycopg
 
-            conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+            conninfo = self._conninfo()
+            self.start()
             opened = []
             for _ in range(self.size):
                 conn = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
@@ -135,6 +164,8 @@ class DeliveryDirectory:
         asyncio.get_running_loop().create_task(self._pg_lookup(batch))
 
     async def _pg_lookup(self, batch: dict[str, list[asyncio.Future[bool]]]) -> None:
+        known = self._known
+        since = known.generation if known is not None else 0
         try:
             lock, conn = self._pg[next(self._turn) % len(self._pg)]
             async with lock:
@@ -143,9 +174,14 @@ class DeliveryDirectory:
         except Exception as exc:
             _fail(batch, exc)
             return
+        if known is not None:
+            known.learn(found, since)
         _answer(batch, found)
 
     async def close(self) -> None:
+        known, self._known = self._known, None
+        if known is not None:
+            await known.close()
         if self._sqlite is not None:
             self._sqlite.close()
             self._sqlite = None

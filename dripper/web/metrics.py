@@ -1,5 +1,6 @@
 """`/metrics` in the Prometheus text format (prometheus_client), one registry per app: hits
-by kind and class, inbound mail by class, the hit queue, dropped hits, request latency.
+by kind and class, inbound mail by class, the hit queue, dropped hits, request latency,
+where deliveries were looked up.
 
 Each `dripper serve` process counts its own (with `--workers`, scrape each, or sum).
 """
@@ -40,6 +41,14 @@ class Metrics:
         self.queue = Gauge(
             "dripper_hit_queue_depth", "Hits waiting to be written.", registry=self.registry
         )
+        self.lookups = Counter(
+            "dripper_delivery_lookups",
+            "Pixels and redirects by where their delivery was found: memory (PostgreSQL "
+            "announced it) or database (asked).",
+            ["answer"],
+            registry=self.registry,
+        )
+        self._counted = {"memory": 0, "database": 0}
         self.inbound = Counter(
             "dripper_inbound",
             "Inbound messages recorded, by class.",
@@ -53,6 +62,13 @@ class Metrics:
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
             registry=self.registry,
         )
+
+    def lookups_now(self, memory: int, database: int) -> None:
+        """Bring the lookup counter up to the directory's own counts."""
+        for answer, total in (("memory", memory), ("database", database)):
+            if total > self._counted[answer]:
+                self.lookups.labels(answer).inc(total - self._counted[answer])
+                self._counted[answer] = total
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
