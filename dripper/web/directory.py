@@ -91,7 +91,7 @@ class DeliveryDirectory:
             return await self._pg_prefix(prefix)
         except Exception as exc:
             log.error("cannot look up a delivery: %s", exc)
-            await self.close()
+            await self._close_lookups()  # opened again by the next lookup
             return None
 
     def _batched(self, exact: str, sqlite: bool) -> asyncio.Future[bool]:
@@ -182,6 +182,10 @@ class DeliveryDirectory:
         known, self._known = self._known, None
         if known is not None:
             await known.close()
+        await self._close_lookups()
+
+    async def _close_lookups(self) -> None:
+        """The lookup connections only: the listener mends its own connection."""
         if self._sqlite is not None:
             self._sqlite.close()
             self._sqlite = None

@@ -99,7 +99,8 @@ class HitRoutes:
             client[0] if client else None,
             payload.url,
         )
-        await web.writer.wait_put(hit)
+        if not web.writer.put(hit):  # the queue is full: wait for room (`wait_put`)
+            await web.writer.wait_put(hit)
         web.counters[kind].inc()
         if kind is HitKind.OPEN:
             await send(self.gif_start)
