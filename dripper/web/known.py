@@ -16,7 +16,7 @@ connection that `serve` holds LISTENing, so:
 
 What is not known is asked (dripper.web.directory), so the memory only ever saves work:
 the most recent sends are read when the connection opens, and sends claimed later are
-announced. At most CAPACITY Message-IDs are held (about 110 bytes each), in two
+announced. At most CAPACITY Message-IDs are held (about 125 bytes each), in two
 generations: when the newer fills, the older is let go, and an id found in the older
 moves to the newer, so the emails people are opening stay.
 
