@@ -17,6 +17,7 @@ from dripper.store import open_store
 from dripper.store.schema import customers, events, outbox, tracking_events
 from dripper.tokens import Keyring, SigningKey
 from tests.support.serve import SECRET, ServeProcess, Shop, links
+from tests.web.test_known import lookups
 
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 Safari/605.1.15"
 
@@ -180,9 +181,12 @@ def test_a_forgotten_customers_links_stop_working(shop: Shop, server: ServeProce
     recorded about them."""
     urls = links(shop.email_to("linus@example.com", "Thank you"), shop.base_url)
     hits = [u for u in urls if "/o/" in u or "/c/" in u]
-    for url in hits:
-        assert httpx.get(url).status_code in (200, 302), url
-    assert len(wait_for_hits(shop, len(hits))) >= len(hits)
+    for _ in range(2):  # the second time, on PostgreSQL, from serve's memory
+        for url in hits:
+            assert httpx.get(url).status_code in (200, 302), url
+    assert len(wait_for_hits(shop, 2 * len(hits))) >= 2 * len(hits)
+    if shop.db_url.startswith("postgresql"):
+        assert lookups(shop)["memory"] > 0
     shop.ok("customers", "forget", "linus@example.com", "--yes")
     for url in urls:
         assert httpx.get(url).status_code == 404, url
