@@ -111,11 +111,15 @@ class KnownDeliveries:
         if len(self._new) >= self.half:
             self._old, self._new = self._new, set()
 
+    def _clear(self) -> None:
+        """Nothing is known, and no lookup already under way may teach otherwise."""
+        self.generation += 1
+        self._new, self._old = set(), set()
+
     def _forget_all(self) -> None:
         self.live = False
         self._listening = False
-        self.generation += 1
-        self._new, self._old = set(), set()
+        self._clear()
 
     async def _follow(self) -> None:
         """Listen, read the recent sends, apply notifications; again after any failure."""
@@ -223,8 +227,7 @@ class KnownDeliveries:
             return
         # "deleted"; "stop" or anything this version does not understand: listen again
         # (the triggers are checked first, and without them nothing is kept).
-        self.generation += 1
-        self._new, self._old = set(), set()
+        self._clear()
         if kind != "deleted":
             raise _Unheard(f"the database said {kind!r}")
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import httpx
 from click.testing import CliRunner, Result
+from prometheus_client.parser import text_string_to_metric_families
 
 from dripper.cli import cli
 
@@ -110,6 +111,17 @@ def links(message: EmailMessage, base_url: str) -> list[str]:
             found += pattern.findall(part.get_content())
     found += pattern.findall(str(message.get("List-Unsubscribe", "")))
     return sorted(set(found))
+
+
+def lookups(shop: Shop) -> dict[str, float]:
+    """`dripper_delivery_lookups_total` by answer, from /metrics."""
+    text = httpx.get(f"{shop.base_url}/metrics").text
+    found = {"memory": 0.0, "database": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "dripper_delivery_lookups_total":
+                found[sample.labels["answer"]] = sample.value
+    return found
 
 
 class ServeProcess:

@@ -12,13 +12,12 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 import sqlalchemy as sa
-from prometheus_client.parser import text_string_to_metric_families
 
 from dripper.store import migrate, open_store
 from dripper.store.schema import customers, outbox
 from dripper.web import known as known_module
 from dripper.web.known import APPLICATION, CHANNEL, KnownDeliveries
-from tests.support.serve import ServeProcess, Shop, links
+from tests.support.serve import ServeProcess, Shop, links, lookups
 from tests.web.conftest import DAY20
 
 pytestmark = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
@@ -233,17 +232,6 @@ def test_triggers_that_go_while_listening_turn_the_memory_off(
         assert not known.known(everyone[0])
 
     remembering(shop, body)
-
-
-def lookups(shop: Shop) -> dict[str, float]:
-    """`dripper_delivery_lookups_total` by answer, from /metrics."""
-    text = httpx.get(f"{shop.base_url}/metrics").text
-    found = {"memory": 0.0, "database": 0.0}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            if sample.name == "dripper_delivery_lookups_total":
-                found[sample.labels["answer"]] = sample.value
-    return found
 
 
 def test_serve_answers_known_emails_without_asking_and_forgets_at_once(

@@ -16,8 +16,7 @@ import sqlalchemy as sa
 from dripper.store import open_store
 from dripper.store.schema import customers, events, outbox, tracking_events
 from dripper.tokens import Keyring, SigningKey
-from tests.support.serve import SECRET, ServeProcess, Shop, links
-from tests.web.test_known import lookups
+from tests.support.serve import SECRET, ServeProcess, Shop, links, lookups
 
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 Safari/605.1.15"
 
@@ -258,8 +257,8 @@ def test_a_robot_following_every_link_is_counted_as_a_scanner(
 def test_metrics_count_what_was_answered_and_written(shop: Shop, server: ServeProcess) -> None:
     """/metrics (Prometheus text) counts each answered open and click by kind, the hits
     written (as many as the database holds), the queue, each route's latency and where
-    each delivery was found; the
-    customer's pages allow no script, no image and no other site."""
+    each delivery was found; the customer's pages allow no script, no image and no other
+    site."""
     from prometheus_client.parser import text_string_to_metric_families
 
     from dripper.web.pages import CSP
