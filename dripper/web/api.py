@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 API_LIMIT = 1 << 20  # bytes per request
 MAX_EVENTS = 1_000
 EVENT_TYPE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")  # as `dripper event TYPE`
-NO_STORE = {"Cache-Control": "no-store"}
+NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
 @dataclass(frozen=True)

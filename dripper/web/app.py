@@ -177,7 +177,9 @@ def create_app(
         status = exc.status_code if isinstance(exc, HTTPException) else 500
         if request.url.path.startswith(("/api/", "/inbound")):
             detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
-            return JSONResponse({"error": detail}, status_code=status, headers=NO_STORE)
+            # A 503 is the database: a shop's webhook or an MTA keeps the request and retries.
+            headers = {**NO_STORE, "Retry-After": "60"} if status == 503 else NO_STORE
+            return JSONResponse({"error": detail}, status_code=status, headers=headers)
         if status >= 500:
             return web.html(pages.unavailable(web.company), status)
         return web.html(pages.not_found(web.company), 404 if status in (404, 405) else status)

@@ -7,16 +7,18 @@ from __future__ import annotations
 import base64
 import re
 import time
+from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 import sqlalchemy as sa
 
+from dripper.inbound.samples import reply
 from dripper.store import open_store
 from dripper.store.schema import customers, events, outbox, tracking_events
 from dripper.tokens import Keyring, SigningKey
-from tests.support.serve import SECRET, ServeProcess, Shop, links, lookups
+from tests.support.serve import API_TOKEN, SECRET, ServeProcess, Shop, links, lookups
 
 BROWSER = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_4) AppleWebKit/605.1.15 Safari/605.1.15"
 
@@ -137,6 +139,51 @@ def test_one_click_unsubscribe_is_stored_and_the_next_run_sends_nothing(
     assert not [m for m in after if "grace@example.com" in str(m["To"])]
 
 
+def test_an_oversized_unsubscribe_body_is_refused_and_changes_nothing(
+    shop: Shop, server: ServeProcess
+) -> None:
+    """A POST to /u/ over 4 KiB is a 413, whether its length is declared or it comes in
+    chunks; the customer stays subscribed."""
+    message = shop.email_to("grace@example.com", "Thank you")
+    url = re.findall(r"<(http[^>]+)>", str(message["List-Unsubscribe"]))[0]
+    body = b"List-Unsubscribe=One-Click&" + b"x" * 5000
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the server counts as it reads
+        for i in range(0, len(body), 1000):
+            yield body[i : i + 1000]
+
+    for content in (body, chunks()):
+        answer = httpx.post(url, content=content)
+        assert answer.status_code == 413
+        assert "set-cookie" not in answer.headers
+    grace = rows(shop, customers, customers.c.email == "grace@example.com")[0]
+    assert grace.status == "subscribed"
+
+
+def test_every_answer_keeps_its_url_out_of_referers(shop: Shop, server: ServeProcess) -> None:
+    """Pages, pixels, redirects, JSON (the API's successes and errors), the health check and
+    the metrics: each says `Referrer-Policy: no-referrer` and sets no cookie."""
+    message = shop.email_to("ada@example.com", "Thank you")
+    ours = links(message, shop.base_url)
+    bearer = {"authorization": f"Bearer {API_TOKEN}"}
+    event = {"type": "visit", "email": "ada@example.com"}
+    with httpx.Client(base_url=shop.base_url, headers={"user-agent": BROWSER}) as client:
+        answers = [client.get(u) for u in ours]
+        answers += [
+            client.get("/healthz"),
+            client.get("/metrics"),
+            client.get("/nope"),
+            client.post("/api/events", json=event, headers=bearer),  # 200
+            client.post("/api/events", json=event),  # 401
+            client.post("/api/events", content=b"{", headers=bearer),  # 400
+            client.post("/inbound", content=reply(message, "Hello!"), headers=bearer),  # 200
+        ]
+    assert {a.status_code for a in answers} >= {200, 302, 400, 401, 404}
+    for answer in answers:
+        assert answer.headers.get("referrer-policy") == "no-referrer", answer.request.url
+        assert "set-cookie" not in answer.headers
+
+
 def test_bad_tokens_get_the_same_404(shop: Shop, server: ServeProcess) -> None:
     """Forged, truncated, preview-key, wrong-kind, unknown-delivery: a 404 page with no
     Location and nothing recorded, whatever the route."""
@@ -166,11 +213,13 @@ def test_bad_tokens_get_the_same_404(shop: Shop, server: ServeProcess) -> None:
     ]
     with httpx.Client(base_url=shop.base_url) as client:
         for path in bad:
-            for method in ("GET", "POST") if path.startswith("/u/") else ("GET",):
+            # A link scanner's HEAD gets the same 404 as a GET (with no body).
+            for method in ("GET", "POST") if path.startswith("/u/") else ("GET", "HEAD"):
                 answer = client.request(method, path)
-                assert answer.status_code == 404, (path, answer.status_code)
+                assert answer.status_code == 404, (method, path, answer.status_code)
                 assert "location" not in answer.headers
-                assert "This link does not work" in answer.text
+                if method != "HEAD":
+                    assert "This link does not work" in answer.text
     assert rows(shop, tracking_events) == []
 
 
@@ -256,9 +305,9 @@ def test_a_robot_following_every_link_is_counted_as_a_scanner(
 
 def test_metrics_count_what_was_answered_and_written(shop: Shop, server: ServeProcess) -> None:
     """/metrics (Prometheus text) counts each answered open and click by kind, the hits
-    written (as many as the database holds), the queue, each route's latency and where
-    each delivery was found; the customer's pages allow no script, no image and no other
-    site."""
+    written (as many as the database holds) and their classes, the queue, each route's
+    latency and where each delivery was found; the customer's pages allow no script, no
+    image and no other site."""
     from prometheus_client.parser import text_string_to_metric_families
 
     from dripper.web.pages import CSP
@@ -294,6 +343,15 @@ def test_metrics_count_what_was_answered_and_written(shop: Shop, server: ServePr
     assert samples[("dripper_hits_total", (("kind", "open"),))] == 1
     assert samples[("dripper_hits_total", (("kind", "click"),))] == 2
     assert samples[("dripper_hits_stored_total", ())] == stored
+    # The hits written, by kind and class: one person's open, and their two clicks (the
+    # open came first, so neither click implied another).
+    classes = {
+        (labels[1][1], labels[0][1]): value  # (kind, class)
+        for (name, labels), value in samples.items()
+        if name == "dripper_hit_classes_total" and labels[1][1] in ("open", "click")
+    }
+    assert classes == {("open", "human"): 1, ("click", "human"): 2}
+    assert sum(classes.values()) == stored
     assert samples[("dripper_hits_dropped_total", ())] == 0
     assert samples[("dripper_hit_queue_depth", ())] == 0
     assert samples[("dripper_request_seconds_count", (("route", "click"),))] == 2
