@@ -46,9 +46,14 @@ demo: $(VENV)/.base
 	@echo "    (each through the real dripper serve app, in this process)"
 	cd $(DEMO) && $(SECRET) ../$(BIN)/python -m dripper.web.local --now 2027-01-19T13:00:00Z --to grace@example.com --answer first_bag=poor
 	cd $(DEMO) && $(SECRET) ../$(BIN)/python -m dripper.web.local --now 2027-01-19T13:05:00Z --to new.buyer@example.com --unsubscribe
-	@echo "--- the new buyer orders again; the next run writes to Grace personally, and sends him nothing"
+	@echo "--- the new buyer orders again; the next run writes to Grace personally, and she orders again too"
 	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-19T14:00:00Z event purchase new.buyer@example.com --data '{"amount": 12}'
 	cd $(DEMO) && $(SECRET) ../$(BIN)/dripper --now 2027-01-19T16:00:00Z run --once
+	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-19T17:00:00Z event purchase grace@example.com --data '{"amount": 18}'
+	@echo "--- four days on: both have bought twice, so their referral requests are due (as Ada's was);"
+	@echo "    Grace gets hers; the new buyer unsubscribed, so he gets nothing"
+	cd $(DEMO) && $(SECRET) ../$(BIN)/dripper --now 2027-01-23T16:00:00Z run --once
+	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-23T16:00:00Z customers show new.buyer@example.com
 	@echo "--- Monday: who are the best customers, and what worked"
 	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-25T09:00:00Z customers top
 	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-25T09:00:00Z stats --cadence 6w

@@ -1,8 +1,8 @@
 """`make demo`, the README's first command, end to end in a folder of its own: the story it
 tells holds (a reply ends Ada's welcome sequence, a bounce suppresses Linus, a one-click
 answer and a one-click unsubscribe go through the real serve app, the next run writes to
-Grace personally and sends the unsubscribed buyer nothing) and it ends with `dripper
-stats`."""
+Grace personally, and when the referral request is due for both customers who bought twice
+only the one still subscribed gets it) and it ends with `dripper stats`."""
 
 from __future__ import annotations
 
@@ -33,18 +33,24 @@ def test_make_demo_tells_its_story_and_ends_with_stats() -> None:
         assert "reply: ada@example.com: reply from ada@example.com" in out
         assert re.search(r"welcome \(event:1\)\s+exited: exit on reply", out)
         assert "bounce hard: linus@example.com" in out
-        # Issue 11: an answer and an unsubscribe through the real app, then nothing for him.
+        # Issue 11: an answer and an unsubscribe through the real app. Then Grace and the
+        # unsubscribed buyer have both bought twice, and the run at which their referral
+        # requests are due (as Ada's was) sends Grace hers and him nothing.
         assert re.search(r"GET /a/\S+ -> 200 Thank you!", out)
         assert re.search(r"POST /u/\S+ -> 200 You are unsubscribed", out)
-        after = out.split("You are unsubscribed", 1)[1]
+        after = out.split("You are unsubscribed", 1)[1].split("customers top", 1)[0]
         assert "sent feedback-follow-up/make-it-right to grace@example.com" in after
-        assert "to new.buyer@example.com" not in after.split("customers top", 1)[0]
+        assert "recorded purchase for new.buyer@example.com" in after
+        assert "(purchases: 2," in after.split("new.buyer@example.com", 1)[1]
+        assert "sent referral-request/ask to grace@example.com" in after
+        assert "to new.buyer@example.com" not in after
+        assert "new.buyer@example.com  (no name)  (unsubscribed)" in after
         # Issue 13: it ends with the stats.
         commands = [line for line in out.splitlines() if line.startswith("cd ")]
         assert commands[-1].endswith("stats --cadence 6w")
-        assert "Second sale, reached by the welcome sequence: 2 of 3 bought again" in out
+        assert "Second sale, reached by the welcome sequence: 3 of 3 bought again" in out
         assert "Answers to first_bag: poor: 1" in out
         emails = list((folder / "outbox").iterdir())
-        assert len(emails) == 16
+        assert len(emails) == 17
     finally:
         shutil.rmtree(folder, ignore_errors=True)
