@@ -251,6 +251,7 @@ SCHEMA: dict[str, dict[str, tuple[Checker, Any]]] = {
         "secret_env": (_env_name, "DRIPPER_SECRET"),
         "opens": (_bool, True),
         "clicks": (_bool, True),
+        "apple_relay_ranges": (_str, ""),
     },
     "dkim": {
         "domain": (_str, ""),
@@ -385,6 +386,9 @@ def _build(path: Path | None, base: Path, data: dict[str, Any], text: str = "") 
     dkim = section_dict("dkim")
     if dkim["private_key"]:
         dkim["private_key"] = _resolve(base, dkim["private_key"])
+    tracking = section_dict("tracking")
+    if tracking["apple_relay_ranges"]:
+        tracking["apple_relay_ranges"] = str(_resolve(base, tracking["apple_relay_ranges"]))
 
     return Config(
         path=path,
@@ -399,7 +403,7 @@ def _build(path: Path | None, base: Path, data: dict[str, Any], text: str = "") 
         unsubscribe_mailto=get("sender", "unsubscribe_mailto"),
         company=company,
         transport=transport,
-        tracking=section_dict("tracking"),
+        tracking=tracking,
         dkim=dkim,
         replies=section_dict("replies"),
         bounces=section_dict("bounces"),

@@ -63,6 +63,7 @@ def check(as_json: bool) -> None:
             warnings += _cadence(ctx.now(), config, campaigns)
     problems += _dkim(config, warnings)
     problems += _transport(config)
+    problems += _relays(config)
     warnings += _tracking(config)
 
     if as_json:
@@ -235,6 +236,23 @@ def _tracking(config: Config) -> list[str]:
             "it, so every link and unsubscribe in your emails would fail"
         )
     return found
+
+
+def _relays(config: Config) -> list[Problem]:
+    """Apple's relay ranges, when configured, load as `serve` loads them."""
+    from dripper.errors import ConfigError
+    from dripper.errors import Problem as Found
+    from dripper.services.hits import load_relay_ranges
+
+    path = str(config.tracking.get("apple_relay_ranges") or "")
+    if not path:
+        return []
+    try:
+        load_relay_ranges(path)
+    except ConfigError as exc:
+        where = str(config.path or "config.toml")
+        return [Found(where, None, "[tracking] apple_relay_ranges", str(exc))]
+    return []
 
 
 def _transport(config: Config) -> list[Problem]:

@@ -7,6 +7,7 @@ Opens (`/o/`, the pixel)                                     class
     Google's image proxy (GoogleImageProxy)                   human: it fetches on a real open
     user agent exactly `Mozilla/5.0`                          machine: Apple Mail Privacy Protection
     from Apple's network (17.0.0.0/8)                         machine: Apple's prefetch relays
+    from Apple's published relay ranges (`relay`)             machine: the same, via Private Relay
     within OPEN_PREFETCH of delivery                          machine: fetched on arrival, unread
     known bot and scanner agents                              machine
     anything else                                             human
@@ -109,6 +110,9 @@ class HitFacts:
     url: str | None = None  # a click's target
     # Other clicks of the same email shortly before this one: (when, url).
     recent_clicks: Sequence[tuple[datetime, str]] = ()
+    # The address is in Apple's published relay ranges (`[tracking] apple_relay_ranges`,
+    # `dripper.engine.relays`): Mail Privacy Protection loads images through them.
+    relay: bool = False
 
 
 @dataclass(frozen=True)
@@ -135,6 +139,8 @@ def _open(facts: HitFacts) -> Verdict:
         return Verdict(HitClass.MACHINE, "Apple Mail Privacy Protection (user agent)")
     if _in_apple_network(facts.ip):
         return Verdict(HitClass.MACHINE, "Apple Mail Privacy Protection (Apple network)")
+    if facts.relay:
+        return Verdict(HitClass.MACHINE, "Apple Mail Privacy Protection (Apple's relay ranges)")
     if _soon_after(facts, OPEN_PREFETCH):
         return Verdict(HitClass.MACHINE, f"within {OPEN_PREFETCH.seconds} s of delivery")
     if _scanner_agent(agent):

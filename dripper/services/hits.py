@@ -16,6 +16,7 @@ from dripper.engine.hits import BURST_WINDOW, HitClass, HitFacts, HitKind, class
 from dripper.store.tracking import StoredHit
 
 if TYPE_CHECKING:
+    from dripper.engine.relays import RelayRanges
     from dripper.store import Store
     from dripper.store.tracking import Delivery, Sent
 
@@ -33,11 +34,14 @@ class Hit:
     url: str | None = None
 
 
-def record_hits(store: Store, domain: str, hits: Sequence[Hit]) -> dict[tuple[str, str], int]:
+def record_hits(
+    store: Store, domain: str, hits: Sequence[Hit], relays: RelayRanges | None = None
+) -> dict[tuple[str, str], int]:
     """Classify and store a batch of hits in one transaction; returns how many were
     stored, by kind and class. A human click on an email nobody was seen opening
     implies an open; the third link of one email clicked within seconds makes the
-    burst a scanner's."""
+    burst a scanner's. `relays`: Apple's relay ranges, when configured (an open from
+    one is a machine's)."""
     from dripper.store import tracking
 
     if not hits:
@@ -74,6 +78,7 @@ def record_hits(store: Store, domain: str, hits: Sequence[Hit]) -> dict[tuple[st
                     delivery.sent_at,
                     hit.url,
                     _recent(clicks.get(delivery.outbox_id)) if click else (),
+                    relays is not None and not click and hit.ip in relays,
                 )
             )
             human = verdict.cls is HitClass.HUMAN
@@ -113,6 +118,23 @@ def record_hits(store: Store, domain: str, hits: Sequence[Hit]) -> dict[tuple[st
         key = (h.kind, str(h.data.get("class", "")))
         counts[key] = counts.get(key, 0) + 1
     return counts
+
+
+def load_relay_ranges(path: str) -> RelayRanges:
+    """The file `[tracking] apple_relay_ranges` names; ConfigError (one line) if it cannot
+    be read or a line is not a prefix."""
+    from dripper.engine.relays import RelayRanges
+    from dripper.errors import ConfigError
+
+    try:
+        with open(path, encoding="utf-8", errors="replace") as stream:
+            text = stream.read()
+    except OSError as exc:
+        raise ConfigError(
+            f"[tracking] apple_relay_ranges: cannot read {path}: {exc.strerror}; download "
+            "https://mask-api.icloud.com/egress-ip-ranges.csv there, or leave the key empty"
+        ) from None
+    return RelayRanges.parse(text, path)
 
 
 def _still_opened(conn: Any, stored: list[StoredHit], outbox_id: int) -> bool:

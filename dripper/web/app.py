@@ -87,7 +87,11 @@ class Web:
         self.metrics = Metrics()
         self.directory = DeliveryDirectory(config.database_url, self.listener.domain)
         self.counters = {kind: self.metrics.requests.labels(kind.value) for kind in HitKind}
-        self.hitproc = HitProcess(config.database_url, self.listener.domain)
+        self.hitproc = HitProcess(
+            config.database_url,
+            self.listener.domain,
+            str(config.tracking.get("apple_relay_ranges") or ""),
+        )
         self.writer = HitWriter(
             self.hitproc.write,
             on_written=self._written,
@@ -136,6 +140,11 @@ def create_app(
         store.ensure_schema()
     if campaigns is None:
         campaigns = _campaigns(config)
+    relays = str(config.tracking.get("apple_relay_ranges") or "")
+    if relays:  # read here too, so a bad file stops `serve` at once, in one line
+        from dripper.services.hits import load_relay_ranges
+
+        load_relay_ranges(relays)
     web = Web(config, store, campaigns, _keyring(config), clock=clock)
 
     @asynccontextmanager

@@ -41,6 +41,7 @@ log = logging.getLogger("dripper.serve")
 
 URL_ENV = "DRIPPER_HITPROC_DATABASE"  # not argv: a database password stays out of `ps`
 DOMAIN_ENV = "DRIPPER_HITPROC_DOMAIN"
+RELAYS_ENV = "DRIPPER_HITPROC_RELAYS"  # [tracking] apple_relay_ranges, resolved; "" for none
 _LENGTH = struct.Struct(">I")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
@@ -98,9 +99,10 @@ class HitProcess:
     its commit and before its answer (a crash of the child itself, not of `serve`) gets
     that one batch again from the retry, and it is stored twice."""
 
-    def __init__(self, database_url: str, domain: str) -> None:
+    def __init__(self, database_url: str, domain: str, relays: str = "") -> None:
         self.database_url = database_url
         self.domain = domain
+        self.relays = relays
         self._proc: subprocess.Popen[bytes] | None = None
         self._closed = False  # after `close`, no child is started again
 
@@ -150,7 +152,12 @@ class HitProcess:
         self._forget()
         if self._closed:
             raise HitWriteError("the hit writer process was closed")
-        env = {**os.environ, URL_ENV: self.database_url, DOMAIN_ENV: self.domain}
+        env = {
+            **os.environ,
+            URL_ENV: self.database_url,
+            DOMAIN_ENV: self.domain,
+            RELAYS_ENV: self.relays,
+        }
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "dripper.web.hitproc"],
             stdin=subprocess.PIPE,
@@ -177,17 +184,23 @@ def main() -> None:
     # stray print of any library can never put the pipe out of step.
     sink = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
-    from dripper.services.hits import record_hits
+    from dripper.services.hits import load_relay_ranges, record_hits
     from dripper.store import open_store
 
     url, domain = os.environ[URL_ENV], os.environ[DOMAIN_ENV]
+    relays = None
+    if path := os.environ.get(RELAYS_ENV, ""):
+        try:  # `serve` read it at start; gone since, the other signs still class the opens
+            relays = load_relay_ranges(path)
+        except Exception as exc:
+            log.error("Apple's relay ranges left out: %s", exc)
     store: Store | None = None
     source = sys.stdin.buffer
     while (batch := _next_batch(source)) is not None:
         try:
             if store is None:  # opened here: a database that is down is an answer too
                 store = open_store(url)
-            counts = record_hits(store, domain, decode(batch))
+            counts = record_hits(store, domain, decode(batch), relays)
         except Exception as exc:  # the parent keeps the batch and retries
             write_frame(sink, ("error", str(exc)))
             continue

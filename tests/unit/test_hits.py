@@ -23,8 +23,8 @@ SOON = SENT + timedelta(seconds=3)
 
 def hit(kind: HitKind, *, ua: str = SAFARI, at: datetime = LATER, method: str = "GET",
         ip: str | None = "203.0.113.7", url: str | None = None,
-        recent: tuple[tuple[datetime, str], ...] = ()) -> HitFacts:
-    return HitFacts(kind, at, method, ua, ip, SENT, url, recent)  # fmt: skip
+        recent: tuple[tuple[datetime, str], ...] = (), relay: bool = False) -> HitFacts:
+    return HitFacts(kind, at, method, ua, ip, SENT, url, recent, relay)  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -37,12 +37,15 @@ def hit(kind: HitKind, *, ua: str = SAFARI, at: datetime = LATER, method: str = 
         (hit(HitKind.OPEN, ua="Mozilla/5.0"), HitClass.MACHINE, "(user agent)"),
         (hit(HitKind.OPEN, ip="17.58.101.4"), HitClass.MACHINE, "(Apple network)"),
         (hit(HitKind.OPEN, ip="::ffff:17.58.101.4"), HitClass.MACHINE, "(Apple network)"),
+        (hit(HitKind.OPEN, relay=True), HitClass.MACHINE, "(Apple's relay ranges)"),
         (hit(HitKind.OPEN, at=SENT + timedelta(seconds=9)), HitClass.MACHINE, "of delivery"),
         (hit(HitKind.OPEN, at=SENT + timedelta(seconds=16)), HitClass.HUMAN, "a mail client"),
         (hit(HitKind.OPEN, ua="python-requests/2.32"), HitClass.MACHINE, "robot"),
         (hit(HitKind.OPEN, ua=""), HitClass.MACHINE, "robot"),
         (hit(HitKind.CLICK, url="https://a.test/1"), HitClass.HUMAN, "a person's browser"),
         (hit(HitKind.CLICK, method="HEAD"), HitClass.SCANNER, "HEAD"),
+        # Safari with iCloud Private Relay on: a person, clicking through Apple's relays.
+        (hit(HitKind.CLICK, relay=True, url="https://a.test/1"), HitClass.HUMAN, "browser"),
         (hit(HitKind.CLICK, ua=BARRACUDA), HitClass.SCANNER, "scanner"),
         (hit(HitKind.CLICK, ua=PROOFPOINT), HitClass.SCANNER, "scanner"),
         (hit(HitKind.CLICK, at=SENT + timedelta(seconds=1)), HitClass.SCANNER, "under 2 s"),
