@@ -251,7 +251,8 @@ def _relays(config: Config) -> list[Problem]:
         load_relay_ranges(path)
     except ConfigError as exc:
         where = str(config.path or "config.toml")
-        return [Found(where, None, "[tracking] apple_relay_ranges", str(exc))]
+        message = str(exc).removeprefix("[tracking] apple_relay_ranges: ")  # said once
+        return [Found(where, None, "[tracking] apple_relay_ranges", message)]
     return []
 
 

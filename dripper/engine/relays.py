@@ -55,19 +55,35 @@ class RelayRanges:
     @classmethod
     def parse(cls, text: str, source: str) -> RelayRanges:
         """Apple's CSV (or any list with one prefix first on each line; `#` comments and
-        blank lines are skipped). ConfigError naming `source:line` for anything else."""
+        blank lines are skipped). ConfigError naming `source:line` for anything else, and
+        for what a download cut short leaves: a last line with fewer fields than the first,
+        a prefix shorter than any relay's (/8, or /16 for IPv6: `172.224.226.0/27` cut to
+        `/2` would be a quarter of the internet), or no prefix at all."""
         spans: list[tuple[int, int, int]] = []
-        for number, line in enumerate(text.splitlines(), 1):
+        fields = None  # commas per line, as the first line has them
+        for number, line in enumerate(text.lstrip("\ufeff").splitlines(), 1):
             field = line.split(",", 1)[0].strip()
             if not field or field.startswith("#"):
                 continue
+            if fields is None:
+                fields = line.count(",")
             span = _span(field)
             if span is None:
                 raise ConfigError(
                     f"{source}:{number}: {field[:60]!r} is not an IP prefix like "
                     "172.224.226.0/27: use Apple's egress-ip-ranges.csv as it is published"
                 )
+            version, start, end = span
+            if end - start >= 1 << (24 if version == 4 else 112) or line.count(",") != fields:
+                raise ConfigError(
+                    f"{source}:{number}: {line.strip()[:60]!r} is not a line of Apple's list "
+                    "(too wide a prefix, or cut short): download the list again"
+                )
             spans.append(span)
+        if not spans:
+            raise ConfigError(
+                f"{source}: no prefixes in it: download Apple's egress-ip-ranges.csv again"
+            )
         return cls(spans)
 
     def __contains__(self, ip: object) -> bool:
@@ -111,6 +127,8 @@ def _span(prefix: str) -> tuple[int, int, int] | None:
         size = int(length)
     else:
         return None
+    if version == 6 and value >> 32 == 0xFFFF and size >= 96:  # ::ffff:a.b.c.d, IPv4 written as 6
+        version, value, bits, size = 4, value & 0xFFFFFFFF, 32, size - 96
     host = bits - size
     start = value >> host << host
     return version, start, start | ((1 << host) - 1)

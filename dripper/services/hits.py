@@ -127,7 +127,7 @@ def load_relay_ranges(path: str) -> RelayRanges:
     from dripper.errors import ConfigError
 
     try:
-        with open(path, encoding="utf-8", errors="replace") as stream:
+        with open(path, encoding="utf-8-sig", errors="replace") as stream:  # a BOM or not
             text = stream.read()
     except OSError as exc:
         raise ConfigError(

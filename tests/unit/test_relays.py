@@ -3,6 +3,8 @@ by address; a line that is not a prefix is an error naming its file and line."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from dripper.engine.relays import RelayRanges
@@ -70,7 +72,7 @@ def test_a_line_that_is_not_a_prefix_names_its_file_and_line() -> None:
 @pytest.mark.parametrize(
     "prefix",
     ["10.0.0.0/24", "10.0.0.7/29", "10.0.0.7", "1.0.0.0/8", "2a02:26f7::/32",
-     "2a02:26f7:b3c0:4000::5/64", "fe80::1/10"],
+     "2a02:26f7:b3c0:4000::5/64", "fe80::1/64"],
 )  # fmt: skip
 def test_each_prefix_covers_what_ipaddress_says(prefix: str) -> None:
     """The quick parser agrees with the standard library's `ip_network(strict=False)`:
@@ -94,3 +96,41 @@ def test_what_is_not_a_prefix_is_refused(line: str) -> None:
     """Lengths out of range, malformed addresses, non-ASCII digits: refused, never guessed."""
     with pytest.raises(ConfigError):
         RelayRanges.parse(line, "list")
+
+
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (APPLE_CSV + "172.224.227.0/2", "relays.csv:8: '172.224.227.0/2' is not a line"),
+        (APPLE_CSV + "172.224.227.0/27,GB", "relays.csv:8: '172.224.227.0/27,GB' is not a line"),
+        ("0.0.0.0/0\n", "relays.csv:1: '0.0.0.0/0' is not a line"),
+        ("2a02::/12,GB,GB-EN,London,\n", "relays.csv:1: '2a02::/12,GB,GB-EN,London,' is not"),
+        ("", "relays.csv: no prefixes in it"),
+        ("# nothing but a comment\n\n", "relays.csv: no prefixes in it"),
+    ],
+)
+def test_what_a_download_cut_short_leaves_is_refused(text: str, error: str) -> None:
+    """A last line cut inside its prefix or its fields, a prefix wider than any relay's,
+    an empty file: each refused in one line (never a quarter of the internet as relays)."""
+    with pytest.raises(ConfigError) as raised:
+        RelayRanges.parse(text, "relays.csv")
+    assert str(raised.value).startswith(error)
+
+
+def test_a_file_saved_with_a_byte_order_mark_reads_the_same(tmp_path: Path) -> None:
+    """A copy saved by a Windows editor starts with a BOM: its first line still counts."""
+    from dripper.services.hits import load_relay_ranges
+
+    saved = tmp_path / "relays.csv"
+    saved.write_bytes(b"\xef\xbb\xbf" + APPLE_CSV.replace("\n", "\r\n").encode())
+    ranges = load_relay_ranges(str(saved))
+    assert ranges.count == 5
+    assert "172.224.226.1" in ranges
+
+
+def test_ipv4_written_as_ipv6_is_ipv4() -> None:
+    """`::ffff:172.224.226.0/123` lists the same addresses as `172.224.226.0/27`."""
+    ranges = RelayRanges.parse("::ffff:172.224.226.0/123\n", "list")
+    assert "172.224.226.31" in ranges
+    assert "::ffff:172.224.226.31" in ranges
+    assert "172.224.226.32" not in ranges
