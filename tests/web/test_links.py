@@ -152,10 +152,15 @@ def test_an_oversized_unsubscribe_body_is_refused_and_changes_nothing(
         for i in range(0, len(body), 1000):
             yield body[i : i + 1000]
 
-    for content in (body, chunks()):
-        answer = httpx.post(url, content=content)
-        assert answer.status_code == 413
-        assert "set-cookie" not in answer.headers
+    answer = httpx.post(url, content=body)
+    assert answer.status_code == 413
+    assert "set-cookie" not in answer.headers
+    try:  # the server may answer and close before the last chunk is sent: refused too
+        chunked = httpx.post(url, content=chunks())
+    except (httpx.WriteError, httpx.RemoteProtocolError, httpx.ReadError):
+        pass
+    else:
+        assert chunked.status_code == 413
     grace = rows(shop, customers, customers.c.email == "grace@example.com")[0]
     assert grace.status == "subscribed"
 
