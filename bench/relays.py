@@ -7,8 +7,9 @@ The list is made in the shape of Apple's egress-ip-ranges.csv (`prefix,country,r
 city,`; about two thirds IPv4 /27-/32, one third IPv6 /64), written to a temporary file
 and read with `dripper.services.hits.load_relay_ranges`, as `serve` reads it. Then
 lookups of distinct addresses: one inside each seventh prefix, and random ones of which
-nearly all are outside (the cache in front of the search sees each once: the worst case). Prints seconds, microseconds per lookup, and
-the memory the parsed list holds (tracemalloc, on a second load).
+nearly all are outside (the cache in front of the search sees each once: the worst case).
+Prints seconds, microseconds per lookup, and the memory the parsed list holds
+(tracemalloc, on a second load).
 """
 
 from __future__ import annotations
