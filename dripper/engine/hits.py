@@ -33,6 +33,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from dripper.engine.relays import client_address
+
 
 class HitKind(enum.StrEnum):
     OPEN = "open"
@@ -186,12 +188,5 @@ def _scanner_agent(agent: str) -> bool:
 
 @functools.lru_cache(maxsize=65536)  # parsing an address costs more than the check
 def _in_apple_network(ip: str | None) -> bool:
-    if not ip:
-        return False
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address in APPLE_NETWORK
+    address = client_address(ip)
+    return address is not None and address in APPLE_NETWORK

@@ -98,16 +98,27 @@ class RelayRanges:
         return found
 
     def _lookup(self, ip: str) -> bool:
-        try:
-            address = ipaddress.ip_address(ip)
-        except ValueError:
+        address = client_address(ip)
+        if address is None:
             return False
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
         value = int(address)
         starts = self._starts[address.version]
         i = bisect.bisect_right(starts, value) - 1
         return i >= 0 and value <= self._ends[address.version][i]
+
+
+def client_address(ip: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """A hit's client address as one address (IPv4 as a dual-stack socket reports it,
+    `::ffff:a.b.c.d`, as IPv4); None when there is none or it is not an address."""
+    if not ip:
+        return None
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
 
 
 def _span(prefix: str) -> tuple[int, int, int] | None:
