@@ -17,7 +17,9 @@ token) and `hey` (latency at a fixed 500 requests/s): `apt-get install wrk hey`.
    counts), each after `sync`, so the kernel writing out the database is in neither.
    During serve's runs the CPU time of serve, of its hit writer process and of
    PostgreSQL is read from /proc: microseconds of CPU per hit, by process.
-4. hey at 500/s for S seconds on /o/ and /c/ of `dripper serve`: p50 and p99.
+4. hey at 500/s for S seconds on /o/ and /c/ of `dripper serve`: p50 and p99; then the same
+   rate spread over every delivery's token (`paced`, on a fixed schedule: hey repeats one
+   URL), p50, p99 and the slowest.
 5. Apple Mail Privacy Protection on a 100k newsletter: M prefetch opens (user agent
    `Mozilla/5.0`) as fast as wrk sends them; the queue depth is sampled every 0.2 s.
 With `--announced` the sends get their Message-IDs only once serve runs, 500 to a
@@ -228,6 +230,62 @@ def hey(url: str, seconds: int) -> dict[str, float]:
     return found
 
 
+def paced(
+    port: int, paths: Path, seconds: int, rate: int = 500, connections: int = 10
+) -> dict[str, float]:
+    """Latency at a fixed rate, spread over every delivery's token (hey repeats one URL):
+    `connections` keep-alive connections, each sending on a fixed schedule so that together
+    they send `rate` a second. A request's latency counts from when it was due, not from
+    when it went out: a slow answer delays the requests behind it, and that shows in the
+    figures (no coordinated omission)."""
+    import asyncio
+
+    spread = paths.read_text().split()
+
+    async def run() -> tuple[list[float], int]:
+        loop = asyncio.get_running_loop()
+        interval = connections / rate
+        start = loop.time() + 0.2
+        latencies: list[float] = []
+        bad = 0
+
+        async def connection(k: int) -> None:
+            nonlocal bad
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            n = 0
+            while (due := start + (k / connections + n) * interval) < start + seconds:
+                if (wait := due - loop.time()) > 0:
+                    await asyncio.sleep(wait)
+                path = spread[(k * 7919 + n * 104729) % len(spread)]
+                writer.write(
+                    f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: {BROWSER}\r\n\r\n"
+                    .encode()
+                )
+                status = int((await reader.readline()).split()[1])
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.partition(b":")
+                    if name.strip().lower() == b"content-length":
+                        length = int(value)
+                await reader.readexactly(length)
+                latencies.append(loop.time() - due)
+                bad += status not in (200, 302)
+                n += 1
+            writer.close()
+
+        await asyncio.gather(*(connection(k) for k in range(connections)))
+        return latencies, bad
+
+    latencies, bad = asyncio.run(run())
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(len(latencies) * p))] * 1000, 2)
+
+    return {"p50_ms": pct(0.50), "p99_ms": pct(0.99), "max_ms": pct(1.0),
+            "per_second": round(len(latencies) / seconds, 1), "bad": bad}  # fmt: skip
+
+
 def queue_depth(port: int) -> int:
     text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
     m = re.search(r"^dripper_hit_queue_depth ([\d.e+]+)$", text, re.MULTILINE)
@@ -398,6 +456,8 @@ def main() -> None:
             first_click = clicks.read_text().split()[1]
             report["latency_open_500"] = hey(f"http://127.0.0.1:{port}{first_open}", args.seconds)
             report["latency_click_500"] = hey(f"http://127.0.0.1:{port}{first_click}", args.seconds)
+            report["latency_open_500_spread"] = paced(port, opens, args.seconds)
+            report["latency_click_500_spread"] = paced(port, clicks, args.seconds)
             drain(port)
             # Apple MPP: half of a newsletter's opens, prefetched at once.
             mpp = folder / "mpp.txt"
