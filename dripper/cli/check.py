@@ -251,8 +251,7 @@ def _relays(config: Config) -> list[Problem]:
         load_relay_ranges(path)
     except ConfigError as exc:
         where = str(config.path or "config.toml")
-        message = str(exc).removeprefix("[tracking] apple_relay_ranges: ")  # said once
-        return [Found(where, None, "[tracking] apple_relay_ranges", message)]
+        return [Found(where, None, None, str(exc))]  # the message names the key
     return []
 
 

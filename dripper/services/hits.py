@@ -121,8 +121,8 @@ def record_hits(
 
 
 def load_relay_ranges(path: str) -> RelayRanges:
-    """The file `[tracking] apple_relay_ranges` names; ConfigError (one line) if it cannot
-    be read or a line is not a prefix."""
+    """The file `[tracking] apple_relay_ranges` names; ConfigError (one line, naming the
+    key) if it cannot be read or a line is not a prefix."""
     from dripper.engine.relays import RelayRanges
     from dripper.errors import ConfigError
 
@@ -134,7 +134,10 @@ def load_relay_ranges(path: str) -> RelayRanges:
             f"[tracking] apple_relay_ranges: cannot read {path}: {exc.strerror}; download "
             "https://mask-api.icloud.com/egress-ip-ranges.csv there, or leave the key empty"
         ) from None
-    return RelayRanges.parse(text, path)
+    try:
+        return RelayRanges.parse(text, path)
+    except ConfigError as exc:
+        raise ConfigError(f"[tracking] apple_relay_ranges: {exc}") from None
 
 
 def _still_opened(conn: Any, stored: list[StoredHit], outbox_id: int) -> bool:
