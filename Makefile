@@ -8,6 +8,8 @@ DEMO   := demo
 NOW    := 2027-01-04T15:00:00Z
 # the file transport needs no secret, but links are signed: the demo uses a throwaway one
 SECRET := DRIPPER_SECRET=demo-not-a-secret-0123456789
+# ... and so are the shop's webhooks: the demo's Shopify signs with this one
+SHOP   := DRIPPER_SHOPIFY_SECRET=demo-shop-secret
 
 .PHONY: demo test lint typecheck unit integration cli delivery browser web bench-import clean
 
@@ -27,10 +29,15 @@ demo: $(VENV)/.base
 	cd $(DEMO) && ../$(BIN)/dripper check
 	cd $(DEMO) && ../$(BIN)/dripper --now $(NOW) customers import customers.csv
 	cd $(DEMO) && ../$(BIN)/dripper --now $(NOW) event purchase ada@example.com --data '{"amount": 24.50}'
-	cd $(DEMO) && ../$(BIN)/dripper --now $(NOW) event purchase grace@example.com --data '{"amount": 18}'
+	@echo "--- Grace orders in the Shopify shop; its webhook comes, and comes again (Shopify"
+	@echo "    retries on any slow answer): one purchase is recorded, the second is a duplicate"
+	cd $(DEMO) && $(SECRET) $(SHOP) ../$(BIN)/python -m dripper.web.local --now $(NOW) --to grace@example.com --shopify-order 1001
+	cd $(DEMO) && $(SECRET) $(SHOP) ../$(BIN)/python -m dripper.web.local --now $(NOW) --to grace@example.com --shopify-order 1001
 	cd $(DEMO) && ../$(BIN)/dripper --now $(NOW) event purchase new.buyer@example.com --data '{"amount": 12}'
 	@echo "--- the daemon, once, right after those purchases: the thank-yous go out"
 	cd $(DEMO) && $(SECRET) ../$(BIN)/dripper --now $(NOW) run --once
+	@echo "--- Grace's thank-you names what she ordered (from the webhook's order)"
+	cd $(DEMO) && ../$(BIN)/python -m dripper.web.local --to grace@example.com --show
 	@echo "--- the next morning: the newsletter's first edition"
 	cd $(DEMO) && $(SECRET) ../$(BIN)/dripper --now 2027-01-05T18:00:00Z run --once
 	@echo "--- day 2: Ada replies to the newsletter; the newsletter to Linus bounces (both through the MTA pipe)"

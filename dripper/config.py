@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from dripper.customers.addresses import is_valid_timezone
-from dripper.errors import ConfigError, Problem
+from dripper.errors import ConfigError, InputError, Problem
+from dripper.money import check_currency
 from dripper.timeparse import parse_duration, parse_time_of_day
 
 CONFIG_NAME = "config.toml"
@@ -68,6 +69,8 @@ class Config:
     tick_seconds: int
     batch_size: int
     chunk: int = 4  # sends per connection between database writes (see services.delivery)
+    # `[company] currency`: what total_spent and stats revenue count (DESIGN 12)
+    currency: str = "USD"
     raw: Mapping[str, Mapping[str, Any]] = field(repr=False, default_factory=dict)
 
     def secret(self, env_name: str) -> str | None:
@@ -274,8 +277,9 @@ SCHEMA: dict[str, dict[str, tuple[Checker, Any]]] = {
     },
     "api": {
         "token_env": (_env_name, "DRIPPER_API_TOKEN"),
-        "shopify_secret_env": (_optional_env_name, ""),
-        "woocommerce_secret_env": (_optional_env_name, ""),
+        # Named by default: a shop's webhook route answers once its secret is set.
+        "shopify_secret_env": (_optional_env_name, "DRIPPER_SHOPIFY_SECRET"),
+        "woocommerce_secret_env": (_optional_env_name, "DRIPPER_WOOCOMMERCE_SECRET"),
     },
     "referrals": {
         "landing_url": (_optional_url, ""),
@@ -337,12 +341,20 @@ def _build(path: Path | None, base: Path, data: dict[str, Any], text: str = "") 
     problems: list[Problem] = []
     values: dict[str, dict[str, Any]] = {}
 
+    currency = "USD"
     for section, content in data.items():
         if section in FREE_FORM:
             if not isinstance(content, dict):
                 problems.append(
                     Problem(shown, lines.of(section), f"[{section}]", "must be a table")
                 )
+            elif "currency" in content:
+                try:
+                    currency = check_currency(content["currency"], where="currency")
+                except InputError as exc:
+                    message = str(exc).removeprefix("currency: ")
+                    where = lines.of(section, "currency")
+                    problems.append(Problem(shown, where, f"[{section}] currency", message))
             continue
         if section not in SCHEMA:
             hint = _did_you_mean(section, [*SCHEMA, *FREE_FORM])
@@ -419,6 +431,7 @@ def _build(path: Path | None, base: Path, data: dict[str, Any], text: str = "") 
         tick_seconds=get("sending", "tick_seconds"),
         batch_size=get("sending", "batch_size"),
         chunk=get("sending", "chunk"),
+        currency=currency,
         raw=values,
     )
 

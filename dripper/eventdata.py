@@ -12,11 +12,27 @@ import json
 import math
 import unicodedata
 from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from dripper.customers.model import CustomerData
 from dripper.errors import InputError
 from dripper.timeparse import EARLIEST_YEAR, LATEST_YEAR
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event to record (the Python API's `Planner.record_events`, `events import`);
+    also importable as `dripper.store.ingest.NewEvent`."""
+
+    email: str  # normalised (lower-case) address
+    type: str
+    at: datetime
+    data: Mapping[str, Any]
+    id: str | None = None  # the sender's id: (type, id) is recorded once (DESIGN 12)
+    customer: CustomerData | None = None  # fields the event brings (applied before planning)
+
 
 MAX_DATA_BYTES = 64 * 1024  # an order's worth of fields, not a document store
 MAX_DEPTH = 16
@@ -113,3 +129,24 @@ def check_header_fields(
                 pending += item.values()
             elif isinstance(item, list | tuple):
                 pending += item
+
+
+MAX_ID = 200  # characters of an event id: an order number with a prefix, not a document
+
+
+def check_event_id(value: object, *, where: str = "--id") -> str:
+    """An event's id (DESIGN 12): 1-200 printable characters (no line break, no control
+    character, no NUL), used as given."""
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{where}: expected an id of 1 to {MAX_ID} printable characters")
+    if len(value) > MAX_ID:
+        raise InputError(
+            f"{where}: {len(value):,} characters: an id is at most {MAX_ID} "
+            "(an order number, like shopify:order:450789469)"
+        )
+    if not value.isprintable() or any("\ud800" <= ch <= "\udfff" for ch in value):
+        raise InputError(
+            f"{where}: {value[:40]!r} holds a line break or control character: an id is "
+            "printable characters only"
+        )
+    return value

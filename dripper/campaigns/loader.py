@@ -21,6 +21,7 @@ from dripper.campaigns.model import (
     Edition,
     EventTrigger,
     Goal,
+    SampleEvent,
     Schedule,
     Trigger,
     WhenTrigger,
@@ -44,8 +45,10 @@ TOP_KEYS = (
     "audience",
     "transactional",
     "editions",
+    "sample_event",
     "steps",
 )
+SAMPLE_EVENT_KEYS = ("data", "id")
 TRIGGER_KEYS = ("event", "if", "date", "annually", "when")
 TRIGGER_KINDS = {"event": ("if",), "date": ("annually",), "when": ()}
 SCHEDULE_KEYS = ("every", "starting")
@@ -197,6 +200,9 @@ class _CampaignFile:
                     "'editions' needs a 'schedule': each scheduled run sends the next edition",
                 )
             editions_dir, editions = self._editions(reader, fields["editions"])
+        sample_event = None
+        if "sample_event" in fields:
+            sample_event = self._sample_event(reader, fields["sample_event"], trigger)
         if "steps" in fields:
             steps = read_steps(reader, fields["steps"], self.templates)
         else:
@@ -218,7 +224,53 @@ class _CampaignFile:
             steps=steps,
             editions=editions,
             editions_dir=editions_dir,
+            sample_event=sample_event,
         )
+
+    def _sample_event(
+        self, reader: NodeReader, entry: Entry, trigger: Trigger | None
+    ) -> SampleEvent | None:
+        """`sample_event: {data: {...}, id: ...}`: the event previews and `check` show the
+        emails with, in place of the one that will enroll each customer."""
+        from dripper.campaigns.yamlnodes import BAD
+        from dripper.errors import InputError
+        from dripper.eventdata import check_event_data, check_event_id
+
+        fields = reader.mapping(entry, SAMPLE_EVENT_KEYS)
+        if fields is None:
+            return None
+        if trigger is None and self.problems:
+            return None  # the trigger's own problem says enough
+        if not isinstance(trigger, EventTrigger):
+            self.problem(
+                entry.line,
+                "sample_event",
+                "a sample event needs an event trigger (trigger: {event: ...}): no event "
+                "enrolls the customers of this campaign",
+            )
+            return None
+        data: object = {}
+        if "data" in fields:
+            data = reader.data(fields["data"])
+            if data is BAD:
+                return None
+            if not isinstance(data, dict):
+                self.problem(
+                    fields["data"].line, "sample_event.data", "expected a mapping of fields"
+                )
+                return None
+        ext_id = None
+        if "id" in fields:
+            ext_id = reader.string(fields["id"], what="an event id")
+        try:
+            assert isinstance(data, dict)
+            check_event_data(data, where="sample_event.data")
+            if ext_id is not None:
+                check_event_id(ext_id, where="sample_event.id")
+        except InputError as exc:
+            self.problem(entry.line, "sample_event", str(exc))
+            return None
+        return SampleEvent(data, ext_id)
 
     def _name(self, reader: NodeReader, fields: dict[str, Entry]) -> None:
         if "name" in fields:

@@ -7,9 +7,11 @@ file (expressions carry their own).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, time, timedelta
 from pathlib import Path
+from typing import Any
 
 from dripper.campaigns.expressions import Expression
 
@@ -91,6 +93,15 @@ class Edition:
 
 
 @dataclass(frozen=True)
+class SampleEvent:
+    """`sample_event:` of an event-triggered campaign: what previews and `check` give its
+    emails as `event` (a real send sees the event that enrolled the customer)."""
+
+    data: Mapping[str, Any]
+    id: str | None = None
+
+
+@dataclass(frozen=True)
 class Campaign:
     """A loaded, valid campaign file."""
 
@@ -107,6 +118,7 @@ class Campaign:
     steps: tuple[Step, ...]
     editions: tuple[Edition, ...] = ()
     editions_dir: Path | None = None
+    sample_event: SampleEvent | None = None
 
     @property
     def recurring(self) -> bool:

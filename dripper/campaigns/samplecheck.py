@@ -81,13 +81,17 @@ def _expressions(campaign: Campaign) -> list[tuple[str, Expression]]:
     return found
 
 
-def _sample_event(campaign: Campaign, now: datetime) -> EventFacts | None:
+def sample_event(campaign: Campaign, now: datetime) -> EventFacts | None:
+    """The event previews, `check` and `send-test` give an event-triggered campaign's
+    emails: its `sample_event:`, else one with empty data (so templates read event fields
+    with `|default`); None for any other campaign, whose emails have no event."""
     trigger = campaign.trigger
     if not isinstance(trigger, EventTrigger):
         return None
-    # The samples are previewed as first-time buyers of 24.50 (dripper.preview.samples).
-    data = {"amount": "24.50"} if trigger.event == "purchase" else {}
-    return EventFacts(0, trigger.event, now, data)
+    sample = campaign.sample_event
+    if sample is None:
+        return EventFacts(0, trigger.event, now, {}, None)
+    return EventFacts(0, trigger.event, now, dict(sample.data), sample.id)
 
 
 def _first_failure(
@@ -98,7 +102,7 @@ def _first_failure(
     now: datetime,
 ) -> Problem | None:
     """The expression's first failure on a sample, and on how many samples it fails."""
-    event = _sample_event(campaign, now)
+    event = sample_event(campaign, now)
     edition = campaign.editions[0] if campaign.editions else None
     failures: list[tuple[Customer, ExpressionError]] = []
     for customer in samples:

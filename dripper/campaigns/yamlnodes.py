@@ -314,6 +314,44 @@ class NodeReader:
                 found.append((item, value))
         return found
 
+    def data(self, entry: Entry) -> object:
+        """Any plain value, as JSON would hold it (mappings with text keys, lists, text,
+        numbers, booleans, null; a date is written as YYYY-MM-DD): a sample event's data.
+        Every node is checked as everywhere else (tags, aliases); BAD after a problem."""
+        node = entry.node
+        if not self._plain_tag(entry):
+            return BAD
+        if isinstance(node, yaml.ScalarNode):
+            value = self._construct(node)
+            if value is BAD:
+                self.problem(entry.line, entry.key, f"cannot read {node.value!r}")
+            elif isinstance(value, date):
+                return value.isoformat()
+            return value
+        if not self._first_visit(entry):
+            return BAD
+        if isinstance(node, yaml.SequenceNode):
+            items = [
+                self.data(Entry(f"{entry.key}[{i}]", self.line(item), item))
+                for i, item in enumerate(node.value)
+            ]
+            return BAD if any(item is BAD for item in items) else items
+        assert isinstance(node, yaml.MappingNode)
+        found: dict[str, object] = {}
+        for key_node, value_node in node.value:
+            line = self.line(key_node)
+            raw = self._construct(key_node) if isinstance(key_node, yaml.ScalarNode) else BAD
+            if not isinstance(raw, str) or raw == "<<":
+                self.problem(line, entry.key, "keys must be text (and no YAML merge keys)")
+                return BAD
+            if raw in found:
+                self.problem(line, f"{entry.key}.{raw}", f"duplicate key '{raw}'")
+                return BAD
+            found[raw] = self.data(Entry(f"{entry.key}.{raw}", self.line(value_node), value_node))
+            if found[raw] is BAD:
+                return BAD
+        return found
+
     # -- helpers -----------------------------------------------------------------------------
 
     def _parsed(self, entry: Entry, what: str, parse: Callable[[object], T]) -> T | None:

@@ -20,6 +20,7 @@ COMMANDS = {
     "check": "dripper.cli.check:check",
     "customers": "dripper.cli.customers:customers",
     "event": "dripper.cli.event:event",
+    "events": "dripper.cli.events:events",
     "db": "dripper.cli.db:db",
     "run": "dripper.cli.run:run",
     "simulate": "dripper.cli.simulate:simulate",

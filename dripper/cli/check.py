@@ -100,6 +100,7 @@ def _render_all(
     now: datetime, config: Config, campaigns: Sequence[Campaign], samples: Sequence[Customer]
 ) -> list[Problem]:
     """Every step, variant and edition for every sample: template errors as file:line."""
+    from dripper.campaigns.samplecheck import sample_event
     from dripper.errors import DripperError
     from dripper.errors import Problem as Found
     from dripper.render.renderer import Renderer
@@ -111,11 +112,15 @@ def _render_all(
     found: list[Problem] = []
     for campaign in campaigns:
         editions: list[Edition | None] = [*campaign.editions] or [None]
+        event = sample_event(campaign, now)
+        if event is None and (reading := renderer.reads_event(campaign)):
+            found += [p for p in reading if p not in found]
+            continue  # rendered, each would fail for the same reason
         for step in campaign.steps:
             for edition in editions:
                 for customer in samples:
                     for problem in renderer.check(
-                        campaign, step, customer, now=now, edition=edition
+                        campaign, step, customer, now=now, edition=edition, event=event
                     ):
                         if problem not in found:
                             found.append(problem)

@@ -22,11 +22,21 @@ _TYPE = re.compile(r"^[a-z][a-z0-9_.-]{0,63}$")
 @click.argument("email")
 @click.option("--data", "data_text", metavar="JSON", help="Event data, e.g. '{\"amount\": 24.5}'.")
 @click.option("--at", "at_text", metavar="TIME", help="When it happened (ISO 8601; default: now).")
+@click.option(
+    "--id",
+    "event_id",
+    metavar="ID",
+    help="The event's own id (an order number): the same type and id are recorded once.",
+)
 @config_option
-def event(event_type: str, email: str, data_text: str | None, at_text: str | None) -> None:
-    """Record an event (purchase, signup, ...) for a customer, creating them if new.
+def event(
+    event_type: str, email: str, data_text: str | None, at_text: str | None, event_id: str | None
+) -> None:
+    """Record an event (purchase, refund, signup, ...) for a customer, creating them if new.
 
-    A `purchase` with an `amount` updates purchases and total_spent.
+    A `purchase` with an `amount` (and optional `currency`) updates purchases and
+    total_spent; a `refund` with an `amount` (and optional `order`, the purchase's id)
+    lowers total_spent. With --id, recording the same type and id again changes nothing.
     """
     from dripper.customers.addresses import normalize_email
     from dripper.eventdata import parse_event_data
@@ -46,15 +56,24 @@ def event(event_type: str, email: str, data_text: str | None, at_text: str | Non
         at = parse_instant(at_text) if at_text else ctx.now()
     except ValueError as exc:
         raise InputError(f"--at: {exc}") from None
-    planner = _planner(ctx)
-    customer, _record, decisions = planner.record_event(
-        address, event_type, at=at, data=data, now=ctx.now()
+    planner = planner_for(ctx)
+    planner.check(at, data, type_=event_type, ext_id=event_id)
+    recorded = planner.record_event(
+        address, event_type, at=at, data=data, now=ctx.now(), ext_id=event_id
     )
+    if recorded is None:
+        click.echo(f"duplicate: {event_type} {event_id} was recorded before; nothing changed")
+        return
+    customer, decisions = recorded.customer, recorded.decisions
     for warning in decisions.warnings:
         click.echo(f"warning: {warning}", err=True)
     summary = ""
-    if event_type == "purchase":
-        summary = f" (purchases: {customer.purchases}, total spent: {customer.total_spent:.2f})"
+    if event_type in ("purchase", "refund"):
+        currency = planner.config.currency
+        summary = (
+            f" (purchases: {customer.purchases}, total spent: "
+            f"{customer.total_spent:.2f} {currency})"
+        )
     click.echo(f"recorded {event_type} for {customer.email} at {at.isoformat()}{summary}")
     for ending in decisions.end:
         click.echo(f"  {ending.status.value}: enrollment {ending.enrollment_id} ({ending.reason})")
@@ -62,7 +81,7 @@ def event(event_type: str, email: str, data_text: str | None, at_text: str | Non
         click.echo(f"  enrolled in {new.campaign}: {len(new.sends)} step(s) planned")
 
 
-def _planner(ctx: AppContext) -> Planner:
+def planner_for(ctx: AppContext) -> Planner:
     """The planner. A campaign that does not load is left out with a
     warning: the event itself must never be lost to a typo in a campaign file."""
     from pathlib import Path

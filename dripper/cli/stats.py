@@ -57,6 +57,7 @@ def stats(campaign: str | None, since: str | None, as_json: bool, cadence: str |
         campaign=campaign,
         since=start,
         cadence=interval,
+        currency=config.currency,
     )
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -104,6 +105,23 @@ def _cells(row: dict[str, Any]) -> list[str]:
         both(row["conversions"], row["conversion_rate"]),
         f"{row['revenue']:,.2f}",
     ]
+
+
+def _money_apart(steps: list[dict[str, Any]], currency: str) -> str:
+    """What the revenue column leaves out: what refunds took off it, and the revenue in
+    other currencies (never added together)."""
+    refunds = sum(float(s.get("refunds") or 0) for s in steps)
+    other: dict[str, float] = {}
+    for step in steps:
+        for code, amount in (step.get("revenue_other") or {}).items():
+            other[code] = other.get(code, 0.0) + float(amount)
+    parts = []
+    if refunds:
+        parts.append(f"refunds of {refunds:,.2f} {currency} already taken off")
+    if other:
+        listed = ", ".join(f"{amount:,.2f} {code}" for code, amount in sorted(other.items()))
+        parts.append(f"not added in: {listed}")
+    return "; ".join(parts)
 
 
 def _verdict(variants: list[dict[str, Any]]) -> str:
@@ -154,6 +172,9 @@ def _print(console: Console, report: dict[str, Any]) -> None:
             f"  apart: {machines[0]:,} machine opens, {machines[1]:,} scanner clicks "
             f"(never in a rate); {machines[2]:,} bounced, {machines[3]:,} complaints"
         )
+        money = _money_apart(campaign["steps"], report["currency"])
+        if money:
+            console.print(f"  revenue in {report['currency']}, {money}")
         for step in campaign["steps"]:
             variants = [r for r in campaign["variants"] if r["step"] == step["step"]]
             if variants:

@@ -20,6 +20,7 @@ BUILTIN_NAMES = frozenset(
         *FIELD_COLUMNS,
         "status",
         "subscribed",
+        "marketing",
         *DERIVED_NAMES,
         "created_at",
         "spend_percentile",
@@ -29,7 +30,13 @@ BUILTIN_NAMES = frozenset(
 
 
 class Status(enum.StrEnum):
+    """A customer's marketing consent (`customer.marketing`, DESIGN 13): `subscribed` gets
+    every campaign; `not_subscribed` (a buyer who did not opt in at checkout) only
+    transactional email; `unsubscribed` nothing, and only the person's own confirmed
+    signup undoes it (never a shop flag or an import)."""
+
     SUBSCRIBED = "subscribed"
+    NOT_SUBSCRIBED = "not_subscribed"
     UNSUBSCRIBED = "unsubscribed"
 
 
@@ -45,6 +52,7 @@ class CustomerData:
     locale: str | None = None
     tags: tuple[str, ...] | None = None
     attributes: Mapping[str, str] = field(default_factory=dict)
+    marketing: Status | None = None  # what the source says of consent; None: nothing
 
     def merged_with(self, later: CustomerData) -> CustomerData:
         """Two rows for one address: later non-empty values win, tags are united."""
@@ -61,6 +69,7 @@ class CustomerData:
             locale=later.locale or self.locale,
             tags=tags,
             attributes={**self.attributes, **{k: v for k, v in later.attributes.items() if v}},
+            marketing=later.marketing or self.marketing,
         )
 
 
@@ -89,7 +98,13 @@ class Customer:
 
     @property
     def subscribed(self) -> bool:
+        """Marketing may reach them."""
         return self.status is Status.SUBSCRIBED
+
+    @property
+    def unsubscribed(self) -> bool:
+        """Nothing may reach them, not even a transactional email."""
+        return self.status is Status.UNSUBSCRIBED
 
     def as_context(self) -> Fields:
         """The `customer` seen by expressions and templates: attributes first, so a field
@@ -103,6 +118,7 @@ class Customer:
             locale=self.locale,
             tags=list(self.tags),
             status=self.status.value,
+            marketing=self.status.value,
             subscribed=self.status is Status.SUBSCRIBED,
             purchases=self.purchases,
             total_spent=self.total_spent,

@@ -31,13 +31,16 @@ class SendStatus(enum.StrEnum):
 class EventFacts:
     """An event as the planner sees it."""
 
-    id: int
+    id: int  # the stored row's: enrollments point at it
     type: str
     at: datetime
     data: Mapping[str, Any] = field(default_factory=dict)
+    key: str | None = None  # the id its sender gave it (DESIGN 12), if any
 
     def as_context(self) -> dict[str, Any]:
-        return {"id": self.id, "type": self.type, "at": self.at, "data": dict(self.data)}
+        """`event` in expressions and templates: `event.id` is the sender's id (an order's
+        `shopify:order:...`), never a database id (nothing a customer sees is one)."""
+        return {"id": self.key, "type": self.type, "at": self.at, "data": dict(self.data)}
 
 
 @dataclass(frozen=True)

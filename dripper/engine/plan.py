@@ -164,10 +164,12 @@ def on_event(
             )
 
     enroll: list[NewEnrollment] = []
-    if customer.subscribed:
+    if not customer.unsubscribed:
         tz = zone(customer.timezone, fallback_tz)
         for campaign in campaigns:
             trigger = campaign.trigger
+            if not (customer.subscribed or _sends_transactional(campaign)):
+                continue  # marketing only, and they did not opt in
             if isinstance(trigger, EventTrigger) and trigger.event == event.type:
                 ctx = context(customer, campaign, now, event)
                 if trigger.condition is None or _holds(trigger.condition, ctx, warnings):
@@ -187,6 +189,12 @@ def on_event(
                 if planned is not None:
                     enroll.append(planned)
     return EventDecisions(tuple(enroll), tuple(ends), tuple(warnings))
+
+
+def _sends_transactional(campaign: Campaign) -> bool:
+    """Whether any email of the campaign is transactional (a receipt-like thank-you): the
+    part a customer who did not opt in to marketing still gets (DESIGN 13)."""
+    return campaign.transactional or any(step.transactional for step in campaign.steps)
 
 
 def when_enrollment(
@@ -309,11 +317,13 @@ def send_decision(
     `recent_sends` are this customer's non-transactional sends within the cap period. A
     transactional campaign or step (a receipt-like thank-you) ignores the cap and quiet hours.
     """
-    if suppressed or not customer.subscribed:
-        reason = "unsubscribed" if not customer.subscribed else "suppressed"
+    if suppressed or customer.unsubscribed:
+        reason = "unsubscribed" if customer.unsubscribed else "suppressed"
         return SendDecision(Verdict.CANCEL, reason)
     if enrollment_status is not EnrollmentStatus.ACTIVE:
         return SendDecision(Verdict.CANCEL, f"enrollment {enrollment_status.value}")
+    if not customer.subscribed and not (campaign.transactional or step.transactional):
+        return SendDecision(Verdict.SKIP, "not subscribed to marketing")
     warnings: list[str] = []
     if step.condition is not None and not _holds(step.condition, ctx, warnings):
         reason = warnings[0] if warnings else f"if: {step.condition.source}"

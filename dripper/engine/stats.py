@@ -41,7 +41,11 @@ class Funnel:
     unsubscribes: int = 0
     complaints: int = 0
     conversions: int = 0
+    # In the company's currency ([company] currency), refunds already taken off; what the
+    # converting purchases' refunds returned; other currencies apart, never added in.
     revenue: float = 0.0
+    refunds: float = 0.0
+    revenue_other: dict[str, float] = field(default_factory=dict)
 
     @property
     def delivered(self) -> int:
@@ -49,7 +53,11 @@ class Funnel:
 
     def add(self, other: Funnel) -> None:
         for f in fields(self):
-            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+            if f.name == "revenue_other":
+                for code, amount in other.revenue_other.items():
+                    self.revenue_other[code] = self.revenue_other.get(code, 0.0) + amount
+            else:
+                setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
 
     def rates(self) -> dict[str, float | None]:
         """Each of the human counts as a fraction of delivered (None: nothing delivered)."""
@@ -72,6 +80,8 @@ class Funnel:
         """The JSON row: every count, `delivered`, the rates."""
         row: dict[str, object] = {f.name: getattr(self, f.name) for f in fields(self)}
         row["revenue"] = round(self.revenue, 2)
+        row["refunds"] = round(self.refunds, 2)
+        row["revenue_other"] = {c: round(v, 2) for c, v in sorted(self.revenue_other.items())}
         row["delivered"] = self.delivered
         row.update(self.rates())
         return row

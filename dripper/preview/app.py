@@ -253,7 +253,12 @@ def make_app(
         try:
             opened = store()
             report = collect(
-                opened, project.campaigns, now=now(), campaign=campaign, since=since
+                opened,
+                project.campaigns,
+                now=now(),
+                campaign=campaign,
+                since=since,
+                currency=config.currency,
             )
             daily = daily_hits(opened, campaign=campaign, since=since)
         except DripperError as exc:

@@ -106,7 +106,9 @@ def render(
     edition: Edition | None = None,
     variant: int | None = None,
 ) -> RenderedEmail:
-    """The complete email, as the daemon would build it (its subject variant by default)."""
+    """The complete email, as the daemon would build it (its subject variant by default),
+    with the campaign's sample event where an event enrolls its customers."""
+    from dripper.campaigns.samplecheck import sample_event
     from dripper.engine.plan import variant_for
 
     count = len(step.subjects)
@@ -125,6 +127,7 @@ def render(
         message_id=renderer.new_message_id(),
         variant=variant,
         edition=edition,
+        event=sample_event(campaign, now),
     )
 
 

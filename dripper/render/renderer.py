@@ -23,13 +23,14 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Template, TemplateSyntaxError
 from markupsafe import Markup
 
 from dripper.config import Config
 from dripper.customers.model import Customer
+from dripper.engine.model import EventFacts
 from dripper.errors import ConfigError, Problem
 from dripper.render.compiler import CompiledTemplate, Compiler, Mode, run
 from dripper.render.errors import HeaderError, RenderError
@@ -40,6 +41,9 @@ from dripper.render.model import CampaignLike, EditionLike, RenderedEmail, StepL
 from dripper.render.sandbox import DripperSandbox, Limits, Record
 from dripper.render.text import html_to_text, tidy
 from dripper.tokens import Keyring, TokenError, delivery_id, encode_url, new_message_id
+
+if TYPE_CHECKING:
+    from dripper.campaigns import Campaign
 
 PREVIEW_SENDER = "dripper preview <preview@dripper.invalid>"
 
@@ -167,9 +171,12 @@ class Renderer:
         message_id: str,
         variant: int = 0,
         edition: EditionLike | None = None,
+        event: EventFacts | None = None,
     ) -> RenderedEmail:
         """The complete email of `step` for `customer`. `message_id` is the delivery's own
-        (from `new_message_id`, stored, reused on retries); `variant` picks the subject."""
+        (from `new_message_id`, stored, reused on retries); `variant` picks the subject;
+        `event` is the event that enrolled the customer (DESIGN 12: `event.data.*` in the
+        subject and the body), None for an enrollment no event made."""
         message_id = message_id.strip().strip("<>")
         try:
             delivery = delivery_id(message_id)
@@ -177,6 +184,7 @@ class Renderer:
             raise RenderError(f"bad Message-ID {message_id!r}: {exc}") from None
         unsubscribe_url = f"{self.base_url}/u/{self.keyring.sign_unsubscribe(delivery)}"
         context = self._context(campaign, step, customer, now, unsubscribe_url, edition)
+        context["event"] = None if event is None else Record("event", event.as_context())
         context.update(self._listening(delivery, customer))
         subject = self.subject(campaign, step, context, variant)
         compiled = self.template(step.template)
@@ -271,6 +279,7 @@ class Renderer:
         *,
         now: datetime | None = None,
         edition: EditionLike | None = None,
+        event: EventFacts | None = None,
     ) -> list[Problem]:
         """Every problem rendering `step` for `customer` would hit, as Problems pointing
         at the template (or campaign) file and line."""
@@ -288,6 +297,7 @@ class Renderer:
                     message_id=self.new_message_id(),
                     variant=variant,
                     edition=edition,
+                    event=event,
                 )
             except RenderError as exc:
                 key = f"steps.{step.id}" if exc.file == campaign.file else None
@@ -301,6 +311,54 @@ class Renderer:
             message = f"compiled per email, which is slow: {compiled.reason}"
             problems.append(Problem(compiled.display, None, None, message))
         return problems
+
+    def reads_event(self, campaign: Campaign) -> list[Problem]:
+        """Where the subjects and templates of a campaign that no event enrolls read
+        `event` (DESIGN 12): there is none to read, so each place is a problem, by file
+        and line."""
+        from jinja2 import TemplateError, nodes
+
+        def lines(source: str) -> list[int]:
+            try:
+                tree = self.text_env.parse(source)
+            except TemplateError:
+                return []  # a syntax error is reported by the render check
+            return sorted(
+                {n.lineno for n in tree.find_all(nodes.Name) if n.name == "event"}
+            )
+
+        why = (
+            f"reads `event`, but campaign {campaign.name!r} has no event trigger, so its "
+            "emails have no event: give it trigger: {event: ...}, or take `event` out"
+        )
+        found: list[Problem] = []
+        seen: set[Path] = set()
+        for step in campaign.steps:
+            if any(lines(subject) for subject in step.subjects):
+                found.append(Problem(campaign.file, step.line, f"steps.{step.id}.subject", why))
+            try:
+                files = self.template_files(step.template)
+            except (RenderError, OSError):
+                continue  # the render check says why
+            for path in files:
+                if path in seen or not path.is_file():
+                    continue
+                seen.add(path)
+                try:
+                    text = path.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError):
+                    continue
+                shown = self._shown_path(path)
+                found += [Problem(shown, line, None, why) for line in lines(text)[:1]]
+        return found
+
+    def _shown_path(self, path: Path) -> str:
+        """A template file as messages show it: under the templates folder's shown name."""
+        try:
+            relative = path.relative_to(self.config.templates_dir)
+        except ValueError:
+            return str(path)
+        return f"{_shown(self.config)}/{relative.as_posix()}"
 
     # --- internals ------------------------------------------------------------------------
     def _keyring(self) -> Keyring:

@@ -40,7 +40,13 @@ def in_batches(
     done = 0
     next_analyze = 1  # after the first batch, then every ANALYZE_EVERY events
     for item in items:
-        planner.check(item.at, item.data, where=f"event {item.type} for {item.email}")
+        planner.check(
+            item.at,
+            item.data,
+            where=f"event {item.type} for {item.email}",
+            type_=item.type,
+            ext_id=item.id,
+        )
         if item.email in seen or len(batch) >= batch_size:
             report.add(planner.record_batch(batch, now))
             done += 1

@@ -283,6 +283,7 @@ class Sender:
                 message_id=send.message_id,
                 variant=send.variant,
                 edition=edition,
+                event=send.event,
             )
         except DripperError as exc:
             log.error(

@@ -17,6 +17,7 @@ import functools
 import logging
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -30,12 +31,23 @@ if TYPE_CHECKING:
 
     from dripper.campaigns import Campaign, Edition
     from dripper.config import Config
-    from dripper.customers.model import Customer
+    from dripper.customers.model import Customer, CustomerData
     from dripper.store import Store
     from dripper.store.ingest import NewEvent
     from dripper.store.records import EventRecord
 
 log = logging.getLogger("dripper.planning")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """An event recorded: the customer right after it, the stored event, and what it
+    caused (`decisions.warnings` holds everything worth telling whoever sent it)."""
+
+    customer: Customer
+    event: EventRecord
+    decisions: EventDecisions
+
 REFERRAL_CODE = re.compile(r"[a-z0-9]{8,64}")
 SPEND_STATE = "~spend"  # campaign names are [a-z0-9-]+: this state row cannot clash
 LOCK_WAIT = "500ms"  # the spend ranking waits this long for a row an event holds
@@ -70,15 +82,26 @@ class Planner:
         data: Mapping[str, Any],
         now: datetime,
         attributes: Mapping[str, str] | None = None,
-    ) -> tuple[Customer, EventRecord, EventDecisions]:
+        ext_id: str | None = None,
+        fields: CustomerData | None = None,
+    ) -> Recorded | None:
         """Store an event and everything it causes (enrollments, conversions, exits) in one
         transaction: an event is never recorded without its plan, nor planned twice.
         `attributes` go on the customer sheet first (a one-click answer's), so the plan
-        sees them."""
-        self.check(at, data)
+        sees them; `fields` (what a shop says of its customer) too. None: an event of this
+        type and `ext_id` was recorded before, and nothing changed."""
+        self.check(at, data, ext_id=ext_id)
         with self.store.transaction() as conn:
             return self.record_in(
-                conn, email, type_, at=at, data=data, now=now, attributes=attributes
+                conn,
+                email,
+                type_,
+                at=at,
+                data=data,
+                now=now,
+                attributes=attributes,
+                ext_id=ext_id,
+                fields=fields,
             )
 
     def record_in(
@@ -91,25 +114,39 @@ class Planner:
         data: Mapping[str, Any],
         now: datetime,
         attributes: Mapping[str, str] | None = None,
-    ) -> tuple[Customer, EventRecord, EventDecisions]:
+        ext_id: str | None = None,
+        fields: CustomerData | None = None,
+    ) -> Recorded | None:
         """`record_event` inside the caller's transaction (checked by the caller): the
         events API records up to 1,000 events all or nothing."""
         from dripper.store import customers as customer_ops
         from dripper.store import enrollments, sheet
 
-        customer, record = customer_ops.record_event(
-            conn, self.store.dialect, email, type_, at=at, data=data, now=now
+        recorded = customer_ops.record_event(
+            conn,
+            self.store.dialect,
+            email,
+            type_,
+            at=at,
+            data=data,
+            now=now,
+            ext_id=ext_id,
+            fields=fields,
+            currency=self.config.currency,
         )
+        if recorded is None:
+            return None  # a duplicate: no enrollment, no goal, no spend
+        customer, record = recorded.customer, recorded.event
         if attributes:
             customer = sheet.set_attributes(conn, customer.id, attributes)
         decisions = self._plan_event(conn, customer, enrollments.event_facts(record), now)
+        warnings = recorded.warnings + decisions.warnings
         if type_ == "purchase":
             referral = self._referral(conn, customer, data, at=at, now=now)
             if referral is not None:
-                decisions = EventDecisions(
-                    decisions.enroll, decisions.end, decisions.warnings + referral.warnings
-                )
-        return customer, record, decisions  # the caller reports decisions.warnings
+                warnings += referral.warnings
+        decisions = EventDecisions(decisions.enroll, decisions.end, warnings)
+        return Recorded(customer, record, decisions)  # the caller reports the warnings
 
     def _plan_event(
         self, conn: Connection, customer: Customer, facts: EventFacts, now: datetime
@@ -154,18 +191,40 @@ class Planner:
         if referrer is None or referrer.id == buyer.id or "referred_by" in buyer.attributes:
             return None
         sheet.set_attributes(conn, buyer.id, {"referred_by": code})
-        referrer, record = customer_ops.record_event(
+        recorded = customer_ops.record_event(
             conn, self.store.dialect, referrer.email, "referral", at=at, data={}, now=now
         )
-        return self._plan_event(conn, referrer, enrollments.event_facts(record), now)
+        assert recorded is not None  # no id: never a duplicate
+        return self._plan_event(
+            conn, recorded.customer, enrollments.event_facts(recorded.event), now
+        )
 
-    def check(self, at: datetime, data: Mapping[str, Any], where: str = "--data") -> None:
-        """Refuse, before anything is written, what no database or email header can hold."""
-        from dripper.eventdata import check_at, check_event_data, check_header_fields
+    def check(
+        self,
+        at: datetime,
+        data: Mapping[str, Any],
+        where: str = "--data",
+        *,
+        type_: str | None = None,
+        ext_id: str | None = None,
+    ) -> None:
+        """Refuse, before anything is written, what no database or email header can hold:
+        and with `type_`, money that cannot be counted (an amount, a currency code)."""
+        from dripper.eventdata import (
+            check_at,
+            check_event_data,
+            check_event_id,
+            check_header_fields,
+        )
+        from dripper.money import event_money
 
         check_at(at, where="--at" if where == "--data" else where)
+        if ext_id is not None:
+            check_event_id(ext_id, where="--id" if where == "--data" else where)
         check_event_data(data, where=where)
         check_header_fields(data, self._header_fields, where=where)
+        if type_ is not None:
+            event_money(type_, data, self.config.currency, where=where)
 
     def record_events(
         self,
@@ -196,11 +255,27 @@ class Planner:
 
     def record_batch(self, batch: Sequence[NewEvent], now: datetime) -> Report:
         """One batch of events (one per customer) stored and planned in one transaction."""
+        with self.store.transaction() as conn:
+            return self.record_batch_in(conn, batch, now)
+
+    def record_batch_in(
+        self, conn: Connection, batch: Sequence[NewEvent], now: datetime, *, enroll: bool = True
+    ) -> Report:
+        """`record_batch` in the caller's transaction. Without `enroll` the events are
+        history (an order export of past years): they update each customer (purchases,
+        spend, first and last purchase) but enroll nobody, convert no goal, end nothing
+        and refer nobody."""
         from dripper.store import bulk, enrollments, ingest
 
         report = Report()
-        with self.store.transaction() as conn:
-            stored = ingest.store_events(conn, self.store.dialect, batch, now=now)
+        found = ingest.store_events(
+            conn, self.store.dialect, batch, now=now, currency=self.config.currency
+        )
+        report.recorded += found.recorded
+        report.duplicates += found.duplicates
+        report.warnings += found.warnings
+        stored = found.events
+        if enroll and stored:
             active = enrollments.active_enrollments_of(
                 conn, [c.id for c, _ in stored], convertible=self._convertible
             )
@@ -222,10 +297,10 @@ class Planner:
             report.enrolled += bulk.save_enrollments(conn, self.store.dialect, planned, now=now)
             for customer, facts in stored:  # referrers hear of their referred purchases
                 if facts.type == "purchase" and "ref" in facts.data:
-                    found = self._referral(conn, customer, facts.data, at=facts.at, now=now)
-                    if found is not None:
-                        report.enrolled += len(found.enroll)
-                        report.warnings += found.warnings
+                    found_ref = self._referral(conn, customer, facts.data, at=facts.at, now=now)
+                    if found_ref is not None:
+                        report.enrolled += len(found_ref.enroll)
+                        report.warnings += found_ref.warnings
         return report
 
     # --- planning passes -----------------------------------------------------------------

@@ -16,6 +16,8 @@ _COUNTS = (
     "ambiguous",
     "inbound",
     "forwarded",
+    "recorded",
+    "duplicates",
 )
 
 
@@ -32,6 +34,8 @@ class Report:
     ambiguous: int = 0
     inbound: int = 0  # messages taken in from the reply mailbox
     forwarded: int = 0  # replies forwarded to [replies] notify
+    recorded: int = 0  # events stored (bulk ingestion)
+    duplicates: int = 0  # events whose type and id were recorded before: nothing changed
     mailbox: str | None = None  # the reply mailbox's trouble, if it has any
     warnings: list[str] = field(default_factory=list)
     deliveries: list[tuple[datetime, str, str, str, str]] = field(default_factory=list)

@@ -31,6 +31,7 @@ def collect(
     campaign: str | None = None,
     since: datetime | None = None,
     cadence: timedelta | None = None,
+    currency: str = "USD",
 ) -> dict[str, Any]:
     """Everything `dripper stats` shows, as one JSON-ready object. On PostgreSQL the
     queries run on two connections at once, over one snapshot (`Store.readers`)."""
@@ -44,7 +45,7 @@ def collect(
     def sends(conn: Connection) -> tuple[Any, ...]:
         return (
             stats.funnels(conn, campaign=campaign, since=since),
-            stats.conversions(conn, campaign=campaign, since=since),
+            stats.conversions(conn, campaign=campaign, since=since, currency=currency),
             stats.answers(conn, campaign=campaign, since=since),
         )
 
@@ -68,12 +69,13 @@ def collect(
         else:
             rows, converted, answers = sends(one)
             second, waiting, silent = the_rest(other)
-    for key, (n, revenue) in converted.items():
+    for key, found in converted.items():
         row = rows.setdefault(key, Funnel())
-        row.conversions, row.revenue = n, revenue
+        row.conversions, row.revenue, row.refunds = found.count, found.revenue, found.refunds
+        row.revenue_other = dict(found.revenue_other)
     order = {c.name: [s.id for s in c.steps] for c in campaigns if campaign in (None, c.name)}
     variants = {(c.name, s.id): len(s.subjects) for c in campaigns for s in c.steps}
-    report: dict[str, Any] = {"campaigns": _campaigns(rows, order, variants)}
+    report: dict[str, Any] = {"campaigns": _campaigns(rows, order, variants), "currency": currency}
     report["second_sale"] = [
         {
             "reached_by_welcome": s.reached,

@@ -6,17 +6,19 @@ an event and write the enrollments it causes in one transaction.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, RowMapping
+from sqlalchemy.engine import Connection, NestedTransaction, RowMapping
 
 from dripper.customers.addresses import address_hash
+from dripper.customers.fields import merge_fields, merged_status
 from dripper.customers.model import Customer, CustomerData, Status
-from dripper.errors import InputError
+from dripper.money import DEFAULT_CURRENCY, PURCHASE, REFUND, Money, event_money, shown
 from dripper.store import rows
 from dripper.store.engine import Dialect
 from dripper.store.records import EventRecord, UpsertCounts
@@ -24,9 +26,7 @@ from dripper.store.schema import customers, events, suppressions
 from dripper.store.sql import chunks, insert_ignoring
 from dripper.store.types import UTCDateTime
 
-PURCHASE = "purchase"
 _SUBSCRIBED, _UNSUBSCRIBED = Status.SUBSCRIBED.value, Status.UNSUBSCRIBED.value
-_MAX_CENTS = 10**15  # ten trillion: anything above is a typo, and fits in a BIGINT
 
 # Columns an import reads to merge into an existing row.
 _MERGE_COLUMNS = (
@@ -151,6 +151,9 @@ def _insert(
     values = []
     for row in data:
         since = blocked.get(row.email)
+        status = merged_status(_SUBSCRIBED, row.marketing, blocked=since is not None)
+        if since is None and status == _UNSUBSCRIBED:
+            since = now  # the source says they unsubscribed
         values.append(
             {
                 "email": row.email,
@@ -160,7 +163,7 @@ def _insert(
                 "locale": row.locale,
                 "tags": list(row.tags or ()),
                 "attributes": dict(row.attributes),
-                "status": _SUBSCRIBED if since is None else _UNSUBSCRIBED,
+                "status": status,
                 "unsubscribed_at": since,
                 "purchases": 0,
                 "total_spent_cents": 0,
@@ -189,7 +192,8 @@ def _merged(
     if new.tags is not None:
         tags = list(dict.fromkeys([*tags, *new.tags])) if repeat else list(new.tags)
     # Never un-suppress: an import cannot resubscribe anyone.
-    unsubscribed = old["status"] == _UNSUBSCRIBED or since is not None
+    status = merged_status(old["status"], new.marketing, blocked=since is not None)
+    unsubscribed = status == _UNSUBSCRIBED
     return {
         "b_id": old["id"],
         "b_first_name": _given(new.first_name, old["first_name"]),
@@ -198,7 +202,7 @@ def _merged(
         "b_locale": _given(new.locale, old["locale"]),
         "b_tags": tags,
         "b_attributes": {**old["attributes"], **new.attributes},
-        "b_status": _UNSUBSCRIBED if unsubscribed else _SUBSCRIBED,
+        "b_status": status,
         "b_unsubscribed_at": (old["unsubscribed_at"] or since or now) if unsubscribed else None,
         "b_updated_at": now,
     }
@@ -239,29 +243,14 @@ def ensure_customer(conn: Connection, dialect: Dialect, email: str, *, now: date
     return found
 
 
-def purchase_cents(data: Mapping[str, Any]) -> int:
-    """A purchase's `amount` (a number or a decimal string) in cents; 0 when absent."""
-    if "amount" not in data:
-        return 0
-    value = data["amount"]
-    problem = f"purchase amount {_short(value)}: expected a number of zero or more, like 24.50"
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        raise InputError(problem)
-    try:
-        amount = Decimal(str(value).strip())
-    except InvalidOperation:
-        raise InputError(problem) from None
-    if not amount.is_finite() or amount < 0:
-        raise InputError(problem)
-    # Compared before any arithmetic: 1e308 or 32 digits would overflow the decimal context.
-    if amount > Decimal(_MAX_CENTS).scaleb(-2):
-        raise InputError(f"purchase amount {_short(value)}: too large")
-    return int((amount * 100).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+@dataclass(frozen=True)
+class RecordedEvent:
+    """An event as stored, its customer right after it, and what it had to say (a refund
+    larger than what was spent, a refund of an order nobody knows)."""
 
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:36] + "..."
+    customer: Customer
+    event: EventRecord
+    warnings: tuple[str, ...] = ()
 
 
 def record_event(
@@ -273,44 +262,171 @@ def record_event(
     at: datetime,
     data: Mapping[str, Any],
     now: datetime,
-) -> tuple[Customer, EventRecord]:
-    """Store an event, creating the customer if new; a purchase updates the derived fields
-    in place (SQL arithmetic, so concurrent purchases do not lose updates)."""
-    cents = purchase_cents(data) if type_ == PURCHASE else 0  # check before writing
-    cid = ensure_customer(conn, dialect, email, now=now)
-    values = {
-        "customer_id": cid,
-        "type": type_,
-        "at": at,
-        "data": dict(data),
-        "recorded_at": now,
-    }
-    row = conn.execute(sa.insert(events).values(values).returning(events)).mappings().one()
-    if type_ == PURCHASE:
-        conn.execute(purchase_update(), {"cid": cid, "cents": cents, "at": at, "now": now})
+    ext_id: str | None = None,
+    fields: CustomerData | None = None,
+    currency: str = DEFAULT_CURRENCY,
+) -> RecordedEvent | None:
+    """Store an event, creating the customer if new, and apply what it says: the customer
+    fields it brings, a purchase's or a refund's money (SQL arithmetic, so concurrent
+    purchases do not lose updates). None when `(type, ext_id)` was recorded before: a
+    duplicate changes nothing at all.
+
+    The unique index decides, not the look-up before it (which only spares a duplicate the
+    work): two transactions racing with one id both reach the INSERT, and PostgreSQL lets
+    the second wait for the first and then skip it."""
+    money = event_money(type_, data, currency)  # checked before anything is written
+    if ext_id is not None and is_recorded(conn, type_, ext_id):
+        return None
+    with attempt(conn, dialect, ext_id is not None) as savepoint:
+        cid = ensure_customer(conn, dialect, email, now=now)
+        values = {
+            "customer_id": cid,
+            "type": type_,
+            "at": at,
+            "data": dict(data),
+            "recorded_at": now,
+            "ext_id": ext_id,
+        }
+        stmt = insert_ignoring(dialect, events, ["type", "ext_id"]).values(values)
+        row = conn.execute(stmt.returning(events)).mappings().first()
+        if row is None:  # another transaction recorded it meanwhile: a duplicate after all
+            if savepoint is not None:
+                savepoint.rollback()  # and the customer made for it goes again
+            return None
+    if fields is not None:
+        apply_fields(conn, cid, fields, now=now)
+    warnings: list[str] = []
+    if type_ == PURCHASE and money is not None:
+        cents = money.counts_in(currency)
+        conn.execute(
+            purchase_update(),
+            {"cid": cid, "n": 1, "cents": cents, "first": at, "last": at, "now": now},
+        )
+    elif type_ == REFUND and money is not None:
+        warnings += refund(conn, cid, data, money, currency, now=now)
     customer = get_customer(conn, email)
     assert customer is not None
-    return customer, rows.event(row)
+    return RecordedEvent(customer, rows.event(row), tuple(warnings))
+
+
+@contextmanager
+def attempt(
+    conn: Connection, dialect: Dialect, racing: bool
+) -> Iterator[NestedTransaction | None]:
+    """A savepoint on PostgreSQL for writes that may turn out a duplicate (`racing`: an
+    event with an id, which another transaction may be recording at the same moment):
+    rolled back, it takes back what this transaction wrote for it (a new customer) and
+    nothing another wrote. SQLite has one writer, so the look-up before was exact."""
+    if dialect != "postgresql" or not racing:
+        yield None
+        return
+    with conn.begin_nested() as savepoint:
+        yield savepoint
+
+
+def is_recorded(conn: Connection, type_: str, ext_id: str) -> bool:
+    """Whether an event of this type and id is stored (by the unique index)."""
+    e = events.c
+    query = sa.select(e.id).where(e.type == type_, e.ext_id == ext_id).limit(1)
+    return conn.execute(query).first() is not None
+
+
+def refund(
+    conn: Connection,
+    cid: int,
+    data: Mapping[str, Any],
+    money: Money,
+    currency: str,
+    *,
+    now: datetime,
+) -> list[str]:
+    """A refund lowers the customer's `total_spent` (never below 0, and says so when it
+    would have gone lower). Without a currency of its own it is in the refunded
+    purchase's currency, else the company's."""
+    warnings: list[str] = []
+    order = data.get("order")
+    if isinstance(order, str) and order:
+        purchase = conn.execute(
+            sa.select(events.c.data).where(
+                events.c.customer_id == cid,
+                events.c.type == PURCHASE,
+                events.c.ext_id == order,
+            )
+        ).first()
+        if purchase is None:
+            warnings.append(
+                f"refund of order {order!r}: no purchase with that id for this customer "
+                "(total_spent is lowered; no campaign's revenue changes)"
+            )
+        elif not data.get("currency") and purchase.data.get("currency"):
+            money = Money(money.cents, str(purchase.data["currency"]).upper())
+    cents = money.counts_in(currency)
+    if not cents:
+        return warnings
+    spent = conn.execute(
+        sa.select(customers.c.total_spent_cents).where(customers.c.id == cid)
+    ).scalar_one()
+    if cents > spent:
+        warnings.append(
+            f"refund of {shown(cents, currency)} is more than the {shown(spent, currency)} "
+            "spent: total_spent is 0"
+        )
+    c = customers.c
+    conn.execute(
+        sa.update(customers)
+        .where(c.id == cid)
+        .values(
+            total_spent_cents=sa.case(
+                (c.total_spent_cents > cents, c.total_spent_cents - cents), else_=0
+            ),
+            updated_at=now,
+        )
+    )
+    return warnings
+
+
+def apply_fields(conn: Connection, cid: int, given: CustomerData, *, now: datetime) -> None:
+    """What an event says of its customer, merged into the row (see `merge_fields`); the
+    row is locked first on PostgreSQL, so two events of one customer lose no tag."""
+    c = customers.c
+    old = (
+        conn.execute(
+            sa.select(
+                c.first_name, c.last_name, c.timezone, c.locale, c.tags, c.attributes, c.status
+            )
+            .where(c.id == cid)
+            .with_for_update()
+        )
+        .mappings()
+        .one()
+    )
+    changes = merge_fields(dict(old), given)
+    if not changes:
+        return
+    if changes.get("status") == _UNSUBSCRIBED:
+        changes["unsubscribed_at"] = now
+    conn.execute(sa.update(customers).where(c.id == cid).values(**changes, updated_at=now))
 
 
 def purchase_update() -> sa.Update:
-    """One purchase (bind `cid`, `cents`, `at`, `now`) added to a customer's derived
-    fields by SQL arithmetic, so concurrent purchases of one customer lose no update;
-    executemany for many customers at once."""
+    """Purchases (binds `cid`, `n`, `cents`, `first`, `last`, `now`) added to a customer's
+    derived fields by SQL arithmetic, so concurrent purchases of one customer lose no
+    update; executemany for many customers at once."""
     c = customers.c
-    when = sa.bindparam("at", type_=UTCDateTime())
+    first = sa.bindparam("first", type_=UTCDateTime())
+    last = sa.bindparam("last", type_=UTCDateTime())
     return (
         sa.update(customers)
         .where(c.id == sa.bindparam("cid"))
         .values(
-            purchases=c.purchases + 1,
+            purchases=c.purchases + sa.bindparam("n"),
             total_spent_cents=c.total_spent_cents + sa.bindparam("cents"),
             first_purchase_at=sa.case(
-                (sa.or_(c.first_purchase_at.is_(None), c.first_purchase_at > when), when),
+                (sa.or_(c.first_purchase_at.is_(None), c.first_purchase_at > first), first),
                 else_=c.first_purchase_at,
             ),
             last_purchase_at=sa.case(
-                (sa.or_(c.last_purchase_at.is_(None), c.last_purchase_at < when), when),
+                (sa.or_(c.last_purchase_at.is_(None), c.last_purchase_at < last), last),
                 else_=c.last_purchase_at,
             ),
             updated_at=sa.bindparam("now", type_=UTCDateTime()),

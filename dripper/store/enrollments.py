@@ -128,7 +128,9 @@ def cancel_planned(
 
 
 def event_facts(record: Any) -> EventFacts:
-    return EventFacts(record.id, record.type, record.at, dict(record.data))
+    """An event row (or EventRecord) as the planner and the templates see it."""
+    key = record.ext_id if hasattr(record, "ext_id") else None
+    return EventFacts(record.id, record.type, record.at, dict(record.data), key)
 
 
 def next_due(conn: Connection) -> datetime | None:

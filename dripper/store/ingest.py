@@ -9,8 +9,9 @@ so every event sees its customer exactly as it is after that event, as with
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -19,117 +20,260 @@ from sqlalchemy.engine import Connection
 
 from dripper.customers.model import Customer, CustomerData
 from dripper.engine.model import EventFacts
+from dripper.errors import StoreError
+from dripper.eventdata import NewEvent as NewEvent  # the Python API names it here (README)
+from dripper.money import DEFAULT_CURRENCY, PURCHASE, REFUND, Money, event_money
 from dripper.store import reads
 from dripper.store.bulk import COPY_FROM
 from dripper.store.customers import (
-    PURCHASE,
     _insert,
     _suppressed_since,
-    purchase_cents,
+    apply_fields,
+    attempt,
     purchase_update,
+    refund,
 )
 from dripper.store.engine import Dialect
 from dripper.store.schema import customers, events
-from dripper.store.sql import allocate_ids, chunks, insert_returning_ids
+from dripper.store.sql import allocate_ids, chunks, insert_ignoring, insert_returning_ids
 from dripper.store.store import Store
 
+MAX_ATTEMPTS = 5  # a batch met by other processes' equal ids tries again without them
 
-@dataclass(frozen=True)
-class NewEvent:
-    email: str  # normalised (lower-case) address
-    type: str
-    at: datetime
-    data: Mapping[str, Any]
+
+@dataclass
+class Stored:
+    """A batch as stored: each new event with its customer right after it, how many
+    were duplicates (their type and id recorded before: nothing of them is written), and
+    what was worth saying (a refund larger than what was spent)."""
+
+    events: list[tuple[Customer, EventFacts]] = field(default_factory=list)
+    duplicates: int = 0
+    warnings: list[str] = field(default_factory=list)
+    recorded: int = 0  # events stored (history, which `events` does not list)
 
 
 def store_events(
-    conn: Connection, dialect: Dialect, batch: Sequence[NewEvent], *, now: datetime
-) -> list[tuple[Customer, EventFacts]]:
-    """Store a batch of events (one per customer), creating unknown customers and updating
-    the purchase fields; returns each event with its customer as it is after the event."""
-    cents = [purchase_cents(e.data) if e.type == PURCHASE else 0 for e in batch]  # check first
-    ids = _ensure_customers(conn, dialect, [e.email for e in batch], now=now)
-    purchases = [
-        {"cid": ids[e.email], "cents": c, "at": e.at, "now": now}
-        for e, c in zip(batch, cents, strict=True)
-        if e.type == PURCHASE
-    ]
-    if dialect == "postgresql" and len(batch) >= COPY_FROM:
-        return _store_events_copy(conn, batch, ids, cents, now)
-    if purchases:
-        conn.execute(purchase_update(), purchases)
-    event_ids = insert_returning_ids(
-        conn,
-        dialect,
-        events,
-        [
-            {
-                "customer_id": ids[e.email],
-                "type": e.type,
-                "at": e.at,
-                "data": dict(e.data),
-                "recorded_at": now,
-            }
-            for e in batch
-        ],
-    )
-    by_id = reads.by_ids(conn, list(ids.values()))
-    return [
-        (by_id[ids[e.email]], EventFacts(event_id, e.type, e.at, dict(e.data)))
-        for e, event_id in zip(batch, event_ids, strict=True)
-    ]
-
-
-def _store_events_copy(
     conn: Connection,
+    dialect: Dialect,
+    batch: Sequence[NewEvent],
+    *,
+    now: datetime,
+    currency: str = DEFAULT_CURRENCY,
+) -> Stored:
+    """Store a batch of events (one per customer), creating unknown customers, applying
+    the fields they bring and their money; duplicates are left out.
+
+    Duplicates are found by a look-up of the batch's ids (by the unique index) and within
+    the batch; the unique index is the guarantee: an id another transaction records
+    between the look-up and the INSERT is left out then (see `insert_events`)."""
+    money = [event_money(e.type, e.data, currency) for e in batch]  # checked first
+    result, total = Stored(), len(batch)
+    fresh = fresh_positions(conn, batch)
+    batch = [batch[i] for i in fresh]
+    money = [money[i] for i in fresh]
+    if batch:
+        ids, event_ids, kept = insert_fresh(conn, dialect, batch, now=now)
+        batch, money = [batch[i] for i in kept], [money[i] for i in kept]
+        for e in batch:
+            if e.customer is not None:
+                apply_fields(conn, ids[e.email], e.customer, now=now)
+        add_purchases(conn, dialect, purchase_totals(batch, money, ids, currency), now=now)
+        for e, m in zip(batch, money, strict=True):
+            if e.type == REFUND and m is not None:
+                said = refund(conn, ids[e.email], e.data, m, currency, now=now)
+                result.warnings += [f"{e.email}: {w}" for w in said]
+        by_id = reads.by_ids(conn, list({ids[e.email] for e in batch}))
+        result.events = [
+            (by_id[ids[e.email]], EventFacts(event_id, e.type, e.at, dict(e.data), e.id))
+            for e, event_id in zip(batch, event_ids, strict=True)
+        ]
+    result.recorded = len(batch)
+    result.duplicates = total - len(batch)
+    return result
+
+
+def fresh_positions(conn: Connection, batch: Sequence[NewEvent]) -> list[int]:
+    """The positions of the batch's events that are not duplicates: no id, or a type
+    and id neither stored nor met earlier in the batch (a look-up per type through the
+    unique index)."""
+    by_type: dict[str, set[str]] = {}
+    for e in batch:
+        if e.id is not None:
+            by_type.setdefault(e.type, set()).add(e.id)
+    known: set[tuple[str, str]] = set()
+    ev = events.c
+    for kind, keys in by_type.items():
+        for part in chunks(sorted(keys)):
+            query = sa.select(ev.ext_id).where(ev.type == kind, ev.ext_id.in_(part))
+            known.update((kind, i) for i in conn.execute(query).scalars())
+    fresh = []
+    for position, e in enumerate(batch):
+        if e.id is not None:
+            if (e.type, e.id) in known:
+                continue
+            known.add((e.type, e.id))
+        fresh.append(position)
+    return fresh
+
+
+def insert_fresh(
+    conn: Connection, dialect: Dialect, batch: Sequence[NewEvent], *, now: datetime
+) -> tuple[dict[str, int], list[int], list[int]]:
+    """The customers of a batch of events looked up as no duplicates (created if new) and
+    the events inserted: the customer ids by address, the new events' ids, and their
+    positions in `batch`. An event another transaction recorded meanwhile is left out,
+    and what was written for it taken back: on PostgreSQL both happen in a savepoint,
+    rolled back and tried again without it (see `customers.attempt`)."""
+    racing = any(e.id is not None for e in batch)
+    positions = list(range(len(batch)))
+    for _ in range(MAX_ATTEMPTS):
+        if not positions:
+            return {}, [], []
+        rest = [batch[i] for i in positions]
+        with attempt(conn, dialect, racing) as savepoint:
+            emails = list(dict.fromkeys(e.email for e in rest))
+            ids = ensure_customers(conn, dialect, emails, now=now)
+            inserted = insert_events(conn, dialect, rest, ids, now=now)
+            if None not in inserted or savepoint is None:
+                kept = [(p, i) for p, i in zip(positions, inserted, strict=True) if i is not None]
+                return ids, [i for _, i in kept], [p for p, _ in kept]
+            savepoint.rollback()
+        positions = [p for p, i in zip(positions, inserted, strict=True) if i is not None]
+    raise StoreError(
+        "other processes kept recording the same event ids as this one: run it again"
+    )
+
+
+def insert_events(
+    conn: Connection,
+    dialect: Dialect,
     batch: Sequence[NewEvent],
     ids: Mapping[str, int],
-    cents: Sequence[int],
+    *,
     now: datetime,
-) -> list[tuple[Customer, EventFacts]]:
-    """PostgreSQL: events with ids allocated up front, copied in; purchase fields updated
-    from a staged copy in one UPDATE (the SQL arithmetic of `customers.purchase_update`)."""
+) -> list[int | None]:
+    """The batch's events (looked up as no duplicates), their ids in order; None for one
+    whose type and id another transaction recorded meanwhile (a duplicate after all: the
+    unique index decides). SQLite has one writer, so the look-up was exact there.
+    PostgreSQL copies a batch in with ids allocated up front (see store/copy.py), and
+    when the copy meets such an id, inserts the batch again leaving that one out."""
+    columns = ("id", "customer_id", "type", "at", "data", "recorded_at", "ext_id")
+    if dialect != "postgresql":
+        found: list[int | None] = []
+        found += insert_returning_ids(
+            conn,
+            dialect,
+            events,
+            [dict(zip(columns[1:], _row(e, ids, now)[1:], strict=True)) for e in batch],
+        )
+        return found
+    from psycopg.errors import UniqueViolation
+
     from dripper.store import copy
 
     event_ids = allocate_ids(conn, events, len(batch))
-    copy.copy_rows(
-        conn,
-        "events",
-        ("id", "customer_id", "type", "at", "data", "recorded_at"),
-        (
-            (event_id, ids[e.email], e.type, e.at, dict(e.data), now)
-            for event_id, e in zip(event_ids, batch, strict=True)
-        ),
-    )
-    bought = [
-        (ids[e.email], c, e.at) for e, c in zip(batch, cents, strict=True) if e.type == PURCHASE
-    ]
-    if bought:
-        conn.execute(
-            sa.text(
-                "CREATE TEMP TABLE IF NOT EXISTS _stage_purchases "
-                "(cid bigint, cents bigint, at timestamptz)"
+    rows = [(i, *_row(e, ids, now)[1:]) for i, e in zip(event_ids, batch, strict=True)]
+    keyed = any(e.id is not None for e in batch)
+    if len(batch) >= COPY_FROM:
+        try:
+            with conn.begin_nested() if keyed else _no_savepoint():
+                copy.copy_rows(conn, "events", columns, rows)
+            return list(event_ids)
+        except UniqueViolation:
+            staged = copy.insert_staged(
+                conn, "events", columns, rows, ("type", "ext_id"), returning=("id",)
             )
+            inserted = {r.id for r in staged}
+    else:
+        values = [dict(zip(columns, row, strict=True)) for row in rows]
+        if not keyed:
+            conn.execute(sa.insert(events), values)
+            return list(event_ids)
+        conn.execute(insert_ignoring(dialect, events, ["type", "ext_id"]), values)
+        inserted = set(
+            conn.execute(sa.select(events.c.id).where(events.c.id.in_(event_ids))).scalars()
         )
-        conn.execute(sa.text("TRUNCATE _stage_purchases"))
-        copy.copy_rows(conn, "_stage_purchases", ("cid", "cents", "at"), bought)
+    return [i if i in inserted else None for i in event_ids]
+
+
+def _row(e: NewEvent, ids: Mapping[str, int], now: datetime) -> tuple[Any, ...]:
+    return (None, ids[e.email], e.type, e.at, dict(e.data), now, e.id)
+
+
+@contextmanager
+def _no_savepoint() -> Iterator[None]:
+    yield
+
+
+# What a customer's purchases of a batch add: (customer id, purchases, cents counted,
+# the first and the last purchase's time).
+Totals = tuple[int, int, int, datetime, datetime]
+
+
+def purchase_totals(
+    batch: Sequence[NewEvent],
+    money: Sequence[Money | None],
+    ids: Mapping[str, int],
+    currency: str,
+) -> list[Totals]:
+    """The purchases of a batch summed per customer (a history batch may hold several of
+    one customer's; a purchase in another currency counts as a purchase of 0)."""
+    found: dict[int, list[Any]] = {}
+    for e, m in zip(batch, money, strict=True):
+        if e.type != PURCHASE or m is None:
+            continue
+        cid = ids[e.email]
+        row = found.get(cid)
+        if row is None:
+            found[cid] = [1, m.counts_in(currency), e.at, e.at]
+        else:
+            row[0] += 1
+            row[1] += m.counts_in(currency)
+            row[2] = min(row[2], e.at)
+            row[3] = max(row[3], e.at)
+    return [(cid, n, cents, first, last) for cid, (n, cents, first, last) in found.items()]
+
+
+def add_purchases(
+    conn: Connection, dialect: Dialect, totals: Sequence[Totals], *, now: datetime
+) -> None:
+    """Add purchase totals to the customers' derived fields by SQL arithmetic (concurrent
+    purchases of one customer lose no update). PostgreSQL stages a long list with COPY and
+    updates from it in one statement."""
+    if not totals:
+        return
+    if dialect != "postgresql" or len(totals) < COPY_FROM:
         conn.execute(
-            sa.text(
-                "UPDATE customers c SET purchases = c.purchases + 1, "
-                "total_spent_cents = c.total_spent_cents + p.cents, "
-                "first_purchase_at = CASE WHEN c.first_purchase_at IS NULL "
-                "OR c.first_purchase_at > p.at THEN p.at ELSE c.first_purchase_at END, "
-                "last_purchase_at = CASE WHEN c.last_purchase_at IS NULL "
-                "OR c.last_purchase_at < p.at THEN p.at ELSE c.last_purchase_at END, "
-                "updated_at = :now FROM _stage_purchases p WHERE c.id = p.cid"
-            ),
-            {"now": now},
+            purchase_update(),
+            [
+                {"cid": cid, "n": n, "cents": cents, "first": first, "last": last, "now": now}
+                for cid, n, cents, first, last in totals
+            ],
         )
-    by_id = reads.by_ids(conn, list(ids.values()))
-    return [
-        (by_id[ids[e.email]], EventFacts(event_id, e.type, e.at, dict(e.data)))
-        for e, event_id in zip(batch, event_ids, strict=True)
-    ]
+        return
+    from dripper.store import copy
+
+    conn.execute(
+        sa.text(
+            "CREATE TEMP TABLE IF NOT EXISTS _stage_purchases (cid bigint, n bigint, "
+            "cents bigint, first timestamptz, last timestamptz)"
+        )
+    )
+    conn.execute(sa.text("TRUNCATE _stage_purchases"))
+    copy.copy_rows(conn, "_stage_purchases", ("cid", "n", "cents", "first", "last"), totals)
+    conn.execute(
+        sa.text(
+            "UPDATE customers c SET purchases = c.purchases + p.n, "
+            "total_spent_cents = c.total_spent_cents + p.cents, "
+            "first_purchase_at = CASE WHEN c.first_purchase_at IS NULL "
+            "OR c.first_purchase_at > p.first THEN p.first ELSE c.first_purchase_at END, "
+            "last_purchase_at = CASE WHEN c.last_purchase_at IS NULL "
+            "OR c.last_purchase_at < p.last THEN p.last ELSE c.last_purchase_at END, "
+            "updated_at = :now FROM _stage_purchases p WHERE c.id = p.cid"
+        ),
+        {"now": now},
+    )
 
 
 def refresh_statistics(store: Store) -> None:
@@ -143,9 +287,10 @@ def refresh_statistics(store: Store) -> None:
         conn.commit()
 
 
-def _ensure_customers(
+def ensure_customers(
     conn: Connection, dialect: Dialect, emails: Sequence[str], *, now: datetime
 ) -> dict[str, int]:
+    """The ids of these addresses' customers, creating those there are none of."""
     ids = _ids(conn, emails)
     missing = [email for email in emails if email not in ids]
     if missing:

@@ -69,6 +69,7 @@ class EventRecord:
     at: datetime
     data: Mapping[str, Any]
     recorded_at: datetime
+    ext_id: str | None = None  # the id its sender gave it (DESIGN 12)
 
 
 @dataclass(frozen=True)

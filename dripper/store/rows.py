@@ -59,6 +59,7 @@ def event(row: Row) -> EventRecord:
         at=row["at"],
         data=dict(row["data"]),
         recorded_at=row["recorded_at"],
+        ext_id=row.get("ext_id"),
     )
 
 

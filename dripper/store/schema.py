@@ -76,8 +76,12 @@ events = sa.Table(
     sa.Column("at", UTCDateTime, nullable=False),
     sa.Column("data", JSONType, nullable=False),
     sa.Column("recorded_at", UTCDateTime, nullable=False),
+    # The id the event's sender gave it (0010): `(type, ext_id)` is unique, so a repeated
+    # webhook or a file imported twice records nothing new. NULL (no id) may repeat.
+    sa.Column("ext_id", sa.String(200)),
     sa.Index("ix_events_customer_type_at", "customer_id", "type", "at"),
     sa.Index("ix_events_type_at", "type", "at"),
+    sa.Index("uq_events_type_ext_id", "type", "ext_id", unique=True),
     sqlite_autoincrement=True,
 )
 

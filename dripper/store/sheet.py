@@ -1,6 +1,6 @@
 """The customer sheet learning from what customers do: a one-click answer becomes an
-attribute (`rating`), a referred purchase records who referred the buyer, and referral
-codes lead back to their customer."""
+attribute (`rating`), a referred purchase records who referred the buyer, referral
+codes lead back to their customer, and a purchase id to its buyer."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 
 from dripper.customers.model import Customer
 from dripper.store import rows
-from dripper.store.schema import customers
+from dripper.store.schema import customers, events
 
 
 def set_attributes(conn: Connection, customer_id: int, values: Mapping[str, str]) -> Customer:
@@ -35,3 +35,14 @@ def by_referral_code(conn: Connection, code: str) -> Customer | None:
         .first()
     )
     return None if row is None else rows.customer(row)
+
+
+def buyer_of(conn: Connection, purchase_id: str) -> str | None:
+    """The address of the customer whose purchase has this id (a shop's refund names
+    its order, not always its buyer)."""
+    e, c = events.c, customers.c
+    return conn.execute(
+        sa.select(c.email)
+        .select_from(events.join(customers, c.id == e.customer_id))
+        .where(e.type == "purchase", e.ext_id == purchase_id)
+    ).scalar()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -111,33 +111,110 @@ ONCE = {
 }
 
 
+@dataclass
+class Converted:
+    """The conversions of one stats row and what they brought (see `Funnel`)."""
+
+    count: int = 0
+    revenue: float = 0.0
+    refunds: float = 0.0
+    revenue_other: dict[str, float] = field(default_factory=dict)
+
+    def add(self, amount: float, currency: str | None, company: str) -> None:
+        """A purchase's amount (negative: a refund) in its currency (None: the company's)."""
+        code = (currency or company).upper()
+        if code == company:
+            self.revenue += amount
+            self.refunds += -amount if amount < 0 else 0.0
+        else:
+            self.revenue_other[code] = self.revenue_other.get(code, 0.0) + amount
+
+
 def conversions(
-    conn: Connection, *, campaign: str | None = None, since: datetime | None = None
-) -> dict[Key, tuple[int, float]]:
+    conn: Connection,
+    *,
+    campaign: str | None = None,
+    since: datetime | None = None,
+    currency: str = "USD",
+) -> dict[Key, Converted]:
     """Goals reached, attributed to the last step sent before them (and its variant), with
-    the revenue of the converting purchases. Grouped by amount in the database (a shop's
-    orders repeat a few prices), so a million conversions are a few hundred rows here."""
+    the revenue of the converting purchases less what their refunds returned, counted in
+    the company's `currency` (other currencies apart: never added together). Grouped by
+    amount and currency in the database (a shop's orders repeat a few prices), so a million
+    conversions are a few hundred rows here; refunds are few, and joined to their
+    purchase by its id (`data.order`)."""
     e, o, ev = enrollments.c, outbox.c, events.c
     attributed = sa.and_(o.enrollment_id == e.id, o.step == e.attributed_step)
     variant = sa.func.coalesce(o.variant, 0)
-    amount = sa.case((ev.type == "purchase", ev.data["amount"].as_string()), else_=None)
+    purchase = ev.type == "purchase"
+    amount = sa.case((purchase, ev.data["amount"].as_string()), else_=None)
+    money = sa.case((purchase, ev.data["currency"].as_string()), else_=None)
     query = (
-        sa.select(e.campaign, e.attributed_step, variant, amount, sa.func.count())
+        sa.select(e.campaign, e.attributed_step, variant, amount, money, sa.func.count())
         .select_from(
             enrollments.join(outbox, attributed).outerjoin(events, ev.id == e.converted_event_id)
         )
         .where(e.status == "converted", e.attributed_step.is_not(None))
-        .group_by(e.campaign, e.attributed_step, variant, amount)
+        .group_by(e.campaign, e.attributed_step, variant, amount, money)
     )
     if campaign is not None:
         query = query.where(e.campaign == campaign)
     if since is not None:
         query = query.where(o.sent_at >= since)
-    found: dict[Key, tuple[int, float]] = {}
-    for c, step, v, price, count in conn.execute(query):
-        n, revenue = found.get((c, step, int(v)), (0, 0.0))
-        found[(c, step, int(v))] = (n + int(count), revenue + int(count) * _amount(price))
-    return found
+    found: dict[Key, Converted] = defaultdict(Converted)
+    for c, step, v, price, code, count in conn.execute(query):
+        row = found[(c, step, int(v))]
+        row.count += int(count)
+        row.add(int(count) * _amount(price), code, currency)
+    for key, returned, code in _refunds(conn, campaign=campaign, since=since):
+        found[key].add(-returned, code, currency)
+    return dict(found)
+
+
+def _refunds(
+    conn: Connection, *, campaign: str | None, since: datetime | None
+) -> list[tuple[Key, float, str | None]]:
+    """The refunds of converting purchases (a refund's `data.order` is its purchase's
+    id), per stats row, with their currency: their own, else the purchase's."""
+    e, o = enrollments.c, outbox.c
+    bought, back = events.alias("bought"), events.alias("back")
+    attributed = sa.and_(o.enrollment_id == e.id, o.step == e.attributed_step)
+    query = (
+        sa.select(
+            e.campaign,
+            e.attributed_step,
+            sa.func.coalesce(o.variant, 0),
+            back.c.data["amount"].as_string(),
+            back.c.data["currency"].as_string(),
+            bought.c.data["currency"].as_string(),
+        )
+        .select_from(
+            enrollments.join(outbox, attributed)
+            .join(bought, bought.c.id == e.converted_event_id)
+            .join(
+                back,
+                sa.and_(
+                    back.c.customer_id == bought.c.customer_id,
+                    back.c.type == "refund",
+                    back.c.data["order"].as_string() == bought.c.ext_id,
+                ),
+            )
+        )
+        .where(
+            e.status == "converted",
+            e.attributed_step.is_not(None),
+            bought.c.type == "purchase",
+            bought.c.ext_id.is_not(None),
+        )
+    )
+    if campaign is not None:
+        query = query.where(e.campaign == campaign)
+    if since is not None:
+        query = query.where(o.sent_at >= since)
+    return [
+        ((c, step, int(v)), _amount(price), own or theirs)
+        for c, step, v, price, own, theirs in conn.execute(query)
+    ]
 
 
 def _amount(text: Any) -> float:

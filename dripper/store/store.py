@@ -162,12 +162,15 @@ class Store:
         data: Mapping[str, Any],
         now: datetime,
     ) -> tuple[Customer, EventRecord]:
-        """Store an event (creating the customer if new); a purchase updates purchases,
-        total spent and the first/last purchase times. InputError for a bad amount."""
+        """Store an event without an id (creating the customer if new); a purchase updates
+        purchases, total spent and the first/last purchase times. InputError for a bad
+        amount. (The planner records events with ids, fields and what they cause.)"""
         with self.transaction() as conn:
-            return customer_ops.record_event(
+            recorded = customer_ops.record_event(
                 conn, self._dialect, email, type, at=at, data=data, now=now
             )
+            assert recorded is not None  # no id, so never a duplicate
+            return recorded.customer, recorded.event
 
     def events_for(self, customer_id: int) -> list[EventRecord]:
         with self.reading() as conn:

@@ -1,16 +1,20 @@
 """The events API of `dripper serve`, and the shop webhooks that feed it.
 
     POST /api/events       Authorization: Bearer <the secret named by [api] token_env>
-                           {"type": ..., "email": ..., "at": ..., "data": {...}}
-                           or {"events": [ ... up to 1,000 ... ]}
-    POST /api/shopify      orders/create, X-Shopify-Hmac-Sha256 checked ([api] shopify_secret_env)
-    POST /api/woocommerce  order.created, X-WC-Webhook-Signature checked ([api] woocommerce_...)
+                           {"type": ..., "email": ..., "at": ..., "id": ..., "data": {...},
+                            "customer": {...}} or {"events": [ ... up to 1,000 ... ]}
+    POST /api/shopify      orders/create, refunds/create; X-Shopify-Hmac-Sha256 checked
+                           ([api] shopify_secret_env)
+    POST /api/woocommerce  order.created, order.updated (refunds); X-WC-Webhook-Signature
+                           checked ([api] woocommerce_secret_env)
 
 All or nothing per request: every event is checked first, then all are recorded in one
-transaction with the same decisions as `dripper event`. Answers `200 {"recorded": N}`, or
-`400` (not JSON), `401` (no or a wrong secret), `413` (over 1 MiB or 1,000 events), `422`
-(an event that cannot be recorded, named by its index), `503` (the database) with
-`{"error": "..."}`; after any of those nothing of the request was recorded.
+transaction with the same decisions as `dripper event`. Answers `200 {"recorded": N,
+"duplicates": M}` (an event whose type and id were recorded before is a duplicate and
+changes nothing; `"warnings"` lists what was worth saying), or `400` (not JSON), `401` (no
+or a wrong secret), `413` (over 1 MiB or 1,000 events), `422` (an event that cannot be
+recorded, named by its index and field), `503` (the database) with `{"error": "..."}`;
+after any of those nothing of the request was recorded.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import hmac
 import json
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -33,8 +37,10 @@ from dripper.errors import InputError
 from dripper.web import shops
 
 if TYPE_CHECKING:
+    from dripper.customers.model import CustomerData
     from dripper.web.app import Web
 
+KEYS = ("type", "email", "at", "id", "data", "customer")
 API_LIMIT = 1 << 20  # bytes per request
 MAX_EVENTS = 1_000
 EVENT_TYPE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")  # as `dripper event TYPE`
@@ -44,9 +50,19 @@ NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 @dataclass(frozen=True)
 class ApiEvent:
     type: str
-    email: str
+    email: str | None  # None: a shop's refund that names only its order (`order_event`)
     at: datetime
     data: dict[str, Any]
+    ext_id: str | None = None
+    fields: CustomerData | None = None
+    order_event: str | None = None  # the purchase's id, whose customer this event is
+
+
+@dataclass
+class Outcome:
+    recorded: int = 0
+    duplicates: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
 def routes(web: Web, timed: Callable[..., Any]) -> list[Route]:
@@ -84,10 +100,9 @@ async def shopify(web: Web, request: Request) -> Response:
     if not shops.signature_ok(body, request.headers.get("x-shopify-hmac-sha256"), secret):
         raise HTTPException(401, "X-Shopify-Hmac-Sha256 does not match the body")
     topic = request.headers.get("x-shopify-topic", "orders/create")
-    if topic != "orders/create":
+    items = shops.shopify_events(topic, _json_object(body))
+    if items is None:
         return JSONResponse({"recorded": 0, "ignored": topic}, headers=NO_STORE)
-    order = _json_object(body)
-    items = shops.shopify_events(order)
     return await _record(web, [_event(web, i, item) for i, item in enumerate(items)])
 
 
@@ -99,9 +114,9 @@ async def woocommerce(web: Web, request: Request) -> Response:
     if not shops.signature_ok(body, request.headers.get("x-wc-webhook-signature"), secret):
         raise HTTPException(401, "X-WC-Webhook-Signature does not match the body")
     topic = request.headers.get("x-wc-webhook-topic", "order.created")
-    if topic != "order.created":
+    items = shops.woocommerce_events(topic, _json_object(body))
+    if items is None:
         return JSONResponse({"recorded": 0, "ignored": topic}, headers=NO_STORE)
-    items = shops.woocommerce_events(_json_object(body))
     return await _record(web, [_event(web, i, item) for i, item in enumerate(items)])
 
 
@@ -134,25 +149,34 @@ async def inbound(web: Web, request: Request) -> Response:
 def _event(web: Web, index: int, item: Any) -> ApiEvent:
     """One event checked as `dripper event` checks it; 422 naming the index otherwise."""
     from dripper.customers.addresses import normalize_email
+    from dripper.customers.fields import customer_fields
+    from dripper.eventdata import check_event_id
     from dripper.timeparse import parse_instant
 
     where = f"events[{index}]"
     if not isinstance(item, dict):
         raise HTTPException(422, f"{where}: expected an object with type and email")
-    unknown = sorted(set(item) - {"type", "email", "at", "data"})
+    unknown = sorted(set(item) - {*KEYS, "order_event"})
     if unknown:
-        raise HTTPException(422, f"{where}: unknown key {unknown[0]!r} (type, email, at, data)")
+        raise HTTPException(
+            422, f"{where}: unknown key {unknown[0]!r} (known: {', '.join(KEYS)})"
+        )
     kind, email, at, data = item.get("type"), item.get("email"), item.get("at"), item.get("data")
     if not isinstance(kind, str) or not EVENT_TYPE.fullmatch(kind):
         raise HTTPException(
             422, f"{where}.type: expected an event type like 'purchase' (lower-case letters)"
         )
-    if not isinstance(email, str):
+    order_event = item.get("order_event")  # only the shop adapters give it
+    address: str | None = None
+    if email is None and isinstance(order_event, str):
+        pass
+    elif not isinstance(email, str):
         raise HTTPException(422, f"{where}.email: expected an address")
-    try:
-        address = normalize_email(email)
-    except ValueError as exc:
-        raise HTTPException(422, f"{where}.email: {exc}") from None
+    else:
+        try:
+            address = normalize_email(email)
+        except ValueError as exc:
+            raise HTTPException(422, f"{where}.email: {exc}") from None
     if at is None:
         moment = web.clock()
     elif isinstance(at, str):
@@ -166,36 +190,83 @@ def _event(web: Web, index: int, item: Any) -> ApiEvent:
         data = {}
     if not isinstance(data, dict):
         raise HTTPException(422, f"{where}.data: expected an object")
+    ext_id = item.get("id")
     try:
-        web.listener.planner.check(moment, data, where=f"{where}.data")
+        if ext_id is not None:
+            ext_id = check_event_id(ext_id, where=f"{where}.id")
+        web.listener.planner.check(moment, data, where=f"{where}.data", type_=kind)
+        fields = (
+            customer_fields(address or "", item["customer"], where=f"{where}.customer")
+            if item.get("customer") is not None
+            else None
+        )
     except InputError as exc:
         raise HTTPException(422, str(exc)) from None
-    return ApiEvent(kind, address, moment, data)
+    order = order_event if isinstance(order_event, str) and address is None else None
+    return ApiEvent(kind, address, moment, data, ext_id, fields, order)
 
 
 async def _record(web: Web, items: Sequence[ApiEvent]) -> Response:
     if not items:
-        return JSONResponse({"recorded": 0}, headers=NO_STORE)
+        return JSONResponse({"recorded": 0, "duplicates": 0}, headers=NO_STORE)
     try:
-        await run_in_threadpool(_record_all, web, items)
+        outcome = await run_in_threadpool(_record_all, web, items)
     except InputError as exc:  # a value the checks let through and recording refused
         raise HTTPException(422, str(exc)) from None
     except Exception as exc:  # the database: nothing of the request was recorded
         raise HTTPException(503, f"not recorded, try again: {type(exc).__name__}") from None
-    web.metrics.requests.labels("event").inc(len(items))
-    return JSONResponse({"recorded": len(items)}, headers=NO_STORE)
+    web.metrics.requests.labels("event").inc(outcome.recorded)
+    answer: dict[str, Any] = {"recorded": outcome.recorded, "duplicates": outcome.duplicates}
+    if outcome.warnings:
+        answer["warnings"] = outcome.warnings
+    return JSONResponse(answer, headers=NO_STORE)
 
 
-def _record_all(web: Web, items: Sequence[ApiEvent]) -> None:
-    """Every event of the request in one transaction: all of them, or none."""
+def _record_all(web: Web, items: Sequence[ApiEvent]) -> Outcome:
+    """Every event of the request in one transaction: all of them, or none. A duplicate
+    (its type and id recorded before, by an earlier request or earlier in this one) is
+    counted and changes nothing."""
+    from dripper.store import sheet
+
     now = web.clock()
     planner = web.listener.planner
+    outcome = Outcome()
     with web.store.transaction() as conn:
         for index, item in enumerate(items):
+            email = item.email
+            if email is None and item.order_event is not None:
+                email = sheet.buyer_of(conn, item.order_event)
+                if email is None:  # a refund of an order never recorded here
+                    outcome.warnings.append(
+                        f"events[{index}]: {item.type} of order {item.order_event!r}: no "
+                        "such purchase was recorded, nothing to change"
+                    )
+                    continue
+            assert email is not None
+            fields = item.fields
+            if fields is not None and fields.email != email:
+                fields = replace(fields, email=email)
             try:
-                planner.record_in(conn, item.email, item.type, at=item.at, data=item.data, now=now)
+                recorded = planner.record_in(
+                    conn,
+                    email,
+                    item.type,
+                    at=item.at,
+                    data=item.data,
+                    now=now,
+                    ext_id=item.ext_id,
+                    fields=fields,
+                )
             except InputError as exc:
                 raise InputError(f"events[{index}]: {exc}") from None
+            if recorded is None:
+                outcome.duplicates += 1
+            else:
+                outcome.recorded += 1
+                outcome.warnings += [
+                    f"events[{index}]: {w}" for w in recorded.decisions.warnings
+                ]
+    return outcome
 
 
 # --- helpers ----------------------------------------------------------------------------------

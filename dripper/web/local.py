@@ -4,9 +4,13 @@ server listening anywhere.
 
     python -m dripper.web.local --to grace@example.com --answer first_bag=poor
     python -m dripper.web.local --to new.buyer@example.com --unsubscribe
+    python -m dripper.web.local --to grace@example.com --shopify-order 1001
 
 The link is taken from the newest `.eml` to that address in the file transport's folder,
 and the request goes through the same ASGI app, routes and database as `dripper serve`.
+`--shopify-order N` posts Shopify's `orders/create` webhook for an order numbered N by
+that customer (the shipped sample order), signed with the secret `[api]
+shopify_secret_env` names, as Shopify would.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import email
 import email.policy
 import re
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,7 +31,14 @@ from dripper.config import Config, find_config, load_config
 from dripper.errors import DripperError
 
 
-def call(app: Any, method: str, path: str, body: bytes = b"", ua: str = "") -> tuple[int, bytes]:
+def call(
+    app: Any,
+    method: str,
+    path: str,
+    body: bytes = b"",
+    ua: str = "",
+    headers: list[tuple[bytes, bytes]] | None = None,
+) -> tuple[int, bytes]:
     """One request through an ASGI app, its lifespan included (the hit writer drains)."""
 
     async def run() -> tuple[int, bytes]:
@@ -55,7 +67,8 @@ def call(app: Any, method: str, path: str, body: bytes = b"", ua: str = "") -> t
             "path": path,
             "raw_path": path.encode(),
             "query_string": b"",
-            "headers": [
+            "headers": headers
+            or [
                 (b"content-type", b"application/x-www-form-urlencoded"),
                 (b"user-agent", ua.encode()),
             ],
@@ -78,6 +91,24 @@ def call(app: Any, method: str, path: str, body: bytes = b"", ua: str = "") -> t
         return status, content
 
     return asyncio.run(run())
+
+
+def newest_email(config: Config, to: str, lines: int = 12) -> str:
+    """The subject and the first `lines` lines of the text of the newest email to `to`."""
+    folder = Path(config.transport["path"])
+    found: list[tuple[float, Path]] = []
+    for path in folder.glob("*.eml"):
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        if to.lower() in str(message["To"]).lower():
+            found.append((path.stat().st_mtime, path))
+    if not found:
+        raise DripperError(f"no email to {to} in {folder}")
+    message = email.message_from_bytes(max(found)[1].read_bytes(), policy=email.policy.default)
+    text = next(
+        (p.get_content() for p in message.walk() if p.get_content_type() == "text/plain"), ""
+    )
+    body = [line for line in str(text).splitlines() if line.strip()][:lines]
+    return "\n".join([f"Subject: {message['Subject']}", *(f"  {line}" for line in body)])
 
 
 def newest_link(config: Config, to: str, kind: str, pattern: str = "") -> str:
@@ -103,6 +134,43 @@ def newest_link(config: Config, to: str, kind: str, pattern: str = "") -> str:
     return urlsplit(max(found)[1]).path
 
 
+SAMPLE_ORDER = Path(__file__).resolve().parent / "samples" / "shopify-order.json"
+
+
+def shopify_order(
+    config: Config, to: str, number: int, at: datetime | None = None
+) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    """The shipped sample `orders/create` payload as order `number` of customer `to`
+    (placed at `at`, if given), and the headers Shopify sends with it (the body signed
+    with the configured secret)."""
+    import hashlib
+    import hmac
+    import json
+
+    env_name = str(config.api.get("shopify_secret_env") or "")
+    secret = config.secret(env_name) if env_name else None
+    if not secret:
+        raise DripperError(
+            f"set {env_name or '[api] shopify_secret_env'} to the webhook's signing secret"
+        )
+    order = json.loads(SAMPLE_ORDER.read_text(encoding="utf-8"))
+    order["id"] = 820982911946154500 + number
+    order["name"] = f"#{number}"
+    order["order_number"] = number
+    order["email"] = order["contact_email"] = to
+    order["customer"]["email"] = to
+    if at is not None:
+        order["created_at"] = order["processed_at"] = at.isoformat()
+    body = json.dumps(order).encode()
+    signature = base64.b64encode(hmac.digest(secret.encode(), body, hashlib.sha256))
+    return body, [
+        (b"content-type", b"application/json"),
+        (b"x-shopify-topic", b"orders/create"),
+        (b"x-shopify-hmac-sha256", signature),
+        (b"x-shopify-webhook-id", f"b54557e4-{number}".encode()),
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dripper.web.local", description=__doc__)
     parser.add_argument("--config", type=Path)
@@ -111,12 +179,30 @@ def main(argv: list[str] | None = None) -> int:
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--unsubscribe", action="store_true", help="the one-click POST")
     action.add_argument("--answer", metavar="QUESTION=ANSWER", help="a one-click answer")
+    action.add_argument(
+        "--shopify-order", metavar="NUMBER", type=int, help="Shopify's orders/create webhook"
+    )
+    action.add_argument(
+        "--show", action="store_true", help="print the newest email's subject and text"
+    )
     args = parser.parse_args(argv)
     from dripper.web.app import create_app
 
     try:
         config = load_config(find_config(args.config))
-        if args.unsubscribe:
+        moment = None
+        if args.now:
+            from dripper.timeparse import parse_instant
+
+            moment = parse_instant(args.now)
+        if args.show:
+            print(newest_email(config, args.to))
+            return 0
+        headers = None
+        if args.shopify_order is not None:
+            path, method = "/api/shopify", "POST"
+            body, headers = shopify_order(config, args.to, args.shopify_order, moment)
+        elif args.unsubscribe:
             path = newest_link(config, args.to, "u")
             method, body = "POST", b"List-Unsubscribe=One-Click"
         else:
@@ -125,16 +211,17 @@ def main(argv: list[str] | None = None) -> int:
             path = newest_link(config, args.to, "a", f".{question}.{encoded}.")
             method, body = "GET", b""
         clock = None
-        if args.now:
-            from dripper.timeparse import parse_instant
-
-            moment = parse_instant(args.now)
-            clock = lambda: moment  # noqa: E731
+        if moment is not None:
+            fixed = moment
+            clock = lambda: fixed  # noqa: E731
         app = create_app(config, clock=clock)
-        status, content = call(app, method, path, body, ua="Mozilla/5.0 (demo)")
+        status, content = call(app, method, path, body, ua="Mozilla/5.0 (demo)", headers=headers)
     except (DripperError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if headers is not None:  # a webhook: its JSON answer says what was recorded
+        print(f"{method} {path} -> {status} {content.decode(errors='replace')}")
+        return 0 if status < 400 else 1
     heading = re.search(rb"<h1>(.*?)</h1>", content)
     shown = heading.group(1).decode() if heading else content[:80].decode(errors="replace")
     print(f"{method} {path[:40]}... -> {status} {shown}")

@@ -1,6 +1,7 @@
 """`make demo`, the README's first command, end to end in a folder of its own: the story it
 tells holds (a reply ends Ada's welcome sequence, a bounce suppresses Linus, a one-click
-answer and a one-click unsubscribe go through the real serve app, the next run writes to
+answer and a one-click unsubscribe go through the real serve app, a Shopify order webhook
+delivered twice is recorded once and thanked for by name, the next run writes to
 Grace personally, and when the referral request is due for both customers who bought twice
 only the one still subscribed gets it) and it ends with `dripper stats`."""
 
@@ -29,6 +30,17 @@ def test_make_demo_tells_its_story_and_ends_with_stats() -> None:
         out = done.stdout
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
         assert "Traceback" not in out + done.stderr
+        # Issue 22: Shopify's webhook delivered twice is one purchase, and Grace's
+        # thank-you names what the order held.
+        first, second = re.findall(r"POST /api/shopify -> 200 (\{.*\})", out)
+        assert (first, second) == (
+            '{"recorded":1,"duplicates":0}',
+            '{"recorded":0,"duplicates":1}',
+        )
+        thanks = out.split("Grace's thank-you names what she ordered", 1)[1]
+        assert "Subject: Thank you for your order, Grace!" in thanks
+        assert "Your order #1001:" in thanks
+        assert "1 × Colombia Huila (250 g)" in thanks
         # Issue 12: the reply ends Ada's welcome sequence, the bounce suppresses Linus.
         assert "reply: ada@example.com: reply from ada@example.com" in out
         assert re.search(r"welcome \(event:1\)\s+exited: exit on reply", out)

@@ -94,9 +94,12 @@ def make_shop(root: Path, db_url: str) -> Shop:
     text = text.replace(
         'base_url = "http://127.0.0.1:8080"', f'base_url = "http://127.0.0.1:{port}"'
     )
-    text = text.replace('shopify_secret_env = ""', 'shopify_secret_env = "DRIPPER_SHOPIFY_SECRET"')
+    # The scaffold names DRIPPER_SHOPIFY_SECRET already; the tests' WooCommerce secret is
+    # in a variable of their own.
+    assert 'shopify_secret_env = "DRIPPER_SHOPIFY_SECRET"' in text
     text = text.replace(
-        'woocommerce_secret_env = ""', 'woocommerce_secret_env = "DRIPPER_WOO_SECRET"'
+        'woocommerce_secret_env = "DRIPPER_WOOCOMMERCE_SECRET"',
+        'woocommerce_secret_env = "DRIPPER_WOO_SECRET"',
     )
     config.write_text(text)
     return Shop(root, port, db_url)

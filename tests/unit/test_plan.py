@@ -19,6 +19,7 @@ from dripper.engine.model import (
     ActiveEnrollment,
     EnrollmentStatus,
     EventFacts,
+    SendDecision,
     Verdict,
 )
 from dripper.engine.plan import (
@@ -311,6 +312,48 @@ def test_send_guards_in_order() -> None:
         ).verdict
         is Verdict.SEND
     )
+
+
+def test_a_customer_not_subscribed_to_marketing_gets_only_transactional_email() -> None:
+    """`not_subscribed` (a buyer who did not opt in at checkout): a transactional campaign
+    still sends; a marketing step is skipped with that reason; `unsubscribed` cancels
+    even the transactional one."""
+    welcome, receipt = C["welcome"], C["receipt"]
+    quiet = customer(status=Status.NOT_SUBSCRIBED)
+    gone = customer(status=Status.UNSUBSCRIBED)
+
+    def decide(campaign: Campaign, who: Customer) -> SendDecision:
+        return send_decision(
+            campaign=campaign,
+            step=campaign.steps[-1],
+            customer=who,
+            suppressed=False,
+            enrollment_status=EnrollmentStatus.ACTIVE,
+            ctx=context(who, campaign, T0),
+            now=T0,
+            fallback_tz="UTC",
+            quiet_hours=None,
+            cap=None,
+            recent_sends=[],
+        )
+
+    assert decide(receipt, quiet).verdict is Verdict.SEND
+    skipped = decide(welcome, quiet)
+    assert (skipped.verdict, skipped.reason) == (Verdict.SKIP, "not subscribed to marketing")
+    assert decide(receipt, gone).verdict is Verdict.CANCEL
+
+
+def test_events_enroll_a_customer_not_subscribed_only_where_something_is_transactional() -> (
+    None
+):
+    """A first purchase by a buyer who did not opt in enrolls them in campaigns with a
+    transactional email (the receipt) and in nothing that is marketing only."""
+    quiet = customer(status=Status.NOT_SUBSCRIBED, purchases=1)
+    purchase = EventFacts(9, "purchase", T0, {})
+    decisions = on_event(list(C.values()), quiet, purchase, [], fallback_tz="UTC", now=T0)
+    names = {e.campaign for e in decisions.enroll}
+    assert "receipt" in names
+    assert "welcome" not in names
 
 
 def test_schedule_run_starts_at_local_midnight() -> None:
