@@ -39,8 +39,12 @@ class EventFacts:
 
     def as_context(self) -> dict[str, Any]:
         """`event` in expressions and templates: `event.id` is the sender's id (an order's
-        `shopify:order:...`), never a database id (nothing a customer sees is one)."""
-        return {"id": self.key, "type": self.type, "at": self.at, "data": dict(self.data)}
+        `shopify:order:...`), never a database id (nothing a customer sees is one).
+        `data` is read-only fields, not a dict: a shop's `items` must read as the order's
+        lines, never as the dict method of that name."""
+        from dripper.customers.model import Fields
+
+        return {"id": self.key, "type": self.type, "at": self.at, "data": Fields(self.data)}
 
 
 @dataclass(frozen=True)

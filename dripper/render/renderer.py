@@ -184,7 +184,7 @@ class Renderer:
             raise RenderError(f"bad Message-ID {message_id!r}: {exc}") from None
         unsubscribe_url = f"{self.base_url}/u/{self.keyring.sign_unsubscribe(delivery)}"
         context = self._context(campaign, step, customer, now, unsubscribe_url, edition)
-        context["event"] = None if event is None else Record("event", event.as_context())
+        context["event"] = None if event is None else Record("event", _plain(event.as_context()))
         context.update(self._listening(delivery, customer))
         subject = self.subject(campaign, step, context, variant)
         compiled = self.template(step.template)
@@ -478,9 +478,15 @@ def sample_referral_code(email: str) -> str:
 
 
 def _plain(values: Any) -> dict[str, Any]:
-    """The customer's fields as a dict, whether `as_context` gives a mapping or `Fields`."""
+    """Fields (a customer's, an event's) as a dict, whether `as_context` gives a mapping or
+    `Fields`, one level down too (an event's `data`): Record makes them read-only again."""
     to_dict = getattr(values, "to_dict", None)
-    return dict(to_dict() if callable(to_dict) else values)
+    found = dict(to_dict() if callable(to_dict) else values)
+    for key, value in found.items():
+        inner = getattr(value, "to_dict", None)
+        if callable(inner):
+            found[key] = inner()
+    return found
 
 
 def _shown(config: Config) -> str:

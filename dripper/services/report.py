@@ -55,6 +55,9 @@ class Report:
         for name in ("deferred", "skipped", "cancelled", "failed", "ambiguous"):
             if getattr(self, name):
                 parts.append(f"{getattr(self, name)} {name}")
+        for name in ("recorded", "duplicates"):  # events taken in (bulk)
+            if getattr(self, name):
+                parts.append(f"{getattr(self, name)} {name}")
         if self.inbound:
             parts.append(f"{self.inbound} inbound")
         if self.forwarded:

@@ -191,6 +191,8 @@ def _event(web: Web, index: int, item: Any) -> ApiEvent:
     if not isinstance(data, dict):
         raise HTTPException(422, f"{where}.data: expected an object")
     ext_id = item.get("id")
+    if isinstance(ext_id, int) and not isinstance(ext_id, bool):
+        ext_id = str(ext_id)  # a shop's numeric order id is the same id as text
     try:
         if ext_id is not None:
             ext_id = check_event_id(ext_id, where=f"{where}.id")

@@ -27,7 +27,7 @@ def test_the_readme_bulk_events_example_runs(project: Project) -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "1 enrolled, 0 sent"
+    assert done.stdout.strip() == "1 enrolled, 0 sent, 1 recorded"
     shown = project.run("customers", "show", "ada@example.com")
     assert shown.exit_code == 0, shown.output
     assert "purchases              1 (total spent 24.50)" in shown.output

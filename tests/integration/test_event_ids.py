@@ -249,3 +249,23 @@ def test_an_unknown_currency_is_refused(store: Store) -> None:
             "a@example.com", "purchase", at=T0, data={"amount": 1, "currency": "BTC"}, now=T0
         )
     assert counts(store) == (0, 0, 0)
+
+
+def test_bulk_events_bring_their_customer_fields_before_planning(store: Store) -> None:
+    """`NewEvent(customer=...)` applies the fields before the batch is planned (the
+    welcome's condition sees the name), and a duplicate's fields change nothing."""
+    p = planner(store)
+    named = CustomerData("ada@example.com", first_name="Ada", tags=("shop",))
+    report = p.record_events(
+        [NewEvent("ada@example.com", "purchase", T0, {"amount": 5}, id="n1", customer=named)],
+        now=T0,
+    )
+    assert (report.recorded, report.enrolled) == (1, 1)
+    renamed = CustomerData("ada@example.com", first_name="Eve")
+    again = p.record_events(
+        [NewEvent("ada@example.com", "purchase", T0, {"amount": 5}, id="n1", customer=renamed)],
+        now=T0,
+    )
+    assert (again.recorded, again.duplicates) == (0, 1)
+    ada = store.get_customer("ada@example.com")
+    assert ada is not None and (ada.first_name, ada.tags) == ("Ada", ("shop",))

@@ -58,7 +58,11 @@ def _steps() -> list[tuple[Campaign, Step, Edition | None]]:
 def _context(
     customer: Customer, campaign: Campaign, step: Step, edition: Edition | None
 ) -> dict[str, Any]:
+    from dripper.campaigns.samplecheck import sample_event
+
+    event = sample_event(campaign, datetime(2027, 3, 1, 9, 0, tzinfo=UTC))
     return {
+        "event": None if event is None else event.as_context(),
         "customer": customer.as_context(),
         "company": {"name": "Acme Coffee", "url": "https://acme.test", "postal_address": ADDRESS},
         "campaign": {"name": campaign.name},

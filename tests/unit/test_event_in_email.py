@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -125,3 +126,38 @@ def test_a_bad_sample_event_is_a_problem_with_its_line(
     )
     _, problems = load_campaigns(tmp_path / "campaigns", templates, display_base=tmp_path)
     assert any(message in p.message and p.file == "campaigns/bad.yaml" for p in problems), problems
+
+
+def test_event_data_named_like_a_dict_method_reads_as_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`event.data.items` (a shop's order lines) is the data, never the dict method, in
+    expressions and in templates alike."""
+    from dripper.campaigns.expressions import Expression
+    from dripper.engine.plan import context
+    from tests.unit.test_render_support import Campaign, Step
+
+    condition = Expression.compile("event.data.items|length == 1", file="t.yaml", line=1)
+    loaded = _campaign(tmp_path)
+    assert condition.evaluate(context(customer(), loaded, NOW, ORDER)) is True
+    renderer = make_renderer(tmp_path, monkeypatch, {"order.mjml": TEMPLATE})
+    step = Step(template="order.mjml", subjects=("{{ event.data.items|length }} line(s)",))
+    email = renderer.render(
+        Campaign(), step, customer(), now=NOW, message_id=renderer.new_message_id(), event=ORDER
+    )
+    assert email.subject == "1 line(s)"
+
+
+def _campaign(tmp_path: Path) -> Any:
+    folder = tmp_path / "c"
+    templates = tmp_path / "t"
+    templates.mkdir()
+    (templates / "t.mjml").write_text(TEMPLATE, encoding="utf-8")
+    write_campaign(
+        folder,
+        "a",
+        "trigger: {event: purchase}\nsteps:\n  - {id: a, subject: Hi, template: t.mjml}\n",
+    )
+    loaded, problems = load_campaigns(folder, templates, display_base=tmp_path)
+    assert not problems
+    return loaded[0]
