@@ -59,7 +59,7 @@ def main() -> None:
         config = load_config(config_path)
         store = open_store(url)
         listener = Listener(config, store, [])
-        names = sorted(p.name for p in CORPUS.iterdir())
+        names = sorted(p.name for p in CORPUS.iterdir() if p.is_file())
         messages = [
             corpus(names[i % len(names)], message_id=f"bench{i}@mx.example")
             for i in range(args.messages)

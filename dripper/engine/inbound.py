@@ -16,16 +16,17 @@ The rules, first that applies wins (`RULES` below is this table, in this order):
 
   # | rule            | applies to                                | class
   --+-----------------+-------------------------------------------+-----------------------------
-  1 | delivery report | an RFC 3464 report with per-recipient     | bounce_hard: Status 5.x.x
-    |                 | blocks                                    |   (no Status: Action failed)
-    |                 |                                           | bounce_soft: Status 4.x.x
-    |                 |                                           |   (no Status: Action delayed)
+  1 | delivery report | an RFC 3464 report with per-recipient     | bounce_hard: Action failed
+    |                 | blocks                                    |   with 5.x.x or no Status
+    |                 |                                           | bounce_soft: Action delayed,
+    |                 |                                           |   or failed with 4.x.x
     |                 |                                           | unmatched: no failure in it,
     |                 |                                           |   or none of ours named
-  2 | other bounce    | bounce-shaped (X-Failed-Recipients, a     | bounce_hard/bounce_soft by
-    |                 | daemon sender, a bounce subject) with     |   the status code, then the
-    |                 | evidence (flufl.bounce addresses, failure |   wording; soft when silent;
-    |                 | wording, or our VERP)                     | unmatched: none of ours named
+  2 | other bounce    | bounce-shaped (X-Failed-Recipients, a     | bounce_soft: still trying
+    |                 | daemon sender, a bounce subject) with     | bounce_hard/soft: the code
+    |                 | evidence (flufl.bounce addresses, failure | bounce_hard: it failed (no
+    |                 | wording, or our VERP)                     |   code needed); see below
+    |                 |                                           | unmatched: none of ours named
   3 | feedback report | an RFC 5965 ARF report                    | complaint: abuse, fraud,
     |                 |                                           |   opt-out, or no type
     |                 |                                           | unmatched: other types
@@ -48,11 +49,38 @@ delivery to an address the message names (for a report: its recipients; otherwis
 sender). A match by address alone sets `Verdict.weak`. Reports (rules 1-3) that name
 nothing we sent are `unmatched`, so a forged report suppresses nobody.
 
+Hard or soft (DESIGN 12, "Bounces"): a bounce is hard when it reports a final failure, soft
+when delivery is still being tried or the final failure carries a 4.x.x code. For an RFC 3464
+report the Action decides (`DsnRecipient.severity`). For a non-standard notice
+(`inbound_words.failure_severity`), the first of these that the notice's own words say (the
+copy of our message they return is never read):
+
+  1. still being tried ("will continue trying", "warning only", "has not yet been
+     delivered", "has been delayed")                                    soft
+  2. an enhanced status code, else a basic SMTP code: its class          5: hard, 4: soft
+  3. the address is dead ("user unknown", "no such mailbox")            hard
+  4. the delivery failed or trying has ended ("could not be delivered", "undeliverable",
+     "unable to deliver", "delivery failed", "gave up", "will not try again")   hard
+  5. a temporary cause alone ("mailbox full", "try again")              soft
+  6. the subject: a delay or a warning soft; a failure ("(Failure)", "Returned mail",
+     "Undeliverable") hard. Not when the subject alone made the message look like a
+     bounce: a person's "Undeliverable: my parcel" is no evidence of a failure
+  7. X-Failed-Recipients or flufl.bounce names a failed address         hard
+     (flufl.bounce names only delayed ones: soft)
+
 Decisions worth knowing:
 - A 4.x.x Status with `Action: failed` is soft: the message expired on a temporary
-  condition, which says nothing permanent about the address.
-- A non-standard bounce whose words name no status and no cause is soft: one ambiguous
-  message never loses a customer, and three soft bounces on distinct days still suppress.
+  condition, which says nothing permanent about the address. So is a non-standard notice
+  of a final failure whose code is 4.x.x ("I'm not going to try again ... (#4.4.1)").
+- A non-standard notice that says the delivery failed is hard without any code, even when
+  it names a passing cause ("could not be delivered ... mailbox is full"): DESIGN 12 takes
+  a 4.x.x code, not a guess from the cause's words, as what makes a final failure soft.
+  tests/unit/test_bounce_policy.py runs flufl.bounce's corpus of real notices against this.
+- A non-standard bounce that says nothing about failing or trying (nor does its subject or
+  flufl.bounce) is soft: one ambiguous message never loses a customer, and soft-bounced
+  emails in a row still suppress (`[bounces] soft_limit`).
+- 5.7.x (refused by policy) is classified `bounce_hard` with its status; the listening
+  service never suppresses for it (the content or our reputation, not the address).
 - `X-Auto-Response-Suppress` is no auto-reply marker (Outlook sets it on people's mail).
 - A forward of our email by the customer to us is a reply: the customer is talking to us
   (strong when the client kept References, otherwise weak by the sender's address).
@@ -276,7 +304,7 @@ def _other_bounce(inbound: Inbound, known: Known, _mailto: str | None) -> Verdic
             reason=f"bounce ({bounce.why}) names no delivery of ours: nothing suppressed",
         )
     if bounce.severity is None:
-        kind, said = InboundClass.BOUNCE_SOFT, "soft by default: it says nothing of permanence"
+        kind, said = InboundClass.BOUNCE_SOFT, "soft: it says nothing of failing or trying"
     elif bounce.severity is Severity.HARD:
         kind, said = InboundClass.BOUNCE_HARD, f"permanent: {bounce.evidence!r}"
     else:

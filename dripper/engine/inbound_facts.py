@@ -44,19 +44,19 @@ class DsnRecipient:
 
     @property
     def severity(self) -> Severity | None:
-        """The Status class decides when there is one: an `Action: failed` with a 4.x.x
-        status is a message that expired on a temporary condition, which says nothing
-        permanent about the address. Without a usable Status, the Action decides."""
+        """DESIGN 12: an Action that says failed or delayed decides. `delayed` is soft,
+        whatever the Status. `failed` is hard with a 5.x.x Status or none (a 2.x.x beside
+        it is no failure status: none), and soft with a 4.x.x: the message expired on a
+        temporary condition, which says nothing permanent about the address. `delivered`,
+        `relayed` and `expanded` are no failure. Without a known Action, the Status class."""
         by_status = severity_of_status(self.status)
-        if by_status is not None:
-            return by_status
-        if self.status and self.status[0] == "2":
-            return None
-        if self.action.startswith(("failed", "error")):  # opensmtpd writes "error"
-            return Severity.HARD
         if self.action.startswith("delayed"):
             return Severity.SOFT
-        return None
+        if self.action.startswith(("fail", "error")):  # NTMail writes "failure", opensmtpd "error"
+            return Severity.SOFT if by_status is Severity.SOFT else Severity.HARD
+        if self.action.startswith(("delivered", "relayed", "expanded")):
+            return None
+        return by_status
 
     @property
     def addresses(self) -> tuple[str, ...]:
@@ -99,7 +99,9 @@ class BounceFacts:
     why: str  # what makes it look like a bounce, e.g. "X-Failed-Recipients"
     permanent: tuple[str, ...] = ()  # addresses flufl.bounce (or X-Failed-Recipients) names
     temporary: tuple[str, ...] = ()  # addresses flufl.bounce reports as only delayed
-    severity: Severity | None = None  # from a status code or the wording; None: it says nothing
+    # From the notice's words, its subject, then X-Failed-Recipients/flufl.bounce (DESIGN 12,
+    # `inbound_words.failure_severity`); None: it says nothing of failing or trying.
+    severity: Severity | None = None
     status: str | None = None  # the enhanced status code in the notification, if any
     evidence: str = ""  # the code or phrase that decided `severity`
     returned_message_id: str | None = None  # from the returned message or its quoted headers

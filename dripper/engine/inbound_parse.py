@@ -19,7 +19,7 @@ from email.parser import BytesParser
 from flufl.bounce import all_failures
 
 from dripper.engine import inbound_words as words
-from dripper.engine.inbound_facts import BounceFacts, Inbound
+from dripper.engine.inbound_facts import BounceFacts, Inbound, Severity
 from dripper.engine.inbound_mime import (
     Fields,
     Parts,
@@ -276,8 +276,20 @@ def _bounce(
         return None
     cut = words.returned_start(text)
     notice = text[:cut][:_MAX_NOTICE] if cut is not None else text[:_MAX_NOTICE]
-    severity, status, evidence = words.failure_severity(notice)
+    # A message that looks like a bounce by its subject alone does not also get its
+    # severity from that subject: a person's "Message not delivered?" answering our email
+    # must not become a bounce on one line it wrote; its words or flufl.bounce must speak.
+    by_subject = why.startswith("subject")
+    severity, status, evidence = words.failure_severity(notice, "" if by_subject else subject)
     temporary, permanent = _flufl(raw) if _flufl_can_read(headers) else ([], [])
+    if severity is None and (failed or permanent):
+        # The words said nothing, but Exim's X-Failed-Recipients or flufl.bounce's
+        # detectors (which read the formats they know) name a failed address: a final
+        # failure without a code, which DESIGN 12 makes hard.
+        how = "X-Failed-Recipients" if failed else "flufl.bounce"
+        severity, evidence = Severity.HARD, f"{how} names a failed address"
+    elif severity is None and temporary:
+        severity, evidence = Severity.SOFT, "flufl.bounce: a delay warning"
     returned_id = returned.message_id
     if returned_id is None and cut is not None:
         returned_id = message_id(first(header_block(text[cut:]), "message-id"))

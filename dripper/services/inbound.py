@@ -6,7 +6,10 @@ Message-ID, and acted on in the same transaction:
 
     bounce_hard   the address is suppressed (reason `bounced`), but not for a 5.7.x
                   (refused by policy: the content or the sender's reputation, not the address)
-    bounce_soft   counted; `[bounces] soft_limit` (3) on distinct days within 14 days suppress
+    bounce_soft   counted; `[bounces] soft_limit` (3) soft-bounced emails in a row with no
+                  open, click or reply in between suppress (reason `bounced`), however far
+                  apart: several notices about one email count once (DESIGN 12; the
+                  counting rule is written down in `dripper.store.inbound`)
     complaint     unsubscribed and suppressed (reason `complained`)
     auto_reply    recorded; never a reply
     reply         a `reply` event (ends `exit_on: [reply]` enrollments); with `[replies]
@@ -19,7 +22,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from dripper.engine.inbound import InboundClass, Verdict, classify, parse_inbound
@@ -35,7 +38,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("dripper.inbound")
 
 MAX_MESSAGE_BYTES = 10 * 1024 * 1024  # what any way in accepts; a bigger one is refused
-SOFT_WINDOW = timedelta(days=14)
 POLICY = "5.7."  # a rejection by policy: never the address's fault
 
 
@@ -133,8 +135,8 @@ class Inbox:
             if not (verdict.status or "").startswith(POLICY):
                 privacy.suppress(conn, dialect, address, reason=SuppressionReason.BOUNCED, now=now)
         elif kind is InboundClass.BOUNCE_SOFT and address:
-            days = stored.soft_bounce_days(conn, address, since=now - SOFT_WINDOW)
-            if days >= self.soft_limit:
+            owner = verdict.delivery.customer_id if verdict.delivery is not None else None
+            if stored.soft_bounces_in_a_row(conn, address, owner) >= self.soft_limit:
                 privacy.suppress(conn, dialect, address, reason=SuppressionReason.BOUNCED, now=now)
         elif kind is InboundClass.COMPLAINT and address:
             privacy.suppress(conn, dialect, address, reason=SuppressionReason.COMPLAINED, now=now)

@@ -3,6 +3,26 @@ needs (our Message-IDs, VERP delivery ids, recent deliveries to an address), eac
 recorded once, soft bounces counted, replies waiting to be forwarded, and how far each
 polled mailbox has been read.
 
+Soft bounces are counted as DESIGN 12 says: soft-bounced **emails in a row** with no sign of
+life in between, however far apart (`soft_bounces_in_a_row`):
+
+- An email counts once, however many notices come back about it (a delay warning every
+  few hours, then the expiry): they are told apart by the outbox row the bounce was matched
+  to (VERP, Message-ID).
+- A sign of life is a person's open, click or one-click answer (`tracking_events`, kind
+  open/click/answer, `machine` false: a privacy proxy's prefetch or a link scanner proves
+  nothing) on any email of the customer's, or a reply (`inbound_messages` kind `reply`).
+  The row counts only emails sent after the customer's last sign of life: a customer who
+  opened anything after an email went out was alive after it.
+- Only a sign of life breaks the row. An email that brought no bounce is no proof it was
+  delivered (bounces come days late; many receivers never send one), so it neither counts
+  nor resets.
+- A soft bounce matched to no email the store still has (its outbox row gone) counts once
+  per UTC day it came back, if after the last sign of life: without an email to tell
+  notices apart, a day is the nearest thing to one email (few senders mail a customer more
+  than daily), and several notices on one day count once. An email without a send time
+  (its outcome lost in a crash, yet it went out) counts by when its bounce came back.
+
 Every function takes an open connection; the listening service owns the transaction.
 """
 
@@ -20,7 +40,13 @@ from sqlalchemy.engine import Connection
 from dripper.engine.inbound import DeliveryRef, Inbound, Known
 from dripper.inbound.mailbox import MailboxState
 from dripper.store.engine import Dialect
-from dripper.store.schema import customers, inbound_messages, mailbox_state, outbox
+from dripper.store.schema import (
+    customers,
+    inbound_messages,
+    mailbox_state,
+    outbox,
+    tracking_events,
+)
 from dripper.store.sql import chunks, insert_ignoring
 
 RECENT = timedelta(days=30)  # a reply matched by its sender's address: mailed this recently
@@ -106,13 +132,45 @@ def record(conn: Connection, dialect: Dialect, values: dict[str, Any]) -> bool:
     )
 
 
-def soft_bounce_days(conn: Connection, address: str, *, since: datetime) -> int:
-    """On how many distinct days `address` soft-bounced since `since`."""
-    m = inbound_messages.c
-    query = sa.select(m.received_at).where(
-        m.address == address, m.kind == "bounce_soft", m.received_at >= since
+SIGNS_OF_LIFE = ("open", "click", "answer")  # tracking kinds a person leaves (machine false)
+
+
+def soft_bounces_in_a_row(conn: Connection, address: str, customer_id: int | None) -> int:
+    """How many soft-bounced emails to `address` are in a row now: distinct emails, sent
+    after the customer's last sign of life (see the module docstring)."""
+    alive = last_sign_of_life(conn, customer_id) if customer_id is not None else None
+    m, o = inbound_messages.c, outbox.c
+    query = (
+        sa.select(o.id, o.sent_at, m.received_at)
+        .select_from(inbound_messages.outerjoin(outbox, o.id == m.outbox_id))
+        .where(m.address == address, m.kind == "bounce_soft")
     )
-    return len({at.date() for at in conn.execute(query).scalars()})
+    if alive is not None:  # a bounce about an email sent after it came back after it too
+        query = query.where(m.received_at > alive)
+    emails: set[tuple[str, object]] = set()
+    for email, sent_at, received_at in conn.execute(query):
+        if alive is not None and (sent_at or received_at) <= alive:
+            continue  # the customer was alive after this email went out
+        emails.add(("email", email) if email is not None else ("day", received_at.date()))
+    return len(emails)
+
+
+def last_sign_of_life(conn: Connection, customer_id: int) -> datetime | None:
+    """When the customer last opened, clicked or answered one of our emails (a person, not
+    a machine), or wrote a reply; None if never."""
+    t, o, m = tracking_events.c, outbox.c, inbound_messages.c
+    # Through the customer's emails: tracking_events is indexed by its email, and only its
+    # rows without one (referral visits) by customer.
+    hits = (
+        sa.select(sa.func.max(t.at))
+        .select_from(tracking_events.join(outbox, o.id == t.outbox_id))
+        .where(o.customer_id == customer_id, t.kind.in_(SIGNS_OF_LIFE), t.machine.is_(False))
+    )
+    replies = sa.select(sa.func.max(m.received_at)).where(
+        m.customer_id == customer_id, m.kind == "reply"
+    )
+    found = [conn.execute(query).scalar() for query in (hits, replies)]
+    return max((at for at in found if at is not None), default=None)
 
 
 @dataclass(frozen=True)

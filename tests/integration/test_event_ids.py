@@ -268,4 +268,5 @@ def test_bulk_events_bring_their_customer_fields_before_planning(store: Store) -
     )
     assert (again.recorded, again.duplicates) == (0, 1)
     ada = store.get_customer("ada@example.com")
-    assert ada is not None and (ada.first_name, ada.tags) == ("Ada", ("shop",))
+    assert ada is not None
+    assert (ada.first_name, ada.tags) == ("Ada", ("shop",))
