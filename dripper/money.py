@@ -66,7 +66,11 @@ def event_money(
         if data.get("currency") not in (None, "")
         else company_currency
     )
-    cents = amount_cents(data["amount"], what=f"{type_} amount") if "amount" in data else 0
+    cents = (
+        amount_cents(data["amount"], what=f"{where}.amount: {type_} amount")
+        if "amount" in data
+        else 0
+    )
     if type_ == REFUND and cents <= 0:
         raise InputError(
             f"{where}.amount: a refund needs the money returned, more than 0, like 12.50"

@@ -39,3 +39,57 @@ def is_valid_timezone(name: str) -> bool:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         return False
     return True
+
+
+@lru_cache(maxsize=1)
+def _country_zones() -> dict[str, str]:
+    """Each country with one time zone for all of it, by its ISO 3166 code (tzdata's
+    zone.tab; a country whose other zones only follow it since 1970, as Busingen follows
+    Berlin, counts as one: zone1970.tab does not list such zones)."""
+    tables: dict[str, str] = {}
+    for name in ("zone.tab", "zone1970.tab"):
+        text = _tz_table(name)
+        if text is None:
+            return {}
+        tables[name] = text
+    primary = {
+        fields[2]
+        for line in tables["zone1970.tab"].splitlines()
+        if line and not line.startswith("#") and len(fields := line.split("\t")) >= 3
+    }
+    zones: dict[str, list[str]] = {}
+    for line in tables["zone.tab"].splitlines():
+        fields = line.split("\t")
+        if line.startswith("#") or len(fields) < 3:
+            continue
+        zones.setdefault(fields[0], []).append(fields[2])
+    found: dict[str, str] = {}
+    for country, names in zones.items():
+        if len(names) > 1:
+            names = [n for n in names if n in primary]
+        if len(names) == 1:
+            found[country] = names[0]
+    return found
+
+
+def _tz_table(name: str) -> str | None:
+    """One of tzdata's tables, from the tzdata package or the system's zoneinfo."""
+    from importlib import resources
+    from pathlib import Path
+
+    try:
+        return resources.files("tzdata.zoneinfo").joinpath(name).read_text(encoding="utf-8")
+    except (ModuleNotFoundError, FileNotFoundError, OSError):
+        pass
+    try:
+        return Path("/usr/share/zoneinfo", name).read_text(encoding="utf-8")
+    except OSError:
+        return None
+
+
+def country_timezone(code: str | None) -> str | None:
+    """The time zone of a country that has only one (`DE` -> Europe/Berlin, `JP` ->
+    Asia/Tokyo); None for one with several (US, CA, ES, AU) or an unknown code."""
+    if not code:
+        return None
+    return _country_zones().get(code.strip().upper())

@@ -20,13 +20,17 @@ MARKETING = {s.value: s for s in Status}
 MAX_TAGS = 100
 
 
-def customer_fields(email: str, given: Any, *, where: str = "customer") -> CustomerData:
-    """`given` (a JSON object) checked and turned into what it says of the customer."""
+def customer_fields(
+    email: str, given: Any, *, where: str = "customer", hints: bool = False
+) -> CustomerData:
+    """`given` (a JSON object) checked and turned into what it says of the customer. With
+    `hints` (a shop adapter's object) it may also hold `timezone_hint`."""
     if given is None:
         return CustomerData(email=email)
     if not isinstance(given, Mapping):
         raise InputError(f"{where}: expected an object like {{\"first_name\": \"Ada\"}}")
-    unknown = sorted(str(k) for k in given if k not in KEYS)
+    known = (*KEYS, "timezone_hint") if hints else KEYS
+    unknown = sorted(str(k) for k in given if k not in known)
     if unknown:
         raise InputError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(KEYS)})")
     names = {key: _text(given.get(key), f"{where}.{key}") for key in ("first_name", "last_name")}
@@ -36,6 +40,9 @@ def customer_fields(email: str, given: Any, *, where: str = "customer") -> Custo
     timezone = _text(given.get("timezone"), f"{where}.timezone")
     if timezone and (problem := timezone_problem(timezone)):
         raise InputError(f"{where}.timezone: {problem}")
+    hint = _text(given.get("timezone_hint"), f"{where}.timezone_hint")
+    if hint and timezone_problem(hint):
+        hint = None  # a guess that does not hold is no guess
     locale = _text(given.get("locale"), f"{where}.locale")
     if locale and (problem := locale_problem(locale)):
         raise InputError(f"{where}.locale: {problem}")
@@ -53,6 +60,7 @@ def customer_fields(email: str, given: Any, *, where: str = "customer") -> Custo
         tags=_tags(given.get("tags"), f"{where}.tags"),
         attributes=_attributes(given.get("attributes"), f"{where}.attributes"),
         marketing=MARKETING[marketing] if marketing else None,
+        timezone_hint=hint,
     )
 
 
@@ -137,6 +145,8 @@ def merge_fields(old: Mapping[str, Any], given: CustomerData) -> dict[str, Any]:
         value = getattr(given, name)
         if value and value != old[name]:
             changes[name] = value
+    if given.timezone_hint and not given.timezone and not old["timezone"]:
+        changes["timezone"] = given.timezone_hint  # a guess fills a gap, never overwrites
     if given.tags:
         tags = list(dict.fromkeys([*old["tags"], *given.tags]))
         if tags != list(old["tags"]):

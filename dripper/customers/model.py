@@ -53,6 +53,8 @@ class CustomerData:
     tags: tuple[str, ...] | None = None
     attributes: Mapping[str, str] = field(default_factory=dict)
     marketing: Status | None = None  # what the source says of consent; None: nothing
+    # A time zone guessed (a shop order's billing country): set only where none is known.
+    timezone_hint: str | None = None
 
     def merged_with(self, later: CustomerData) -> CustomerData:
         """Two rows for one address: later non-empty values win, tags are united."""

@@ -3,7 +3,7 @@ referral links, the events API and shop webhooks, inbound mail, health and metri
 
     app.py      the routes of the links in emails, /healthz, /metrics
     fastpath.py the pixel and the redirect, answered before the router
-    api.py      /api/events and the shop webhooks (shops.py reads their payloads)
+    api.py      /api/events and the shop webhooks (shops/ reads their payloads)
     writer.py   the bounded queue of opens and clicks, handed over in batches
     hitproc.py  the process that classifies and writes each batch
     directory.py whether a token's delivery is ours (the one read before an answer)

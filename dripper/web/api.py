@@ -45,6 +45,7 @@ API_LIMIT = 1 << 20  # bytes per request
 MAX_EVENTS = 1_000
 EVENT_TYPE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")  # as `dripper event TYPE`
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+IGNORED: dict[str, Any] = {"recorded": 0, "duplicates": 0}
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,12 @@ async def events(web: Web, request: Request) -> Response:
     return await _record(web, [_event(web, i, item) for i, item in enumerate(items)])
 
 
+def _shop_events(web: Web, items: list[dict[str, Any]]) -> list[ApiEvent]:
+    """A shop adapter's events, checked as the API's are; only they may name their
+    customer by the purchase (`order_event`: a refund that carries no address)."""
+    return [_event(web, i, item, from_shop=True) for i, item in enumerate(items)]
+
+
 async def shopify(web: Web, request: Request) -> Response:
     secret = _shop_secret(web, "shopify_secret_env")
     body = await _body(request)
@@ -102,22 +109,22 @@ async def shopify(web: Web, request: Request) -> Response:
     topic = request.headers.get("x-shopify-topic", "orders/create")
     items = shops.shopify_events(topic, _json_object(body))
     if items is None:
-        return JSONResponse({"recorded": 0, "ignored": topic}, headers=NO_STORE)
-    return await _record(web, [_event(web, i, item) for i, item in enumerate(items)])
+        return JSONResponse(IGNORED | {"ignored": topic}, headers=NO_STORE)
+    return await _record(web, _shop_events(web, items))
 
 
 async def woocommerce(web: Web, request: Request) -> Response:
     secret = _shop_secret(web, "woocommerce_secret_env")
     body = await _body(request)
     if body.startswith(b"webhook_id="):  # the ping WooCommerce sends when a hook is saved
-        return JSONResponse({"recorded": 0}, headers=NO_STORE)
+        return JSONResponse(IGNORED, headers=NO_STORE)
     if not shops.signature_ok(body, request.headers.get("x-wc-webhook-signature"), secret):
         raise HTTPException(401, "X-WC-Webhook-Signature does not match the body")
     topic = request.headers.get("x-wc-webhook-topic", "order.created")
     items = shops.woocommerce_events(topic, _json_object(body))
     if items is None:
-        return JSONResponse({"recorded": 0, "ignored": topic}, headers=NO_STORE)
-    return await _record(web, [_event(web, i, item) for i, item in enumerate(items)])
+        return JSONResponse(IGNORED | {"ignored": topic}, headers=NO_STORE)
+    return await _record(web, _shop_events(web, items))
 
 
 async def inbound(web: Web, request: Request) -> Response:
@@ -146,7 +153,7 @@ async def inbound(web: Web, request: Request) -> Response:
 # --- checking, then recording all at once -------------------------------------------------------
 
 
-def _event(web: Web, index: int, item: Any) -> ApiEvent:
+def _event(web: Web, index: int, item: Any, *, from_shop: bool = False) -> ApiEvent:
     """One event checked as `dripper event` checks it; 422 naming the index otherwise."""
     from dripper.customers.addresses import normalize_email
     from dripper.customers.fields import customer_fields
@@ -156,7 +163,7 @@ def _event(web: Web, index: int, item: Any) -> ApiEvent:
     where = f"events[{index}]"
     if not isinstance(item, dict):
         raise HTTPException(422, f"{where}: expected an object with type and email")
-    unknown = sorted(set(item) - {*KEYS, "order_event"})
+    unknown = sorted(set(item) - {*KEYS, *(("order_event",) if from_shop else ())})
     if unknown:
         raise HTTPException(
             422, f"{where}: unknown key {unknown[0]!r} (known: {', '.join(KEYS)})"
@@ -198,7 +205,9 @@ def _event(web: Web, index: int, item: Any) -> ApiEvent:
             ext_id = check_event_id(ext_id, where=f"{where}.id")
         web.listener.planner.check(moment, data, where=f"{where}.data", type_=kind)
         fields = (
-            customer_fields(address or "", item["customer"], where=f"{where}.customer")
+            customer_fields(
+                address or "", item["customer"], where=f"{where}.customer", hints=from_shop
+            )
             if item.get("customer") is not None
             else None
         )

@@ -103,3 +103,18 @@ def test_only_the_person_undoes_an_unsubscribe(
     """A source's word changes marketing consent, except back from unsubscribed or
     suppressed: that takes the person's own confirmed signup."""
     assert merged_status(old, given, blocked=blocked) == new
+
+
+def test_a_time_zone_hint_fills_a_gap_and_never_overwrites() -> None:
+    """A shop's guessed time zone (its billing country's) is set only where none is known
+    and none is given; a customer's own zone always stays."""
+    hint = CustomerData("a@example.com", timezone_hint="Europe/Berlin")
+    assert merge_fields(OLD, hint) == {"timezone": "Europe/Berlin"}
+    assert merge_fields({**OLD, "timezone": "America/New_York"}, hint) == {}
+    given = CustomerData("a@example.com", timezone="Asia/Tokyo", timezone_hint="Europe/Berlin")
+    assert merge_fields(OLD, given) == {"timezone": "Asia/Tokyo"}
+    with pytest.raises(InputError, match="unknown key 'timezone_hint'"):
+        customer_fields("a@example.com", {"timezone_hint": "Europe/Berlin"})
+    assert customer_fields(
+        "a@example.com", {"timezone_hint": "Mars/Base"}, hints=True
+    ) == CustomerData("a@example.com")

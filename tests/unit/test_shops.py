@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dripper.customers.addresses import normalize_email
+from dripper.customers.addresses import is_valid_timezone, normalize_email
 from dripper.eventdata import check_event_data, check_event_id, check_header_fields, is_one_line
 from dripper.money import amount_cents, event_money
 from dripper.timeparse import parse_instant
@@ -100,13 +100,15 @@ def test_shopifys_documented_example_reads_the_checkout_box_and_the_customers_na
 
 
 def test_the_consent_record_beats_the_checkout_box_and_billing_names_fill_in() -> None:
-    """A not_subscribed consent beats a ticked box; a nameless customer takes the billing names."""
+    """A not_subscribed consent beats a ticked box; a nameless customer takes the billing
+    names; a billing country with one time zone (Germany) gives it as a hint."""
     event = purchase(payload("shopify-orders-create-not-subscribed.json"))
     assert event["customer"] == {
         "first_name": "Lena",
         "last_name": "Schmidt",
         "locale": "de",
         "marketing": "not_subscribed",
+        "timezone_hint": "Europe/Berlin",
     }
     assert event["data"]["currency"] == "EUR"
 
@@ -640,7 +642,9 @@ def assert_takeable(event: dict[str, Any]) -> None:
     money = event_money(event["type"], event["data"], "USD")  # a refund: more than 0
     assert money is not None
     customer = event.get("customer", {})
-    assert set(customer) <= {"first_name", "last_name", "locale", "marketing"}
+    assert set(customer) <= {"first_name", "last_name", "locale", "marketing", "timezone_hint"}
+    if "timezone_hint" in customer:
+        assert is_valid_timezone(customer["timezone_hint"])
     for key in ("first_name", "last_name"):
         if key in customer:
             assert is_one_line(customer[key])
@@ -744,3 +748,17 @@ def test_a_missing_or_wrong_signature_is_refused(
     elif header == "valid-for-other-secret":
         header = sign(signed, "another")
     assert not shops.signature_ok(body, header, secret)
+
+
+@pytest.mark.parametrize(
+    ("country", "zone"),
+    [("DE", "Europe/Berlin"), ("jp", "Asia/Tokyo"), ("US", None), ("ES", None), ("ZZ", None)],
+)
+def test_a_country_with_one_time_zone_gives_it_as_a_hint(country: str, zone: str | None) -> None:
+    """The billing country's time zone is a hint only where the country has just one (a
+    shop knows no customer's zone); several (US, Spain's islands) or none give nothing."""
+    order = payload("shopify-orders-create.json")
+    order["billing_address"] = {**order["billing_address"], "country_code": country}
+    order["shipping_address"] = None
+    order["customer"] = {**order["customer"], "default_address": None}
+    assert purchase(order).get("customer", {}).get("timezone_hint") == zone

@@ -54,7 +54,7 @@ def test_events_are_recorded_with_the_same_decisions_as_the_cli(
         {"type": "purchase", "email": "New.Buyer@Example.com", "data": {"amount": "12.50"}},
         AUTH,
     )
-    assert (one.status_code, one.json()) == (200, {"recorded": 1})
+    assert (one.status_code, one.json()) == (200, {"recorded": 1, "duplicates": 0})
     many = post(
         shop,
         "/api/events",
@@ -67,7 +67,7 @@ def test_events_are_recorded_with_the_same_decisions_as_the_cli(
         },
         AUTH,
     )
-    assert (many.status_code, many.json()) == (200, {"recorded": 3})
+    assert (many.status_code, many.json()) == (200, {"recorded": 3, "duplicates": 0})
     assert count(shop, customers, customers.c.email == "new.buyer@example.com") == 1
     assert count(shop, enrollments, enrollments.c.campaign == "welcome") == 5
 
@@ -107,8 +107,8 @@ def test_bad_requests_get_a_json_error_and_record_nothing(
 
 
 def test_a_request_is_all_or_nothing(shop: Shop, server: ServeProcess) -> None:
-    """Two good events and a third that fails on recording (an amount the planner refuses):
-    422 naming it, and neither of the good two was recorded."""
+    """Two good events and a third the planner refuses (a negative amount): 422 naming
+    it by its index, and neither of the good two was recorded."""
     before = count(shop, events)
     answer = post(
         shop,
@@ -182,16 +182,17 @@ def test_shopify_orders_become_purchases_and_referrals_reach_the_goal(
     forged = post(shop, "/api/shopify", body, {**headers, "x-shopify-hmac-sha256": "AAAA"})
     assert forged.status_code == 401
     other = post(shop, "/api/shopify", body, {**headers, "x-shopify-topic": "orders/paid"})
-    assert other.json() == {"recorded": 0, "ignored": "orders/paid"}
+    assert other.json() == {"recorded": 0, "duplicates": 0, "ignored": "orders/paid"}
     assert count(shop, customers, customers.c.email == "friend@example.com") == 0
     answer = post(shop, "/api/shopify", body, headers)
-    assert (answer.status_code, answer.json()) == (200, {"recorded": 1})
+    assert (answer.status_code, answer.json()) == (200, {"recorded": 1, "duplicates": 0})
     assert count(shop, events, events.c.type == "referral") == 1
     shown = shop.ok("customers", "show", "ada@example.com").output
     assert "referral-request" in shown
     assert "converted" in shown, shown
     # The same order again (Shopify retries): the friend was referred once, no second referral.
-    post(shop, "/api/shopify", body, headers)
+    again = post(shop, "/api/shopify", body, headers)
+    assert (again.status_code, again.json()) == (200, {"recorded": 0, "duplicates": 1})
     assert count(shop, events, events.c.type == "referral") == 1
 
 
@@ -247,7 +248,7 @@ def test_woocommerce_orders_become_purchases(shop: Shop, server: ServeProcess) -
         body,
         {**headers, "x-wc-webhook-signature": signed(body, WOO_SECRET)},
     )
-    assert (good.status_code, good.json()) == (200, {"recorded": 1})
+    assert (good.status_code, good.json()) == (200, {"recorded": 1, "duplicates": 0})
     store = open_store(shop.db_url)
     try:
         with store.reading() as conn:
@@ -257,7 +258,13 @@ def test_woocommerce_orders_become_purchases(shop: Shop, server: ServeProcess) -
     finally:
         store.close()
     assert row is not None
-    assert row.data == {"amount": "18.00", "currency": "EUR", "order": "727"}
+    assert row.data == {
+        "amount": "18.00",
+        "currency": "EUR",
+        "order": "727",
+        "items": [{"name": "Kenya AA", "quantity": 1}],  # the line gave no price
+        "product": "Kenya AA",
+    }
     assert row.at.isoformat().startswith("2027-01-21T15:15:00")
 
 

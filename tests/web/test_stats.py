@@ -27,7 +27,8 @@ LATER = "2027-01-25T09:00:00Z"
 ROW_KEYS = {
     "step", "variant", "sent", "failed", "bounced", "delivered", "opens_human",
     "opens_machine", "unique_opens", "clicks_human", "clicks_scanner", "unique_clicks",
-    "replies", "unsubscribes", "complaints", "conversions", "revenue", "open_rate",
+    "replies", "unsubscribes", "complaints", "conversions", "revenue", "refunds",
+    "revenue_other", "open_rate",
     "click_rate", "reply_rate", "unsubscribe_rate", "complaint_rate", "conversion_rate",
     "bounce_rate",
 }  # fmt: skip
@@ -116,7 +117,7 @@ def test_stats_from_the_real_commands(shop: Shop, server: ServeProcess) -> None:
         shop.ok("--now", LATER, "inbound", str(path))
     report = json.loads(shop.ok("--now", LATER, "stats", "--json").output)
 
-    assert set(report) == {"campaigns", "second_sale", "listening"}
+    assert set(report) == {"campaigns", "currency", "second_sale", "listening"}
     names = [c["campaign"] for c in report["campaigns"]]
     assert names == sorted(names)
     assert len(names) == 6

@@ -257,3 +257,15 @@ def text_of(value: Any) -> str | None:
 def put(data: dict[str, Any], key: str, value: str | None) -> None:
     if value:
         data[key] = value
+
+
+def zone_of(*countries: Any) -> str | None:
+    """The time zone of the first country given that has only one (the customer's
+    billing country, then the shipping one): a shop knows no customer's time zone, and
+    the shop's own is not theirs. A country with several (US, CA, ES) gives none."""
+    from dripper.customers.addresses import country_timezone
+
+    for country in countries:
+        if isinstance(country, str) and len(country.strip()) == 2:
+            return country_timezone(country)
+    return None

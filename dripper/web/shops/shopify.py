@@ -27,6 +27,7 @@ from dripper.web.shops.common import (
     refund_event,
     returns_money,
     text_of,
+    zone_of,
 )
 
 _MARKETING = {
@@ -77,6 +78,15 @@ def _purchase(order: Mapping[str, Any]) -> list[Event]:
         mapping_of(order, "shipping_address"),
     )
     put(customer, "locale", locale_of(order.get("customer_locale")))
+    put(
+        customer,
+        "timezone_hint",
+        zone_of(
+            mapping_of(order, "billing_address").get("country_code"),
+            mapping_of(order, "shipping_address").get("country_code"),
+            mapping_of(mapping_of(order, "customer"), "default_address").get("country_code"),
+        ),
+    )
     put(customer, "marketing", _marketing(order))
     at = instant_of(order.get("created_at")) or instant_of(order.get("processed_at"))
     return [new_event("purchase", f"shopify:order:{order_id}", email, at, data, customer)]

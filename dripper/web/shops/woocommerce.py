@@ -29,6 +29,7 @@ from dripper.web.shops.common import (
     refund_event,
     returns_money,
     text_of,
+    zone_of,
 )
 
 
@@ -64,6 +65,14 @@ def _purchase(order: Mapping[str, Any]) -> list[Event]:
     put(data, "ref", _referral(order))
     put_lines(data, order.get("line_items"), _line)
     customer = names_of(mapping_of(order, "billing"), mapping_of(order, "shipping"))
+    put(
+        customer,
+        "timezone_hint",
+        zone_of(
+            mapping_of(order, "billing").get("country"),
+            mapping_of(order, "shipping").get("country"),
+        ),
+    )
     at = instant_of(order.get("date_created_gmt"), utc=True)
     return [new_event("purchase", f"woocommerce:order:{order_id}", email, at, data, customer)]
 
