@@ -167,10 +167,15 @@ def forget(email: str, yes: bool) -> None:
         if not sys.stdin.isatty():
             raise InputError(f"forgetting {address} cannot be undone: add --yes to confirm")
         click.confirm(f"Erase {address} and all their history? This cannot be undone", abort=True)
+    from dripper.services.privacy import forget as forget_customer
+
     ctx = app()
-    if not ctx.store().forget(address, now=ctx.now()):
+    if not forget_customer(ctx.config, ctx.store(), address, now=ctx.now()):
         raise InputError(f"{address}: no such customer (nothing erased)")
-    click.echo(f"{address}: erased; its hash stays on the suppression list")
+    click.echo(
+        f"{address}: erased (with their emails in the file transport's folder); "
+        "its hash stays on the suppression list"
+    )
 
 
 @customers.command()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import socket
 import uuid
 from collections.abc import Sequence
@@ -286,12 +287,13 @@ class Sender:
                 event=send.event,
             )
         except DripperError as exc:
+            # The delivery's id, never the address: a log outlives `forget` (issue 23).
             log.error(
                 "render failed for %s (%s/%s): %s",
-                send.customer.email,
+                delivery_of(send.message_id),
                 send.campaign,
                 send.step,
-                exc,
+                without_addresses(str(exc)),
             )
             return SendResult(send.id, SendStatus.FAILED, f"render: {exc}")
         if self.signer is None:
@@ -388,10 +390,9 @@ class Sender:
         )
         if decision.status is SendStatus.PLANNED:
             log.warning(
-                "%s to %s: %s; retrying at %s",
-                send.message_id,
-                send.customer.email,
-                outcome,
+                "%s: %s; retrying at %s",
+                delivery_of(send.message_id),
+                without_addresses(str(outcome)),
                 decision.retry_at,
             )
         return SendResult(
@@ -408,6 +409,27 @@ class Sender:
             suppress=decision.suppress,
             policy=decision.policy,
         )
+
+
+def delivery_of(message_id: str) -> str:
+    """What a log line names a send by: its delivery id (the random part of its
+    Message-ID, as VERP and the links carry it), never the customer's address."""
+    from dripper.tokens import TokenError, delivery_id
+
+    try:
+        return f"delivery {delivery_id(message_id)}"
+    except TokenError:
+        return "a delivery"
+
+
+_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
+
+
+def without_addresses(text: str) -> str:
+    """A server's reply or an error as a log may keep it: SMTP replies quote the
+    recipient ("<ada@example.com>: Recipient address rejected"), and logs outlive
+    `forget`."""
+    return _ADDRESS.sub("<address>", text)
 
 
 class _Editions:

@@ -29,6 +29,9 @@ _SQLITE_PRAGMAS = (
     "PRAGMA busy_timeout=10000",
     "PRAGMA foreign_keys=ON",
     "PRAGMA synchronous=NORMAL",
+    # Deleted content is overwritten, not left in free pages: `forget` means forget
+    # (issue 23); with the WAL checkpointed after it, no copy stays in either file.
+    "PRAGMA secure_delete=ON",
 )
 
 

@@ -95,6 +95,16 @@ def unsubscribe(
     return suppress(conn, dialect, email, reason=reason, now=now)
 
 
+def message_ids_of(conn: Connection, email: str) -> list[str]:
+    """The Message-IDs given to this customer's emails."""
+    cid = customer_id(conn, email)
+    if cid is None:
+        return []
+    o = outbox.c
+    query = sa.select(o.message_id).where(o.customer_id == cid, o.message_id.is_not(None))
+    return [str(m) for m in conn.execute(query).scalars()]
+
+
 def forget(conn: Connection, dialect: Dialect, email: str, *, now: datetime) -> bool:
     """Erase the customer and every row about them; keep the address hash suppressed and no
     plain copy of the address anywhere. False if there was nothing to erase."""

@@ -211,9 +211,22 @@ class Store:
 
     def forget(self, email: str, *, now: datetime) -> bool:
         """Erase the customer and everything about them, keeping only the suppressed hash.
-        False if nothing was stored about the address."""
+        False if nothing was stored about the address. On SQLite the write-ahead log is
+        checkpointed and truncated after it (the pages are zeroed: `secure_delete`), so
+        no copy of the rows stays in the files; a reader holding an old snapshot can put
+        that off until the next checkpoint, which SQLite makes by itself."""
         with self.transaction() as conn:
-            return privacy.forget(conn, self._dialect, email, now=now)
+            erased = privacy.forget(conn, self._dialect, email, now=now)
+        if erased and self._dialect == "sqlite":
+            with self._engine.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return erased
+
+    def message_ids_of(self, email: str) -> list[str]:
+        """The Message-IDs of every email given to this customer (what the file
+        transport named its files by)."""
+        with self.reading() as conn:
+            return privacy.message_ids_of(conn, email)
 
     # -- the customer's story -------------------------------------------------------------
 

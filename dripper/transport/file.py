@@ -38,3 +38,17 @@ class FileTransport:
 
     async def close(self) -> None:
         return None
+
+    def remove(self, message_ids: list[str]) -> int:
+        """Delete the files of these deliveries (`forget`: a customer's emails must not
+        outlive them in the folder); returns how many were there."""
+        removed = 0
+        for message_id in message_ids:
+            target = self.path_for(message_id)
+            for path in (target, target.with_suffix(".eml.part")):
+                try:
+                    path.unlink()
+                    removed += path == target
+                except FileNotFoundError:
+                    continue
+        return removed
