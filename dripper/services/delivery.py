@@ -74,6 +74,7 @@ class Sender:
         self.exempt_steps = {  # transactional steps: never counted by the frequency cap
             (c.name, step.id) for c in self.campaigns for step in c.steps if step.transactional
         }
+        self._domain_noted = False  # the Message-IDs' domain is remembered (once)
 
     async def send_due(self, now: datetime, *, stop: asyncio.Event | None = None) -> Report:
         """Claim what is due in batches; check, render, sign, send and record each.
@@ -85,6 +86,14 @@ class Sender:
         from dripper.store import deliveries
 
         report = Report()
+        if not self._domain_noted:  # before any Message-ID is given with it
+            from dripper.store import message_domains
+            from dripper.tokens import message_domain
+
+            with self.store.transaction() as conn:
+                domain = message_domain(self.renderer.sender.email)
+                message_domains.remember(conn, self.store.dialect, domain)
+            self._domain_noted = True
         with self.store.transaction() as conn:
             _requeued, ambiguous = deliveries.recover_orphans(
                 conn,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from dripper.engine.hits import HitClass, HitFacts, HitKind, classify
@@ -144,7 +144,7 @@ class Listener:
         is kept apart and answers nothing; a second click of the same answer changes
         nothing. True when an answer was recorded."""
         from dripper.store.records import TrackingKind
-        from dripper.store.tracking import StoredHit, insert_hits, is_opened
+        from dripper.store.tracking import StoredHit, count_again, insert_hits, is_opened
 
         verdict = classify(
             HitFacts(HitKind.CLICK, now, method, user_agent, ip, delivery.sent_at, None)
@@ -171,7 +171,9 @@ class Listener:
         )
         if not human:
             with self.store.transaction() as conn:
-                insert_hits(conn, [hit])
+                # A scanner replaying the link: counted on the first row, not stored again.
+                if not count_again(conn, _machine_answer(delivery.outbox_id, data), key="seen"):
+                    insert_hits(conn, [hit])
             return False
         self.planner.check(now, data, where="answer")
         with self.store.transaction() as conn:
@@ -194,14 +196,29 @@ class Listener:
 
     def referrer(self, code: str, *, now: datetime) -> Customer | None:
         """The customer whose referral link this is (None: no such code any more); the
-        visit is noted against them."""
+        visit is noted against them, one row a day with the day's visits counted on it (a
+        public link may be opened without end)."""
+        import sqlalchemy as sa
+
         from dripper.store import sheet
         from dripper.store.records import TrackingKind
         from dripper.store.schema import tracking_events
+        from dripper.store.tracking import count_again
 
+        day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        t = tracking_events.c
         with self.store.transaction() as conn:
             customer = sheet.by_referral_code(conn, code)
-            if customer is not None:
+            if customer is None:
+                return None
+            same_day = sa.and_(
+                t.customer_id == customer.id,
+                t.outbox_id.is_(None),
+                t.kind == TrackingKind.REFERRAL.value,
+                t.at >= day,
+                t.at < day + timedelta(days=1),
+            )
+            if not count_again(conn, same_day, key="visits"):
                 conn.execute(
                     tracking_events.insert().values(
                         customer_id=customer.id,
@@ -212,6 +229,22 @@ class Listener:
                     )
                 )
         return customer
+
+
+def _machine_answer(outbox_id: int, data: dict[str, Any]) -> Any:
+    """The scanner answer rows of this email, question and answer."""
+    import sqlalchemy as sa
+
+    from dripper.store.schema import tracking_events
+
+    t = tracking_events.c
+    return sa.and_(
+        t.outbox_id == outbox_id,
+        t.kind == "answer",
+        t.machine.is_(True),
+        t.data["question"].as_string() == data["question"],
+        t.data["answer"].as_string() == data["answer"],
+    )
 
 
 def _answered(conn: Any, outbox_id: int, question: str, answer: str) -> bool:

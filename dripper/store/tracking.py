@@ -20,6 +20,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from dripper.store import message_domains
 from dripper.store.schema import customers, outbox, tracking_events
 from dripper.store.sql import chunks
 
@@ -56,25 +57,27 @@ def deliveries(
 ) -> dict[str, Delivery]:
     """The deliveries these ids name, by id. A Message-ID is `<id>@<domain of From>`: the
     exact ids are looked up by the unique index; an id not found there (the From domain
-    changed since it was sent) is looked up by prefix."""
+    changed since it was sent, or it is not ours any more) is looked up with the other
+    domains dripper gave (message_domains): always by the index, never by a scan."""
     wanted = {d for d in delivery_ids if d}
     found: dict[str, Delivery] = {}
     join = outbox.join(customers, customers.c.id == outbox.c.customer_id)
-    for part in chunks(sorted(wanted)):
-        ids = [f"{d}@{domain}" for d in part]
-        query = sa.select(*_DELIVERY_COLUMNS).select_from(join).where(outbox.c.message_id.in_(ids))
-        for row in conn.execute(query):
-            found[row.message_id.split("@", 1)[0]] = _delivery(row)
-    for missing in wanted - found.keys():
-        query = (
-            sa.select(*_DELIVERY_COLUMNS)
-            .select_from(join)
-            .where(outbox.c.message_id.like(f"{missing}@%"))
-            .limit(1)
-        )
-        first = conn.execute(query).first()
-        if first is not None:
-            found[missing] = _delivery(first)
+
+    def look_up(ids: Sequence[str]) -> None:
+        for part in chunks(sorted(ids)):
+            query = (
+                sa.select(*_DELIVERY_COLUMNS)
+                .select_from(join)
+                .where(outbox.c.message_id.in_(part))
+            )
+            for row in conn.execute(query):
+                found[row.message_id.split("@", 1)[0]] = _delivery(row)
+
+    look_up([f"{d}@{domain}" for d in wanted])
+    missing = wanted - found.keys()
+    if missing:
+        others = message_domains.known(conn)
+        look_up(list(message_domains.message_ids(missing, others, besides=domain)))
     return found
 
 
@@ -129,23 +132,23 @@ def sent(conn: Connection, delivery_ids: Iterable[str], *, domain: str) -> dict[
         found[message_id.split("@", 1)[0]] = Sent(
             outbox_id, customer_id, _when(sent_at), campaign, step, variant or 0, bool(o), bool(c)
         )
-    for missing in set(wanted) - found.keys():  # sent when the From domain was another
-        other = deliveries(conn, [missing], domain=domain).get(missing)
-        if other is not None:
-            firsts = conn.execute(
-                sa.select(outbox.c.opened_at.is_not(None), outbox.c.clicked_at.is_not(None))
-                .where(outbox.c.id == other.outbox_id)
-            ).one()
-            found[missing] = Sent(
-                other.outbox_id,
-                other.customer_id,
-                other.sent_at,
-                other.campaign,
-                other.step,
-                other.variant,
-                bool(firsts[0]),
-                bool(firsts[1]),
+    missing = set(wanted) - found.keys()  # sent when the From domain was another, or gone
+    for missing_id, other in deliveries(conn, missing, domain=domain).items():
+        firsts = conn.execute(
+            sa.select(outbox.c.opened_at.is_not(None), outbox.c.clicked_at.is_not(None)).where(
+                outbox.c.id == other.outbox_id
             )
+        ).one()
+        found[missing_id] = Sent(
+            other.outbox_id,
+            other.customer_id,
+            other.sent_at,
+            other.campaign,
+            other.step,
+            other.variant,
+            bool(firsts[0]),
+            bool(firsts[1]),
+        )
     return found
 
 
@@ -422,3 +425,21 @@ def mark_burst(conn: Connection, outbox_id: int, *, since: datetime, until: date
             .scalar_subquery()
         )
         conn.execute(sa.update(outbox).where(outbox.c.id == outbox_id).values({column: first}))
+
+
+def count_again(conn: Connection, where: sa.ColumnElement[bool], *, key: str) -> bool:
+    """A repeat of a hit already stored (a scanner replaying a one-click answer, a public
+    referral link visited again the same day): the first row's `data[key]` counts it, so
+    a replay costs an update, never a row more (issue 23). False when there is no such
+    row yet (the caller stores the first)."""
+    t = tracking_events.c
+    row = conn.execute(
+        sa.select(t.id, t.data).where(where).order_by(t.id).limit(1).with_for_update()
+    ).first()
+    if row is None:
+        return False
+    data = dict(row.data) if isinstance(row.data, dict) else {}
+    count = data.get(key)
+    data[key] = (count if isinstance(count, int) else 1) + 1
+    conn.execute(sa.update(tracking_events).where(t.id == row.id).values(data=data))
+    return True

@@ -36,8 +36,11 @@ log = logging.getLogger("dripper.serve")
 MANY_PG = "SELECT message_id FROM outbox WHERE message_id = ANY(%s)"
 MANY_SQLITE = "SELECT message_id FROM outbox WHERE message_id IN ({})"
 _SQLITE_CHUNK = 500  # ids per statement: far below SQLite's limit on parameters
-# A delivery sent when the From address had another domain: found by its prefix (rare).
-PREFIX = "SELECT 1 FROM outbox WHERE message_id LIKE {p} LIMIT 1"
+# A delivery sent when the From address had another domain: looked up with each domain
+# dripper gave (store/message_domains.py), by the index like any other: a forgotten
+# customer's link costs what a valid one costs, never a scan of the outbox (issue 23).
+DOMAINS = "SELECT data FROM campaign_state WHERE campaign = {p}"
+DOMAINS_FOR = 60.0  # seconds the list of domains is trusted before it is read again
 
 
 class DeliveryDirectory:
@@ -59,6 +62,9 @@ class DeliveryDirectory:
         # How lookups were answered (`/metrics`): plain counts, cheaper than a metric's lock.
         self.from_memory = 0
         self.from_database = 0
+        self._domains: list[str] = []
+        self._domains_read = -DOMAINS_FOR  # monotonic time of the last read
+        self._trouble_logged = -60.0
 
     def start(self) -> None:
         """On PostgreSQL, begin listening for deliveries and reading the recent ones (in
@@ -79,20 +85,58 @@ class DeliveryDirectory:
             self.from_memory += 1
             return True
         self.from_database += 1
-        prefix = f"{delivery_id}@%"  # delivery ids are [a-z0-9]: nothing to escape
         sqlite = self.url.drivername.startswith("sqlite")
         try:
             if not sqlite:
                 await self._pg_open()
             if await self._batched(exact, sqlite):
                 return True
-            if sqlite:
-                return self._sqlite_prefix(prefix)
-            return await self._pg_prefix(prefix)
+            others = [
+                f"{delivery_id}@{d}" for d in await self._other_domains(sqlite) if d != self.domain
+            ]
+            if not others:
+                return False
+            found = await asyncio.gather(*(self._batched(other, sqlite) for other in others))
+            return any(found)
         except Exception as exc:
-            log.error("cannot look up a delivery: %s", exc)
+            self._trouble(exc)
             await self._close_lookups()  # opened again by the next lookup
             return None
+
+    def _trouble(self, exc: Exception) -> None:
+        """An outage is logged once a minute, not once per lookup (issue 23)."""
+        import time
+
+        now = time.monotonic()
+        if now - self._trouble_logged >= 60.0:
+            self._trouble_logged = now
+            log.error("cannot look up deliveries (logged once a minute while it lasts): %s", exc)
+
+    async def _other_domains(self, sqlite: bool) -> list[str]:
+        """The domains dripper gave Message-IDs (store/message_domains.py), read again
+        once a minute at most."""
+        import json
+        import time
+
+        from dripper.store.message_domains import MAX_DOMAINS, STATE
+
+        now = time.monotonic()
+        if now - self._domains_read < DOMAINS_FOR:
+            return self._domains
+        if sqlite:
+            row = self._sqlite_connection().execute(DOMAINS.format(p="?"), (STATE,)).fetchone()
+        else:
+            lock, conn = self._pg[next(self._turn) % len(self._pg)]
+            async with lock:
+                cursor = await conn.execute(DOMAINS.format(p="%s"), (STATE,))
+                row = await cursor.fetchone()
+        data = row[0] if row is not None else None
+        if isinstance(data, str):  # SQLite keeps JSON as text
+            data = json.loads(data)
+        domains = data.get("domains", []) if isinstance(data, dict) else []
+        self._domains = [d for d in domains if isinstance(d, str)][:MAX_DOMAINS]
+        self._domains_read = now
+        return self._domains
 
     def _batched(self, exact: str, sqlite: bool) -> asyncio.Future[bool]:
         """Whether this Message-ID is stored, answered with every other lookup of this
@@ -130,16 +174,6 @@ class DeliveryDirectory:
             _fail(batch, exc)
             return
         _answer(batch, found)
-
-    def _sqlite_prefix(self, prefix: str) -> bool:
-        conn = self._sqlite_connection()
-        return conn.execute(PREFIX.format(p="?"), (prefix,)).fetchone() is not None
-
-    async def _pg_prefix(self, prefix: str) -> bool:
-        lock, conn = self._pg[next(self._turn) % len(self._pg)]
-        async with lock:
-            cursor = await conn.execute(PREFIX.format(p="%s"), (prefix,))
-            return await cursor.fetchone() is not None
 
     async def _pg_open(self) -> None:
         if self._pg:

@@ -32,7 +32,8 @@ def test_the_lookups_of_one_turn_go_as_one_query_and_each_gets_its_answer(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Sent deliveries are ours, unknown ones are not, one asked twice at once is answered
-    twice, one sent under another From domain is found by its prefix; and all the lookups
+    twice, one sent under another From domain is found with the domains dripper gave
+    (store/message_domains.py); and all the lookups
     made in one turn of the loop went to the database as one query."""
     emails = sent(shop)
     known = [delivery for delivery, _ in emails]
@@ -56,7 +57,7 @@ def test_the_lookups_of_one_turn_go_as_one_query_and_each_gets_its_answer(
     # The repeated id is one key of the batch, answered twice.
     assert sizes == [len(known) + len(unknown)]
 
-    # The From domain changed since these were sent: the prefix still finds them.
+    # The From domain changed since these were sent: the domains dripper gave find them.
     elsewhere = DeliveryDirectory(shop.db_url, "another.example", remember=False)
     assert asyncio.run(ask(elsewhere, known[:2] + unknown[:1])) == [True, True, False]
 

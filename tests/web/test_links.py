@@ -366,3 +366,28 @@ def test_metrics_count_what_was_answered_and_written(shop: Shop, server: ServePr
     answers = [samples.get(("dripper_delivery_lookups_total", (("answer", a),)), 0) for a in
                ("memory", "database")]  # fmt: skip
     assert sum(answers) == 3
+
+
+def test_replays_of_answers_and_referral_links_are_counted_not_stored(
+    shop: Shop, server: ServeProcess
+) -> None:
+    """A scanner replaying a one-click answer, and a public referral link opened again and
+    again the same day, add to a count on one row each, never a row per request (issue
+    23): the table does not grow with the replays."""
+    scanner = {"user-agent": "Mozilla/5.0 (compatible; Barracuda)"}
+    answer = next(
+        u
+        for m in shop.emails()
+        for u in links(m, shop.base_url)
+        if "/a/" in u and ".cG9vcg." in u
+    )
+    referral = next(u for m in shop.emails() for u in links(m, shop.base_url) if "/r/" in u)
+    for _ in range(25):
+        assert httpx.get(answer, headers=scanner).status_code == 200
+        assert httpx.get(referral, headers={"user-agent": BROWSER}).status_code == 302
+    scanned = rows(shop, tracking_events, tracking_events.c.kind == "answer")
+    assert len(scanned) == 1
+    assert (scanned[0].machine, scanned[0].data["seen"]) == (True, 25)
+    visits = rows(shop, tracking_events, tracking_events.c.kind == "referral")
+    assert len(visits) == 1
+    assert visits[0].data == {"visits": 25}
