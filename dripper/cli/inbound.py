@@ -2,8 +2,11 @@
 recorded once and acted on, like the IMAP poller and `POST /inbound` do.
 
 For an MTA: exit 0 when the message was taken (whatever its class), 2 when it cannot be
-(too large, not a message), 75 (EX_TEMPFAIL) when the database is not reachable, so the
-MTA keeps the message and tries again.
+(too large, empty, not a message; a bad config), 75 (EX_TEMPFAIL) on any temporary failure
+(the database unreachable, SQLite locked past its busy timeout, a full disk, a read-only
+database file), so the MTA keeps the message and tries again, and 1 for anything else (a
+bug). Postfix and Exim bounce a message on any other status, so 75 is what keeps a
+customer's reply from bouncing while the database is away.
 """
 
 from __future__ import annotations
@@ -31,8 +34,8 @@ EX_TEMPFAIL = 75
 def inbound(source: str, as_json: bool) -> None:
     """Take in one raw inbound message (a reply, a bounce, a complaint, an auto-reply)
     from FILE or standard input (an MTA pipe)."""
-    from dripper.errors import InputError, StoreError
-    from dripper.services.inbound import MAX_MESSAGE_BYTES
+    from dripper.errors import InputError
+    from dripper.services.inbound import MAX_MESSAGE_BYTES, temporary
 
     raw = _read(source, MAX_MESSAGE_BYTES)
     if not raw.strip():
@@ -41,8 +44,14 @@ def inbound(source: str, as_json: bool) -> None:
     try:
         listener = _listener(ctx)
         taken = listener.take_in(raw, via="pipe", now=ctx.now())
-    except StoreError as exc:
-        click.echo(f"error: {exc} (the MTA should keep the message and try again)", err=True)
+    except Exception as exc:
+        if not temporary(exc):
+            raise
+        click.echo(
+            f"error: not recorded: {_first_line(exc)} (temporary: the MTA keeps the message "
+            "and tries again)",
+            err=True,
+        )
         click.get_current_context().exit(EX_TEMPFAIL)
     if as_json:
         click.echo(
@@ -81,6 +90,14 @@ def _read(source: str, limit: int) -> bytes:
             "(no reply or bounce is that large; attachments do not belong here)"
         )
     return data
+
+
+def _first_line(exc: BaseException) -> str:
+    """The database's own words, one line: a driver error without SQLAlchemy's statement
+    and background link (a StoreError is one line already, its password hidden)."""
+    original = getattr(exc, "orig", None) or exc
+    lines = str(original).strip().splitlines()
+    return lines[0] if lines else type(original).__name__
 
 
 def _shown(source: str) -> str:

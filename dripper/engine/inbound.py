@@ -9,8 +9,8 @@ mentions, and the core never asks:
 
 The store fills `Known` with exactly what `inbound.referenced_ids()` (Message-IDs, without
 angle brackets, compared as written), `inbound.delivery_ids()` (VERP ids) and
-`inbound.addresses()` (lower-cased; the most recent delivery to each in the last 30 days)
-list. Unknown keys are simply absent.
+`inbound.addresses()` (the sender, lower-cased; the most recent delivery to it in the last
+30 days) list: a bounded handful of ids of our own shape. Unknown keys are simply absent.
 
 The rules, first that applies wins (`RULES` below is this table, in this order):
 
@@ -21,52 +21,50 @@ The rules, first that applies wins (`RULES` below is this table, in this order):
     |                 |                                           | bounce_soft: Action delayed,
     |                 |                                           |   or failed with 4.x.x
     |                 |                                           | unmatched: no failure in it,
-    |                 |                                           |   or none of ours named
+    |                 |                                           |   or no email of ours named
   2 | other bounce    | bounce-shaped (X-Failed-Recipients, a     | bounce_soft: still trying
     |                 | daemon sender, a bounce subject) with     | bounce_hard/soft: the code
     |                 | evidence (flufl.bounce addresses, failure | bounce_hard: it failed (no
     |                 | wording, or our VERP)                     |   code needed); see below
-    |                 |                                           | unmatched: none of ours named
+    |                 |                                           | unmatched: no email of ours
   3 | feedback report | an RFC 5965 ARF report                    | complaint: abuse, fraud,
     |                 |                                           |   opt-out, or no type
     |                 |                                           | unmatched: other types
     |                 |                                           |   (auth-failure, not-spam),
-    |                 |                                           |   or none of ours named
+    |                 |                                           |   or no email of ours named
   4 | unsubscribe     | `unsubscribe_mailto` among the recipients | unsubscribe (the sender)
   5 | auto-reply      | Auto-Submitted (not "no"), X-Autoreply &  | auto_reply (never a reply,
     |                 | co., Precedence auto_reply/bulk/junk/list,|   even with our Message-ID
     |                 | Return-Path <>, daemon/no-reply senders,  |   in In-Reply-To)
     |                 | out-of-office subjects                    |
-  6 | reply           | In-Reply-To/References name our Message-ID| reply
+  6 | reply           | In-Reply-To/References name our Message-ID| reply, when From is the
+    |                 |                                           |   address it was sent to
     |                 | else the sender had an email from us and  | reply, weak=True
     |                 | it is a person's mail (no report, bounce  |
     |                 | shape or List-Id/-Unsubscribe/-Post)      |
+    |                 | else our Message-ID, From someone else    | unmatched, the mismatch
+    |                 |                                           |   in its reason
   7 | (none)          | everything else                           | unmatched
 
 Which delivery a message belongs to, first found: a Message-ID (the returned message's,
-then In-Reply-To, then References newest first), then the VERP id, then the most recent
-delivery to an address the message names (for a report: its recipients; otherwise: the
-sender). A match by address alone sets `Verdict.weak`. Reports (rules 1-3) that name
-nothing we sent are `unmatched`, so a forged report suppresses nobody.
+then In-Reply-To, then References newest first), then the VERP id, then (for mail that is
+no report) the most recent delivery to the sender's address, which sets `Verdict.weak`.
+
+What a report must name (rules 1-3): a Message-ID we generated and sent, or a VERP id we
+issued, either found in the store. Its recipient address alone is never enough, however
+recently we mailed it: anyone can write a delivery or abuse report naming any address, so
+such a report is `unmatched` (recorded, nothing suppressed, nothing counted; not even as a
+soft bounce, as three of them on three days would then suppress). A reply ends a
+customer's sequence only when its From is the address the email it answers was sent to
+(case and a `+tag` aside): a colleague answering a forwarded email, or a stranger quoting
+one, is not the customer.
 
 Hard or soft (DESIGN 12, "Bounces"): a bounce is hard when it reports a final failure, soft
 when delivery is still being tried or the final failure carries a 4.x.x code. For an RFC 3464
-report the Action decides (`DsnRecipient.severity`). For a non-standard notice
-(`inbound_words.failure_severity`), the first of these that the notice's own words say (the
-copy of our message they return is never read):
-
-  1. still being tried ("will continue trying", "warning only", "has not yet been
-     delivered", "has been delayed")                                    soft
-  2. an enhanced status code, else a basic SMTP code: its class          5: hard, 4: soft
-  3. the address is dead ("user unknown", "no such mailbox")            hard
-  4. the delivery failed or trying has ended ("could not be delivered", "undeliverable",
-     "unable to deliver", "delivery failed", "gave up", "will not try again")   hard
-  5. a temporary cause alone ("mailbox full", "try again")              soft
-  6. the subject: a delay or a warning soft; a failure ("(Failure)", "Returned mail",
-     "Undeliverable") hard. Not when the subject alone made the message look like a
-     bounce: a person's "Undeliverable: my parcel" is no evidence of a failure
-  7. X-Failed-Recipients or flufl.bounce names a failed address         hard
-     (flufl.bounce names only delayed ones: soft)
+report the Action decides (`DsnRecipient.severity`). For a non-standard notice, the first
+thing its own words say (`inbound_words.failure_severity` lists the order, with examples;
+the copy of our message a notice returns is never read), then X-Failed-Recipients or
+flufl.bounce naming a failed address (hard; only delayed ones: soft).
 
 Decisions worth knowing:
 - A 4.x.x Status with `Action: failed` is soft: the message expired on a temporary
@@ -250,6 +248,11 @@ def _matched(kind: InboundClass, found: _Found, what: str, status: str | None = 
 
 # --- the rules -------------------------------------------------------------------------------
 
+_NAMES_NOTHING = (
+    "names no email of ours (no Message-ID or VERP id we sent; an address alone is no "
+    "proof): nothing suppressed"
+)
+
 Rule = Callable[[Inbound, Known, str | None], Verdict | None]
 
 
@@ -270,7 +273,6 @@ def _delivery_report(inbound: Inbound, known: Known, _mailto: str | None) -> Ver
         known,
         ids=[*_returned(report.returned_message_id), *_thread(inbound)],
         verp=inbound.verp_ids,
-        addresses=[a for r in failures for a in r.addresses],
     )
     address = next(iter(worst.addresses), None)
     if found is None:
@@ -278,8 +280,7 @@ def _delivery_report(inbound: Inbound, known: Known, _mailto: str | None) -> Ver
             InboundClass.UNMATCHED,
             address=address,
             status=worst.status,
-            reason=f"delivery report ({code}) for {address or 'no address'} names no "
-            "delivery of ours: nothing suppressed",
+            reason=f"delivery report ({code}) for {address or 'no address'} {_NAMES_NOTHING}",
         )
     kind = InboundClass.BOUNCE_HARD if hard else InboundClass.BOUNCE_SOFT
     what = f"RFC 3464 report: {code} ({worst.action or 'no action'}) for {address}"
@@ -294,14 +295,13 @@ def _other_bounce(inbound: Inbound, known: Known, _mailto: str | None) -> Verdic
         known,
         ids=[*_returned(bounce.returned_message_id), *_thread(inbound)],
         verp=inbound.verp_ids,
-        addresses=bounce.addresses,
     )
     if found is None:
         return Verdict(
             InboundClass.UNMATCHED,
             address=next(iter(bounce.addresses), None),
             status=bounce.status,
-            reason=f"bounce ({bounce.why}) names no delivery of ours: nothing suppressed",
+            reason=f"bounce ({bounce.why}) {_NAMES_NOTHING}",
         )
     if bounce.severity is None:
         kind, said = InboundClass.BOUNCE_SOFT, "soft: it says nothing of failing or trying"
@@ -325,14 +325,13 @@ def _feedback_report(inbound: Inbound, known: Known, _mailto: str | None) -> Ver
             InboundClass.UNMATCHED, reason=f"feedback report of type {kind}: no complaint"
         )
     addresses = (*feedback.original_rcpt_to, *feedback.returned_to)
-    ids = _returned(feedback.returned_message_id)
-    found = _find(known, ids=ids, verp=inbound.verp_ids, addresses=addresses)
+    found = _find(known, ids=_returned(feedback.returned_message_id), verp=inbound.verp_ids)
     what = f"ARF complaint (Feedback-Type: {kind or 'none'})"
     if found is None:
         return Verdict(
             InboundClass.UNMATCHED,
             address=next(iter(addresses), None),
-            reason=f"{what} names no delivery of ours: nothing suppressed",
+            reason=f"{what} {_NAMES_NOTHING}",
         )
     return _matched(InboundClass.COMPLAINT, found, what)
 
@@ -367,15 +366,36 @@ def _unsubscribe(inbound: Inbound, known: Known, mailto: str | None) -> Verdict 
 
 
 def _reply(inbound: Inbound, known: Known, _mailto: str | None) -> Verdict | None:
-    found = _find(known, ids=_thread(inbound))
+    sender = inbound.sender
+    quoted = _find(known, ids=_thread(inbound))
+    if quoted is not None and sender and _same_mailbox(sender, quoted.delivery.email):
+        return _matched(InboundClass.REPLY, quoted, f"reply from {sender}")
+    # Someone else quoting a customer's email is not that customer: never their reply. The
+    # sender may still be a customer of ours writing to us (weakly, by address).
+    found = _find(known, addresses=(sender,)) if sender and _from_a_person(inbound) else None
     if found is not None:
-        return _matched(InboundClass.REPLY, found, f"reply from {inbound.sender or 'no sender'}")
-    if not _from_a_person(inbound) or inbound.sender is None:
+        how = "no thread headers" if quoted is None else f"it quotes {quoted.how}, not theirs"
+        return _matched(InboundClass.REPLY, found, f"mail from {sender} ({how})")
+    if quoted is None:
         return None
-    found = _find(known, addresses=(inbound.sender,))
-    if found is None:
-        return None
-    return _matched(InboundClass.REPLY, found, f"mail from {inbound.sender} (no thread headers)")
+    return Verdict(
+        InboundClass.UNMATCHED,
+        address=sender,
+        reason=f"reply from {sender or 'no sender'} quotes {quoted.how}, an email sent to "
+        "another address: not that customer's reply",
+    )
+
+
+def _same_mailbox(sender: str, sent_to: str) -> bool:
+    """The sender is the address the email went to, case and a `+tag` aside (a customer
+    who signed up as ada+shop@ answers as ada@). Not a check of who really wrote: From
+    can be forged; it tells a colleague or a stranger from the customer."""
+
+    def base(address: str) -> str:
+        local, _, domain = address.lower().rpartition("@")
+        return f"{local.split('+', 1)[0]}@{domain}"
+
+    return base(sender) == base(sent_to)
 
 
 def _from_a_person(inbound: Inbound) -> bool:

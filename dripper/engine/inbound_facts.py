@@ -4,14 +4,32 @@ of `classify` (see `dripper.engine.inbound` for both and for the rules).
 Everything here is a fact read from the message, never a decision: "Status: 5.1.1", "the
 sender's local part is mailer-daemon", "the returned message's Message-ID is <...>". The
 store is asked about the ids and addresses listed by `Inbound.referenced_ids()`,
-`Inbound.delivery_ids()` and `Inbound.addresses()`; nothing else in here needs it.
+`Inbound.delivery_ids()` and `Inbound.addresses()`; nothing else in here needs it. Those
+lists are bounded whatever the message holds: only ids of the shape dripper makes, at most
+`MAX_LOOKUPS` of each (a stranger's message decides how many ids it carries, and each one
+would cost a look-up).
 """
 
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+# Ids of each kind (Message-IDs, delivery ids) the store is asked about for one message,
+# the most specific first. A real reply names one or two of ours; a bounce one.
+MAX_LOOKUPS = 10
+# The shape of what `dripper.tokens.new_message_id` makes: a delivery id (the tokens'
+# `[a-z0-9]{8,64}`) at a domain, lower-case, within the outbox column's 255 characters.
+DELIVERY_ID = re.compile(r"[a-z0-9]{8,64}")
+_OUR_MESSAGE_ID = re.compile(r"[a-z0-9]{8,64}@[a-z0-9](?:[a-z0-9.-]{0,188}[a-z0-9])?")
+
+
+def is_our_message_id(message_id: str) -> bool:
+    """Shaped like a Message-ID dripper generates (never a database id); anything else
+    cannot be ours and is never looked up."""
+    return _OUR_MESSAGE_ID.fullmatch(message_id) is not None
 
 
 class Severity(enum.StrEnum):
@@ -142,33 +160,30 @@ class Inbound:
         return _unique((*self.in_reply_to, *reversed(self.references)))
 
     def referenced_ids(self) -> tuple[str, ...]:
-        """Every Message-ID the store must look up (`Known.by_message_id`): the thread, and
-        the Message-ID of the message a delivery or feedback report returns."""
+        """The Message-IDs the store must look up (`Known.by_message_id`): the Message-ID
+        of the message a report returns, then the thread; only those shaped like ours, at
+        most `MAX_LOOKUPS`."""
         returned = (
             self.report.returned_message_id if self.report else None,
             self.feedback.returned_message_id if self.feedback else None,
             self.bounce.returned_message_id if self.bounce else None,
         )
-        return _unique((*(r for r in returned if r), *self.thread_ids()))
+        ids = _unique((*(r for r in returned if r), *self.thread_ids()))
+        return tuple(i for i in ids if is_our_message_id(i))[:MAX_LOOKUPS]
 
     def delivery_ids(self) -> tuple[str, ...]:
-        """Every delivery id the store must look up (`Known.by_delivery_id`): the VERP ids
-        and the id of an "unsubscribe <id>" subject."""
+        """The delivery ids the store must look up (`Known.by_delivery_id`): the id of an
+        "unsubscribe <id>" subject, then the VERP ids; at most `MAX_LOOKUPS`."""
         extra = (self.unsubscribe_id,) if self.unsubscribe_id else ()
-        return _unique((*self.verp_ids, *extra))
+        ids = _unique((*extra, *self.verp_ids))
+        return tuple(i for i in ids if DELIVERY_ID.fullmatch(i))[:MAX_LOOKUPS]
 
     def addresses(self) -> tuple[str, ...]:
-        """Every address whose most recent delivery (last 30 days) the store must look up
-        (`Known.by_address`): the sender, and the recipients a report names."""
-        found: list[str] = [self.sender] if self.sender else []
-        if self.report:
-            for block in self.report.recipients:
-                found.extend(block.addresses)
-        if self.feedback:
-            found.extend((*self.feedback.original_rcpt_to, *self.feedback.returned_to))
-        if self.bounce:
-            found.extend(self.bounce.addresses)
-        return _unique(found)
+        """The addresses whose most recent delivery (last 30 days) the store must look up
+        (`Known.by_address`): the sender alone. The recipients a report names are never
+        looked up: a report that names only an address suppresses nobody (anyone can write
+        one), so what we sent to that address decides nothing."""
+        return (self.sender,) if self.sender else ()
 
 
 def _unique(items: Iterable[str]) -> tuple[str, ...]:

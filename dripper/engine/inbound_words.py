@@ -197,11 +197,21 @@ _SUBJECT_FAILED = re.compile(
 def failure_severity(notice: str, subject: str = "") -> tuple[Severity | None, str | None, str]:
     """(severity, enhanced status code, evidence) of a bounce's own words (DESIGN 12).
 
-    In order, first found: the notice says it is still trying (soft); an enhanced status
-    code, then a basic SMTP code (its class decides); the address is dead (hard); the
-    delivery failed or trying has ended (hard, with no code at all too); a temporary cause
-    alone (soft); then the subject, trying (soft) before failed (hard). None when the
-    notice says nothing about failing or trying."""
+    In order, first found:
+
+      1. still being tried ("will continue trying", "warning only", "has not yet been
+         delivered", "has been delayed")                                    soft
+      2. an enhanced status code, else a basic SMTP code: its class         5: hard, 4: soft
+      3. the address is dead ("user unknown", "no such mailbox")            hard
+      4. the delivery failed or trying has ended ("could not be delivered",
+         "undeliverable", "unable to deliver", "delivery failed", "gave up", "will not
+         try again"), with no code at all too                               hard
+      5. a temporary cause alone ("mailbox full", "try again")              soft
+      6. the subject: a delay or a warning soft; a failure ("(Failure)", "Returned
+         mail", "Undeliverable") hard (the caller passes no subject when the subject alone
+         made the message look like a bounce: "Undeliverable: my parcel" proves nothing)
+
+    None when the notice says nothing about failing or trying."""
     status = enhanced_status(notice)
     lower, lower_subject = notice.lower(), subject.lower()
     trying = _STILL_TRYING.search(lower)

@@ -1,8 +1,9 @@
 """Mail that comes back, the mail half of listening (DESIGN 8): replies, bounces,
 complaints, auto-replies and unsubscribe mails, whichever way they come in (the IMAP poller
 of `dripper run`, `POST /inbound`, `dripper inbound` from an MTA pipe), go through `take_in`:
-parsed and classified by the pure core (`dripper.engine.inbound`), recorded once by their
-Message-ID, and acted on in the same transaction:
+parsed and classified by the pure core (`dripper.engine.inbound`) from a bounded handful of
+indexed look-ups made in a read transaction, then recorded once by their Message-ID and
+acted on in one write transaction:
 
     bounce_hard   the address is suppressed (reason `bounced`), but not for a 5.7.x
                   (refused by policy: the content or the sender's reputation, not the address)
@@ -15,7 +16,12 @@ Message-ID, and acted on in the same transaction:
     reply         a `reply` event (ends `exit_on: [reply]` enrollments); with `[replies]
                   notify` set, forwarded to that address by the next pass of the daemon
     unsubscribe   unsubscribed
-    unmatched     recorded, left alone
+    unmatched     recorded, left alone (a report naming no email of ours, only an address;
+                  a reply from someone other than the customer the email went to)
+
+A failure of the database is raised as it is; `temporary(exc)` tells the ways in whether
+the sender should keep the message and try again (`dripper inbound` exits 75, EX_TEMPFAIL;
+`POST /inbound` answers 503 with Retry-After).
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ if TYPE_CHECKING:
     from dripper.config import Config
     from dripper.services.planning import Planner
     from dripper.store import Store
+    from dripper.store.inbound import Email
     from dripper.transport.base import Transport
 
 log = logging.getLogger("dripper.inbound")
@@ -73,12 +80,16 @@ class Inbox:
         self.unsubscribe_mailto = config.unsubscribe_mailto or None
 
     def take_in(self, raw: bytes, *, via: str, now: datetime) -> TakenIn:
-        """Classify, record once and act on one message, in one transaction."""
+        """Classify, record once and act on one message. Everything it looks up (was it
+        recorded before, which of our emails it names) is read first, in a read
+        transaction; only recording and acting take the write transaction (on SQLite the
+        write lock), so a message full of ids never holds up unsubscribes or the events API.
+        Database errors pass through (`temporary` says which are worth a retry)."""
         from dripper.store import inbound as stored
 
         inbound = parse_inbound(raw, return_path=self.return_path)
         key = stored.message_key(inbound.message_id, raw)
-        with self.store.transaction() as conn:
+        with self.store.reading() as conn:
             before = stored.recorded(conn, key)
             if before is not None:
                 kind = InboundClass(before.kind)
@@ -86,27 +97,26 @@ class Inbox:
             known = stored.known(conn, inbound, domain=self.domain, now=now)
             verdict = classify(inbound, known, unsubscribe_mailto=self.unsubscribe_mailto)
             delivery = verdict.delivery
-            reply = verdict.kind is InboundClass.REPLY
-            values: dict[str, Any] = {
-                "message_key": key,
-                "message_id": clean(inbound.message_id, 998),
-                "kind": verdict.kind.value,
-                "received_at": now,
-                "via": via,
-                "customer_id": delivery.customer_id if delivery is not None else None,
-                "outbox_id": None,
-                "address": clean((verdict.address or "").lower(), 320),
-                "status": clean(verdict.status, 16),
-                "weak": verdict.weak,
-                "subject": clean(inbound.subject, 500),
-                "text": clean(inbound.text, 32_000) if reply else None,
-                "reason": clean(verdict.reason, 500),
-                "notify": "pending" if self._forwards(verdict) else None,
-            }
-            email = None
-            if delivery is not None:
-                email = _outbox(conn, delivery.message_id)
-                values["outbox_id"] = email[0] if email else None
+            email = stored.email_of(conn, delivery.message_id) if delivery is not None else None
+        reply = verdict.kind is InboundClass.REPLY
+        values: dict[str, Any] = {
+            "message_key": key,
+            "message_id": clean(inbound.message_id, 998),
+            "kind": verdict.kind.value,
+            "received_at": now,
+            "via": via,
+            "customer_id": delivery.customer_id if delivery is not None else None,
+            "outbox_id": email[0] if email is not None else None,
+            "address": clean((verdict.address or "").lower(), 320),
+            "status": clean(verdict.status, 16),
+            "weak": verdict.weak,
+            "subject": clean(inbound.subject, 500),
+            "text": clean(inbound.text, 32_000) if reply else None,
+            "reason": clean(verdict.reason, 500),
+            "notify": "pending" if self._forwards(verdict) else None,
+        }
+        with self.store.transaction() as conn:
+            # Recorded meanwhile by another way in (polled and piped at once): done once.
             if not stored.record(conn, self.store.dialect, values):
                 return TakenIn(verdict.kind, False, verdict.address, verdict.reason)
             self._act(conn, verdict, values["subject"] or "", email, now)
@@ -120,7 +130,7 @@ class Inbox:
         conn: Connection,
         verdict: Verdict,
         subject: str,
-        email: tuple[int, str, str, int] | None,
+        email: Email | None,
         now: datetime,
     ) -> None:
         from dripper.store import inbound as stored
@@ -217,6 +227,17 @@ class Inbox:
         return len(sent)
 
 
+def temporary(exc: BaseException) -> bool:
+    """A failure that trying again later can cure, so the message must not be refused:
+    an outage of the database (store/outage.py: unreachable, SQLite locked past the busy
+    timeout, a full disk, a read-only file), or a database that cannot be opened at all
+    (a wrong path is the operator's to fix; meanwhile the MTA keeps the message)."""
+    from dripper.errors import StoreError
+    from dripper.store.outage import is_outage
+
+    return isinstance(exc, StoreError) or is_outage(exc)
+
+
 def clean(text: str | None, limit: int) -> str | None:
     """Text from a stranger's message as a database can keep it: no NUL (PostgreSQL refuses
     it), no lone surrogate (not text), no more than `limit` characters."""
@@ -226,22 +247,7 @@ def clean(text: str | None, limit: int) -> str | None:
     return text[:limit] or None
 
 
-def _outbox(conn: Connection, message_id: str) -> tuple[int, str, str, int] | None:
-    """The email a message answers: its row, campaign, step and variant."""
-    import sqlalchemy as sa
-
-    from dripper.store.schema import outbox
-
-    o = outbox.c
-    row = conn.execute(
-        sa.select(o.id, o.campaign, o.step, o.variant).where(o.message_id == message_id)
-    ).first()
-    return None if row is None else (row.id, row.campaign, row.step, row.variant or 0)
-
-
-def _track(
-    conn: Connection, verdict: Verdict, email: tuple[int, str, str, int] | None, now: datetime
-) -> None:
+def _track(conn: Connection, verdict: Verdict, email: Email | None, now: datetime) -> None:
     """A bounce, complaint or reply counted against the email it answers (for the stats):
     a hard bounce as `bounce` (never delivered), a soft one as `soft_bounce`."""
     from dripper.store.tracking import StoredHit, insert_hits

@@ -53,8 +53,19 @@ def create(url_text: str) -> tuple[Engine, Dialect]:
             conn.exec_driver_sql("SELECT 1")
     except exc.DBAPIError as error:
         engine.dispose()
-        raise StoreError(f"cannot open database {shown}: {_first_line(error, url)}") from None
+        from dripper.store.outage import DatabaseUnavailable, is_outage
+
+        message = f"cannot open database {shown}: {_first_line(error, url)}"
+        if is_outage(error) and not _misplaced(error, dialect):
+            raise DatabaseUnavailable(message) from None
+        raise StoreError(message) from None
     return engine, dialect
+
+
+def _misplaced(error: BaseException, dialect: Dialect) -> bool:
+    """SQLite's "unable to open database file": a folder that does not exist, a path
+    that is wrong; waiting cures neither (a locked, full or read-only file is cured)."""
+    return dialect == "sqlite" and "unable to open database file" in str(error)
 
 
 def parse_url(url_text: str) -> URL:

@@ -1,5 +1,5 @@
 """What the store knows and keeps of mail that comes back: the lookups the classifier
-needs (our Message-IDs, VERP delivery ids, recent deliveries to an address), each message
+needs (our Message-IDs, VERP delivery ids, the sender's recent email), each message
 recorded once, soft bounces counted, replies waiting to be forwarded, and how far each
 polled mailbox has been read.
 
@@ -38,6 +38,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dripper.engine.inbound import DeliveryRef, Inbound, Known
+from dripper.engine.inbound_facts import MAX_LOOKUPS
 from dripper.inbound.mailbox import MailboxState
 from dripper.store.engine import Dialect
 from dripper.store.schema import (
@@ -47,9 +48,11 @@ from dripper.store.schema import (
     outbox,
     tracking_events,
 )
-from dripper.store.sql import chunks, insert_ignoring
+from dripper.store.sql import insert_ignoring
 
 RECENT = timedelta(days=30)  # a reply matched by its sender's address: mailed this recently
+_NEWEST = 20  # of a sender's recent emails read, newest first, to find the last one sent
+Email = tuple[int, str, str, int]  # an outbox row: id, campaign, step, variant
 
 
 def message_key(message_id: str | None, raw: bytes) -> str:
@@ -61,35 +64,51 @@ def message_key(message_id: str | None, raw: bytes) -> str:
 
 
 def known(conn: Connection, inbound: Inbound, *, domain: str, now: datetime) -> Known:
-    """Exactly the three lookups `dripper.engine.inbound.classify` needs."""
+    """Exactly the three lookups `dripper.engine.inbound.classify` needs, in two statements
+    whatever the message: the Message-IDs and VERP ids it names (a few, of our own shape:
+    `Inbound.referenced_ids`, `Inbound.delivery_ids`) by the unique index on
+    `outbox.message_id`, and the sender's most recent email of the last 30 days. Never a
+    prefix or pattern scan: a VERP id is ours only as `<id>@<domain>`, the Message-ID it
+    was made from (one sent under an earlier From domain is still found by the returned
+    Message-ID). Run it in a read transaction: none of it needs the write lock."""
     o, c = outbox.c, customers.c
-    columns = (o.message_id, o.customer_id, c.email, o.campaign, o.step, o.sent_at)
-    join = outbox.join(customers, c.id == o.customer_id)
-
-    def refs(where: sa.ColumnElement[bool]) -> list[DeliveryRef]:
-        query = sa.select(*columns).select_from(join).where(where, o.message_id.is_not(None))
-        return [_ref(row) for row in conn.execute(query.order_by(o.sent_at))]
-
+    columns = (o.message_id, o.customer_id, c.email, o.campaign, o.step, o.sent_at, o.status)
+    emails = (
+        sa.select(*columns)
+        .select_from(outbox.join(customers, c.id == o.customer_id))
+        .where(o.message_id.is_not(None))
+    )
+    # The engine bounds both lists already; bounded again here, as this is what costs.
+    ids = list(inbound.referenced_ids()[:MAX_LOOKUPS])
+    deliveries = {f"{d}@{domain}": d for d in inbound.delivery_ids()[:MAX_LOOKUPS]}
     by_message_id: dict[str, DeliveryRef] = {}
-    ids = sorted(set(inbound.referenced_ids()))
-    for part in chunks(ids):
-        for ref in refs(o.message_id.in_(part)):
-            by_message_id[ref.message_id] = ref
     by_delivery_id: dict[str, DeliveryRef] = {}
-    deliveries = sorted(set(inbound.delivery_ids()))
-    for part in chunks(deliveries):
-        for ref in refs(o.message_id.in_([f"{d}@{domain}" for d in part])):
-            by_delivery_id[ref.delivery_id] = ref
-    for missing in set(deliveries) - by_delivery_id.keys():  # another From domain back then
-        for ref in refs(o.message_id.like(f"{missing}@%")):
-            by_delivery_id[missing] = ref
+    wanted = sorted({*ids, *deliveries})
+    for row in conn.execute(emails.where(o.message_id.in_(wanted))) if wanted else ():
+        if row.message_id in ids:
+            by_message_id[row.message_id] = _ref(row)
+        if row.message_id in deliveries:
+            by_delivery_id[deliveries[row.message_id]] = _ref(row)
     by_address: dict[str, DeliveryRef] = {}
-    addresses = sorted({a.lower() for a in inbound.addresses()})
-    for part in chunks(addresses):
-        recent = sa.and_(c.email.in_(part), o.status == "sent", o.sent_at >= now - RECENT)
-        for ref in refs(recent):  # oldest first: the most recent one stays
-            by_address[ref.email] = ref
+    for address in sorted({a.lower() for a in inbound.addresses()[:MAX_LOOKUPS]}):
+        # By the customer's address, then their emails (uq_outbox_send_once leads with the
+        # customer), newest first. `status` is checked on the rows found: as a condition,
+        # it would have SQLite walk ix_outbox_claim through every email ever sent.
+        recent = emails.where(c.email == address, o.sent_at >= now - RECENT)
+        newest = conn.execute(recent.order_by(o.sent_at.desc()).limit(_NEWEST))
+        sent = next((row for row in newest if row.status == "sent"), None)
+        if sent is not None:
+            by_address[address] = _ref(sent)
     return Known(by_message_id, by_delivery_id, by_address)
+
+
+def email_of(conn: Connection, message_id: str) -> Email | None:
+    """The email a message answers, for the stats: its row, campaign, step and variant."""
+    o = outbox.c
+    row = conn.execute(
+        sa.select(o.id, o.campaign, o.step, o.variant).where(o.message_id == message_id)
+    ).first()
+    return None if row is None else (row.id, row.campaign, row.step, row.variant or 0)
 
 
 def _ref(row: Any) -> DeliveryRef:

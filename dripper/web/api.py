@@ -34,6 +34,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from dripper.errors import InputError
+from dripper.services.inbound import temporary
 from dripper.web import shops
 
 if TYPE_CHECKING:
@@ -143,6 +144,8 @@ async def inbound(web: Web, request: Request) -> Response:
             web.listener.take_in, raw, via="http", now=web.clock()
         )
     except Exception as exc:  # the database: the sender keeps the message and retries
+        if not temporary(exc):
+            raise  # a bug: a 500, not a 503 the sender would retry forever
         raise HTTPException(503, f"not recorded, try again: {type(exc).__name__}") from None
     web.metrics.inbound.labels(taken.kind.value).inc()
     return JSONResponse(
@@ -225,6 +228,8 @@ async def _record(web: Web, items: Sequence[ApiEvent]) -> Response:
     except InputError as exc:  # a value the checks let through and recording refused
         raise HTTPException(422, str(exc)) from None
     except Exception as exc:  # the database: nothing of the request was recorded
+        if not temporary(exc):
+            raise  # a bug: a 500, not a 503 a shop would retry forever
         raise HTTPException(503, f"not recorded, try again: {type(exc).__name__}") from None
     web.metrics.requests.labels("event").inc(outcome.recorded)
     answer: dict[str, Any] = {"recorded": outcome.recorded, "duplicates": outcome.duplicates}

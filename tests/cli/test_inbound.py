@@ -6,8 +6,12 @@ piped in; hostile input is refused or left alone, never a crash."""
 from __future__ import annotations
 
 import json
+import re
+import socket
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -158,3 +162,122 @@ def test_a_reply_is_forwarded_once_to_the_person_who_answers(
     body = forward.get_body(("plain",))
     assert body is not None
     assert "do you ship to Ireland?" in body.get_content()
+
+
+# --- temporary failures: exit 75 (EX_TEMPFAIL), so the MTA keeps the message ---------------------
+
+sqlite_only = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+REPLY = "reply-gmail-with-quote.eml"
+
+
+def use_database(shop: Project, url: str) -> None:
+    config = shop.root / "config.toml"
+    config.write_text(re.sub(r'(?m)^url = ".*"$', f'url = "{url}"', config.read_text()))
+
+
+def short_busy_timeout(monkeypatch: pytest.MonkeyPatch, *extra: str) -> None:
+    """The CLI's SQLite connections wait 0.2 s for a lock instead of 10 s (and run `extra`)."""
+    from dripper.store import engine
+
+    pragmas = [p for p in engine._SQLITE_PRAGMAS if "busy_timeout" not in p]
+    monkeypatch.setattr(engine, "_SQLITE_PRAGMAS", (*pragmas, "PRAGMA busy_timeout=200", *extra))
+
+
+@contextmanager
+def write_lock_held(db_url: str) -> Iterator[None]:
+    """Another process holds the SQLite database's write lock (BEGIN IMMEDIATE) meanwhile."""
+    path = sa.make_url(db_url).database
+    code = (
+        "import sqlite3, sys\n"
+        f"c = sqlite3.connect({path!r}, isolation_level=None)\n"
+        "c.execute('BEGIN IMMEDIATE'); print('locked', flush=True); sys.stdin.read()"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        yield
+    finally:
+        holder.communicate("", timeout=10)  # end of input: it lets go and exits
+
+
+def tempfailed(shop: Project, raw: bytes) -> str:
+    """Pipe `raw` in: exit 75 and one line on standard error, which is returned."""
+    result = shop.run("--now", AT, "inbound", "-", input=raw)  # type: ignore[arg-type]
+    assert result.exit_code == 75, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "temporary: the MTA keeps the message and tries again" in lines[0]
+    assert "Traceback" not in result.output
+    return lines[0]
+
+
+@sqlite_only
+def test_a_locked_sqlite_database_is_a_temporary_failure(
+    shop: Project, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process holds SQLite's write lock (BEGIN IMMEDIATE) past the busy timeout:
+    exit 75, "database is locked", nothing recorded; once it lets go, the retried message
+    is taken."""
+    short_busy_timeout(monkeypatch)
+    with write_lock_held(db_url):
+        assert "database is locked" in tempfailed(shop, corpus(REPLY))
+    assert count(db_url, inbound_messages) == 0
+    assert count(db_url, events, events.c.type == "reply") == 0
+    assert take(shop, corpus(REPLY))["class"] == "reply"
+
+
+@sqlite_only
+def test_a_read_only_sqlite_database_is_a_temporary_failure(shop: Project, db_url: str) -> None:
+    """The database file can be read but not written (opened read-only, as a file without
+    write permission or on a read-only mount is): exit 75, nothing recorded."""
+    path = sa.make_url(db_url).database
+    assert path is not None
+    # SQLite's own read-only mode: file permissions would not stop a test run as root.
+    use_database(shop, f"sqlite+pysqlite:///file:{path}?mode=ro&uri=true")
+    assert "readonly database" in tempfailed(shop, corpus(REPLY))
+    assert count(db_url, inbound_messages) == 0
+
+
+@sqlite_only
+def test_a_full_disk_is_a_temporary_failure(
+    shop: Project, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite finds no room to grow the file (SQLITE_FULL: the database may not exceed the
+    pages it has, as on a full disk): exit 75, nothing recorded."""
+    store = open_store(db_url)
+    with store.reading() as conn:
+        pages = conn.exec_driver_sql("PRAGMA page_count").scalar_one()
+    store.close()
+    short_busy_timeout(monkeypatch, f"PRAGMA max_page_count={pages}")
+    long_reply = corpus(REPLY).replace(b"Hello,", b"Hello, " + b"so much to say " * 2000)
+    assert "database or disk is full" in tempfailed(shop, long_reply)
+    assert count(db_url, inbound_messages) == 0
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_an_unreachable_postgresql_is_a_temporary_failure(shop: Project) -> None:
+    """Nothing listens at the database's port: exit 75 with the driver's one line."""
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    use_database(shop, f"postgresql+psycopg://dripper@127.0.0.1:{port}/shop")
+    assert "cannot open database" in tempfailed(shop, corpus(REPLY))
+
+
+def test_a_failure_that_is_no_outage_exits_1(
+    shop: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug (anything but an unreachable, locked, full or read-only database) is exit 1,
+    not 75: retrying would not help, and the MTA should not hold the message forever."""
+    from dripper.services.inbound import Inbox
+
+    def broken(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Inbox, "take_in", broken)
+    result = shop.run("--now", AT, "inbound", "-", input=corpus(REPLY))  # type: ignore[arg-type]
+    assert result.exit_code == 1
+    assert "internal error: RuntimeError: a bug" in result.stderr

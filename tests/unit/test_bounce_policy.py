@@ -105,6 +105,20 @@ def test_a_real_notice_naming_nothing_of_ours_is_no_bounce(name: str) -> None:
     assert _verdict(raw, Known()).kind not in (HARD, SOFT)
 
 
+@pytest.mark.parametrize("name", sorted(SAMPLES))
+def test_a_real_notice_naming_only_an_address_we_mailed_is_no_bounce(name: str) -> None:
+    """Without our VERP id, a notice is no bounce even when the store knows a recent email
+    of ours to every address it names: an address alone is what anyone can write, so it
+    neither suppresses nor counts as a soft bounce."""
+    inbound = parse_inbound((FLUFL / name).read_bytes(), return_path=RETURN_PATH)
+    named = [
+        *(a for r in (inbound.report.recipients if inbound.report else ()) for a in r.addresses),
+        *(inbound.bounce.addresses if inbound.bounce else ()),
+    ]
+    known = Known(by_address={a: OURS for a in named})
+    assert classify(inbound, known).kind not in (HARD, SOFT)
+
+
 def test_most_permanent_failures_in_the_corpus_give_no_status_code() -> None:
     """The corpus tests what DESIGN 12 changed: most of its final failures carry no
     enhanced status code, and they are hard all the same."""

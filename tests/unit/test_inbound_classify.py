@@ -91,6 +91,11 @@ TABLE: dict[str, tuple[InboundClass, str | None, str | None, bool]] = {
     "verp-only-mangled-permanent.eml": (B, "6vxqx4knsmi2tupvadttsn66ia", None, False),
     "verp-only-no-wording.eml": (B, "kppjy6x2v6t5inxgr5kdwtnxwa", None, False),
     "forged-dsn-unknown-delivery.eml": (N, None, "5.1.1", False),
+    # Forged: they name only a customer's address (mailed four days ago), no Message-ID and
+    # no VERP id of ours. Anyone can write that; an address alone suppresses nobody
+    "forged-dsn-address-only.eml": (N, None, "5.1.1", False),
+    "forged-bounce-address-only.eml": (N, None, "5.1.1", False),
+    "forged-arf-address-only.eml": (N, None, None, False),
     # Feedback loops
     "arf-yahoo-abuse.eml": (C, "coskbielpwvlnb5tqwhenokgwi", None, False),
     "arf-aol-redacted.eml": (C, "rctacbkxmuqtksuh77swrxh66i", None, False),
@@ -110,6 +115,8 @@ TABLE: dict[str, tuple[InboundClass, str | None, str | None, bool]] = {
     "newsletter-from-customer.eml": (N, None, None, False),
     "spam-from-stranger.eml": (N, None, None, False),
     "reply-unknown-message-id.eml": (N, None, None, False),
+    # Ada's Message-ID quoted by someone who is not Ada: no reply of hers
+    "reply-from-another-address.eml": (N, None, None, False),
     "broken-mime.eml": (N, None, None, False),
 }
 

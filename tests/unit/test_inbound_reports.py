@@ -40,11 +40,17 @@ def dsn(*blocks: str, returned: str = "", to: str = "hello@acme.test") -> bytes:
 # --- delivery reports ----------------------------------------------------------------------------
 
 
+RETURNED_BOB = f"Message-ID: <{BOB.message_id}>\nTo: bob@example.com"
+
+
 def test_a_failed_action_with_a_temporary_status_is_soft() -> None:
     """Action: failed with 4.4.7 (expired): a soft bounce, the Status decides."""
-    raw = dsn("Final-Recipient: rfc822; bob@example.com\nAction: failed\nStatus: 4.4.7")
+    raw = dsn(
+        "Final-Recipient: rfc822; bob@example.com\nAction: failed\nStatus: 4.4.7",
+        returned=RETURNED_BOB,
+    )
     found = verdict(raw)
-    assert (found.kind, found.status, found.weak) == (InboundClass.BOUNCE_SOFT, "4.4.7", True)
+    assert (found.kind, found.status, found.weak) == (InboundClass.BOUNCE_SOFT, "4.4.7", False)
 
 
 @pytest.mark.parametrize(
@@ -53,7 +59,8 @@ def test_a_failed_action_with_a_temporary_status_is_soft() -> None:
 )
 def test_without_a_status_the_action_decides(action: str, kind: InboundClass) -> None:
     """No Status field: failed is hard, delayed is soft."""
-    assert verdict(dsn(f"Final-Recipient: rfc822; bob@example.com\nAction: {action}")).kind is kind
+    raw = dsn(f"Final-Recipient: rfc822; bob@example.com\nAction: {action}", returned=RETURNED_BOB)
+    assert verdict(raw).kind is kind
 
 
 def test_a_report_of_success_is_no_bounce() -> None:
@@ -67,6 +74,7 @@ def test_the_worst_recipient_of_a_report_decides() -> None:
     raw = dsn(
         "Final-Recipient: rfc822; ada@example.org\nAction: delayed\nStatus: 4.2.2",
         "Final-Recipient: rfc822; bob@example.com\nAction: failed\nStatus: 5.1.1",
+        returned=RETURNED_BOB,
     )
     found = verdict(raw)
     assert (found.kind, found.delivery, found.status) == (InboundClass.BOUNCE_HARD, BOB, "5.1.1")
@@ -121,10 +129,16 @@ def test_a_complaint_without_a_message_id_is_matched_by_the_returned_verp() -> N
     assert (found.kind, found.delivery, found.weak) == (InboundClass.COMPLAINT, ADA, False)
 
 
-def test_a_complaint_matched_by_its_recipient_only_is_weak() -> None:
-    """Original-Rcpt-To alone finds the recent delivery, weakly."""
+def test_a_complaint_naming_only_its_recipient_is_unmatched() -> None:
+    """Original-Rcpt-To alone, an address we mailed recently, names no email of ours: the
+    report is unmatched (anyone can write one), recorded with that address."""
     found = verdict(arf("Feedback-Type: abuse\nOriginal-Rcpt-To: bob@example.com", "Subject: Hi"))
-    assert (found.kind, found.delivery, found.weak) == (InboundClass.COMPLAINT, BOB, True)
+    assert (found.kind, found.delivery, found.address) == (
+        InboundClass.UNMATCHED,
+        None,
+        "bob@example.com",
+    )
+    assert "nothing suppressed" in found.reason
 
 
 def test_a_not_spam_report_is_no_complaint() -> None:
@@ -158,18 +172,19 @@ def test_without_a_return_path_there_are_no_verp_ids() -> None:
 
 
 def test_the_lookups_list_what_a_report_names() -> None:
-    """A report's returned Message-ID, its VERP id and its recipients are all looked up."""
+    """A report's returned Message-ID and its VERP id are looked up; its recipients never
+    are (an address alone decides nothing): only the sender's address is."""
     inbound = parse_inbound(
         dsn(
             "Final-Recipient: rfc822; Bob@Example.com\nAction: failed",
-            returned="Message-ID: <x1@acme.test>",
+            returned="Message-ID: <x1x1x1x1x1@acme.test>",
             to=f"bounces+{BOB.delivery_id}@bounce.acme.test",
         ),
         return_path=RETURN_PATH,
     )
-    assert inbound.referenced_ids() == ("x1@acme.test",)
+    assert inbound.referenced_ids() == ("x1x1x1x1x1@acme.test",)
     assert inbound.delivery_ids() == (BOB.delivery_id,)
-    assert inbound.addresses() == ("mailer-daemon@mx.example", "bob@example.com")
+    assert inbound.addresses() == ("mailer-daemon@mx.example",)
 
 
 # --- bounds --------------------------------------------------------------------------------------

@@ -152,18 +152,42 @@ def test_an_auto_reply_phrase_inside_a_subject_is_no_auto_reply() -> None:
 # --- replies -----------------------------------------------------------------------------------
 
 
-def test_a_reply_from_another_address_belongs_to_the_customer() -> None:
-    """A strong reply from the customer's other address is Ada's: the address is hers."""
+def test_a_reply_from_another_address_is_not_the_customers() -> None:
+    """Our Message-ID to Ada quoted from another address (a colleague she forwarded it to,
+    her other address, a stranger) is no reply of Ada's: unmatched, the mismatch said."""
     raw = mail(
         "From: ada.work@corp.example", "To: hello@acme.test", f"References: <{ADA.message_id}>"
     )
     found = verdict(raw)
     assert (found.kind, found.delivery, found.address, found.weak) == (
-        InboundClass.REPLY,
-        ADA,
-        ADA.email,
+        InboundClass.UNMATCHED,
+        None,
+        "ada.work@corp.example",
         False,
     )
+    assert f"quotes References <{ADA.message_id}>" in found.reason
+    assert "sent to another address" in found.reason
+
+
+def test_a_reply_from_the_address_with_a_tag_or_capitals_is_the_customers() -> None:
+    """Case and a +tag aside, the sender is the address the email went to: Ada's reply."""
+    for sender in ("ADA@Example.ORG", "ada+shop@example.org"):
+        found = verdict(mail(f"From: {sender}", "To: hello@acme.test", *REPLY_TO_ADA[2:]))
+        assert (found.kind, found.delivery, found.weak) == (InboundClass.REPLY, ADA, False)
+
+
+def test_a_customer_quoting_another_customers_email_is_their_own_weak_reply() -> None:
+    """Bob answers with Ada's Message-ID (she forwarded it to him): not Ada's reply, but
+    Bob had an email from us, so it is Bob's, weakly, as mail from him without a thread."""
+    found = verdict(mail("From: bob@example.com", "To: hello@acme.test", *REPLY_TO_ADA[2:]))
+    assert (found.kind, found.delivery, found.weak) == (InboundClass.REPLY, BOB, True)
+    assert "not theirs" in found.reason
+
+
+def test_a_reply_without_a_sender_is_nobodys() -> None:
+    """Our Message-ID in In-Reply-To but no From: no customer can be told, unmatched."""
+    found = verdict(mail("To: hello@acme.test", *REPLY_TO_ADA[2:]))
+    assert (found.kind, found.delivery) == (InboundClass.UNMATCHED, None)
 
 
 def test_a_bare_in_reply_to_still_names_our_message() -> None:
