@@ -148,7 +148,7 @@ def run(once: bool, dry_run: bool, as_json: bool) -> None:
         report = asyncio.run(runner.sender.dry_run(ctx.now()))
         print_report(report, as_json=as_json, dry_run=True)
         return
-    runner = make_runner(ctx)
+    runner = make_runner(ctx) if once else _wait_for_database(ctx)
     with contextlib.ExitStack() as stack:
         if runner.store.dialect == "sqlite":
             from pathlib import Path
@@ -185,18 +185,106 @@ async def _forever(runner: Runner, ctx: AppContext) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    from dripper.store.outage import Backoff, describe, is_outage
+
     tick = ctx.config.tick_seconds
     status = StatusLine(runner, ctx)  # sets up logging: a status line or JSON lines
     log.info("started", extra={"tick_seconds": tick, "owner": runner.sender.owner})
+    backoff = Backoff()
     try:
         async with status:
             while not stop.is_set():
                 # A stop request is honoured between batches: every send in flight is
                 # finished and recorded before the daemon exits.
-                report = await runner.run_once(ctx.now(), stop=stop)
+                try:
+                    report = await runner.run_once(ctx.now(), stop=stop)
+                except Exception as exc:
+                    if not is_outage(exc):
+                        raise
+                    # An outage is a log line and a wait, never the end (issue 23): what
+                    # the pass left in memory is settled when the database answers.
+                    wait = backoff.next()
+                    log.warning(
+                        "database unreachable, retrying in %d s: %s", wait, describe(exc)
+                    )
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=wait)
+                    continue
+                if backoff.reset():
+                    log.warning("database reachable again")
                 status.passed(report)
                 with contextlib.suppress(TimeoutError):  # the tick passed without a stop
                     await asyncio.wait_for(stop.wait(), timeout=tick)
+            await _settle_before_exit(runner, ctx)
     finally:
         await runner.sender.transport.close()
     log.info("stopped", extra={"sent": runner.sender.progress.sent})
+
+
+SETTLE_ON_EXIT = 30.0  # seconds a stopping daemon keeps trying to record what it sent
+
+
+async def _settle_before_exit(runner: Runner, ctx: AppContext) -> None:
+    """A daemon told to stop during an outage still holds outcomes of sends that went
+    out: it tries to record them for a while (else they would be ambiguous after it)."""
+    import asyncio
+
+    from dripper.store.outage import describe, is_outage
+
+    sender = runner.sender
+    deadline = asyncio.get_running_loop().time() + SETTLE_ON_EXIT
+    while sender.parked:
+        try:
+            sender.settle(ctx.now())
+            return
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            if asyncio.get_running_loop().time() > deadline:
+                log.error(
+                    "stopping with %d sent email(s) unrecorded (the database is still "
+                    "unreachable): they will be recorded as possibly delivered",
+                    len(sender.parked.results),
+                )
+                return
+            log.warning("database unreachable while stopping: %s", describe(exc))
+            await asyncio.sleep(2)
+
+
+def _wait_for_database(ctx: AppContext) -> Runner:
+    """The daemon's runner, once the database answers: a start while it is down waits
+    and retries (a log line each time, waits growing to a minute) instead of exiting, so
+    a service manager never gives up on it. SIGTERM or Ctrl-C ends the wait (exit 0)."""
+    import signal
+    import time
+
+    from dripper.cli.status import setup_logging
+    from dripper.store.outage import Backoff, describe, is_outage
+
+    backoff = Backoff()
+    stopping: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _frame: stopping.append(signum))
+    try:
+        while True:
+            try:
+                runner = make_runner(ctx)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                if backoff.failures == 0:  # the status line's logging is not up yet
+                    setup_logging(None)
+                wait = backoff.next()
+                log.warning(
+                    "database unreachable at start, retrying in %d s: %s", wait, describe(exc)
+                )
+                deadline = time.monotonic() + wait
+                while time.monotonic() < deadline and not stopping:
+                    time.sleep(0.2)
+                if stopping:
+                    raise SystemExit(0) from None
+                continue
+            if backoff.reset():
+                log.warning("database reachable: starting")
+            return runner
+    finally:
+        signal.signal(signal.SIGTERM, previous)

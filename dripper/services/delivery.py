@@ -20,6 +20,7 @@ import re
 import socket
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ from dripper.engine import plan
 from dripper.engine.delivery import PolicyEffect, RetryPolicy, decide, pause_reason, should_pause
 from dripper.engine.model import SendStatus, Verdict
 from dripper.services.report import Progress, Report
+from dripper.store.outage import describe, is_outage
 
 if TYPE_CHECKING:
     from dripper.campaigns import Campaign, Edition
@@ -75,6 +77,10 @@ class Sender:
             (c.name, step.id) for c in self.campaigns for step in c.steps if step.transactional
         }
         self._domain_noted = False  # the Message-IDs' domain is remembered (once)
+        # What a database outage left in memory (issue 23): outcomes of sends that went
+        # out but could not be recorded, and sends claimed that never went out. Settled
+        # the moment the database answers again (`settle`), before anything else.
+        self.parked = Parked()
 
     async def send_due(self, now: datetime, *, stop: asyncio.Event | None = None) -> Report:
         """Claim what is due in batches; check, render, sign, send and record each.
@@ -86,6 +92,7 @@ class Sender:
         from dripper.store import deliveries
 
         report = Report()
+        self.settle(now)  # what an outage left: recorded, given back, before anything else
         if not self._domain_noted:  # before any Message-ID is given with it
             from dripper.store import message_domains
             from dripper.tokens import message_domain
@@ -114,13 +121,59 @@ class Sender:
                 due = self._claim(conn, now, claim=True)
             if not due:
                 break
-            results, recorded = await self._deliver(due, now, report)
+            try:
+                results, recorded = await self._deliver(due, now, report)
+            except Exception as exc:
+                if is_outage(exc):  # nothing of this batch left (see _send_all)
+                    self.parked.unstarted.update(d.id for d in due)
+                    self.parked.unstarted.difference_update(self.parked.handled())
+                raise
             rest = [(d, r) for d, r in zip(due, results, strict=True) if r.id not in recorded]
             if rest:
-                with self.store.transaction() as conn:
-                    deliveries.record_results(conn, [r for _, r in rest], now=now)
-                    self._after_results(conn, [d for d, _ in rest], [r for _, r in rest], now)
+                try:
+                    with self.store.transaction() as conn:
+                        deliveries.record_results(conn, [r for _, r in rest], now=now)
+                        self._after_results(
+                            conn, [d for d, _ in rest], [r for _, r in rest], now
+                        )
+                except Exception as exc:
+                    if is_outage(exc):
+                        self.parked.results += rest
+                    raise
         return report
+
+    def settle(self, now: datetime) -> None:
+        """After a database outage: record the outcomes of the sends that went out (so
+        none becomes ambiguous), take back the attempts of those that never left, and
+        give back to the queue what this daemon still holds (nothing waits out a lease).
+        Raises while the database is still down; the parked work stays parked."""
+        from dripper.store import deliveries
+
+        parked = self.parked
+        if not parked:
+            return
+        with self.store.transaction() as conn:
+            if parked.results:
+                results = [r for _, r in parked.results]
+                deliveries.record_results(conn, results, now=now, attempts=parked.attempts)
+                self._after_results(conn, [d for d, _ in parked.results], results, now)
+            given = deliveries.give_back(
+                conn, sorted(parked.unstarted), owner=self.owner, now=now
+            )
+            _requeued, ambiguous = deliveries.recover_orphans(
+                conn,
+                self.store.dialect,
+                now=now,
+                retry_at=now + self.config.retry[0],
+                owner=self.owner,
+            )
+        log.warning(
+            "database back: %d outcome(s) recorded, %d send(s) given back to the queue%s",
+            len(parked.results),
+            given,
+            f", {ambiguous} of unknown outcome recorded as ambiguous" if ambiguous else "",
+        )
+        self.parked = Parked()
 
     async def dry_run(self, now: datetime) -> Report:
         """What `send_due` would send now, rendered (and signed) but neither sent nor
@@ -333,19 +386,32 @@ class Sender:
         by_id = {send.id: send for send, _ in ready}
         attempts: dict[int, int] = {}
 
+        parked = self.parked
+
         def open_attempts(ids: list[int]) -> None:
             with store.transaction() as conn:
                 attempts.update(deliveries.open_attempts(conn, dialect, ids, now=now))
+
+        recorded: set[int] = set()  # sends whose outcome is in the database
 
         def record(results: list[SendResult]) -> None:
             with store.transaction() as conn:
                 deliveries.record_results(conn, results, now=now, attempts=attempts)
                 self._after_results(conn, [by_id[r.id] for r in results], results, now)
+            recorded.update(r.id for r in results)
 
         async def one(send: DueSend, data: bytes) -> SendResult:
             async with concurrency:
+                if stopped:  # the database went away: nothing more goes out
+                    return _not_started(send)
                 if limiter is not None:
-                    await limiter.wait()
+                    try:
+                        await limiter.wait()
+                    except Exception as exc:
+                        if not is_outage(exc):
+                            raise
+                        stopped.append(exc)
+                        return _not_started(send)
                 outcome = await transport.send(
                     Envelope(send.message_id, verp(send), send.customer.email, data)
                 )
@@ -358,24 +424,44 @@ class Sender:
             self._keep_leases([send.id for send, _ in ready])
         )
         done: list[SendResult] = []
+        stopped: list[BaseException] = []  # a database outage met while sending
         recording: asyncio.Task[None] | None = None
+        opening: asyncio.Task[None] | None = None
         try:
             opening = asyncio.create_task(  # noqa: RUF006 (awaited in the loop)
                 asyncio.to_thread(open_attempts, [s.id for s, _ in parts[0]])
             )
             for i, part in enumerate(parts):
+                assert opening is not None  # the chunk's attempts, opened meanwhile
                 await opening
+                opening = None
                 if i + 1 < len(parts):
                     ids = [s.id for s, _ in parts[i + 1]]
                     opening = asyncio.create_task(asyncio.to_thread(open_attempts, ids))
                 results = list(await asyncio.gather(*(one(send, data) for send, data in part)))
+                sent = [r for r in results if r.attempted]
+                done += sent  # they went out: from here on never given back, only recorded
                 if recording is not None:
                     await recording
-                recording = asyncio.create_task(asyncio.to_thread(record, results))
-                done += results
+                recording = asyncio.create_task(asyncio.to_thread(record, sent))
+                if stopped:
+                    raise stopped[0]
             if recording is not None:
                 await recording
             return done
+        except Exception as exc:
+            if is_outage(exc):
+                # What went out and is not recorded waits in memory for the database
+                # (`settle` records it); the rest of the batch is given back to the queue.
+                for task in (opening, recording):
+                    if task is not None:
+                        await asyncio.gather(task, return_exceptions=True)
+                unrecorded = [r for r in done if r.id not in recorded]
+                parked.results += [(by_id[r.id], r) for r in unrecorded]
+                parked.attempts.update(attempts)
+                sent_ids = {r.id for r in done}
+                parked.unstarted.update(s.id for s, _ in ready if s.id not in sent_ids)
+            raise
         finally:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
@@ -385,10 +471,15 @@ class Sender:
 
         while True:
             await asyncio.sleep(self.config.lease.total_seconds() / 3)
-            with self.store.transaction() as conn:
-                deliveries.extend_leases(
-                    conn, self.store.dialect, ids, owner=self.owner, lease=self.config.lease
-                )
+            try:
+                with self.store.transaction() as conn:
+                    deliveries.extend_leases(
+                        conn, self.store.dialect, ids, owner=self.owner, lease=self.config.lease
+                    )
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                log.debug("leases not extended: %s", describe(exc))  # tried again next time
 
     def _result(self, send: DueSend, outcome: Outcome, now: datetime) -> SendResult:
         """The outcome, judged by the delivery policy, as the row to record."""
@@ -418,6 +509,28 @@ class Sender:
             suppress=decision.suppress,
             policy=decision.policy,
         )
+
+
+@dataclass
+class Parked:
+    """What a database outage left in a daemon's memory (see `Sender.settle`)."""
+
+    results: list[tuple[DueSend, SendResult]] = field(default_factory=list)
+    attempts: dict[int, int] = field(default_factory=dict)  # outbox id -> open attempt
+    unstarted: set[int] = field(default_factory=set)  # claimed, never handed over
+
+    def __bool__(self) -> bool:
+        return bool(self.results or self.unstarted)
+
+    def handled(self) -> set[int]:
+        return {r.id for _, r in self.results}
+
+
+def _not_started(send: DueSend) -> SendResult:
+    """A send of a batch the database stopped before it went out (given back later)."""
+    from dripper.store.deliveries import SendResult
+
+    return SendResult(send.id, SendStatus.PLANNED, "not started: the database went away")
 
 
 def delivery_of(message_id: str) -> str:

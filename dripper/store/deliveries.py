@@ -401,6 +401,27 @@ def extend_leases(
         )
 
 
+def give_back(conn: Connection, outbox_ids: Sequence[int], *, owner: str, now: datetime) -> int:
+    """Sends this daemon claimed and never handed to the transport (a database outage
+    stopped the batch first): the attempts opened for them are taken back (they never
+    left, so they are not ambiguous) and the sends go back to the queue at once, not
+    after their lease. Returns how many."""
+    o, a = outbox.c, delivery_attempts.c
+    given = 0
+    for part in chunks(outbox_ids):
+        conn.execute(
+            sa.delete(delivery_attempts).where(a.outbox_id.in_(part), a.finished_at.is_(None))
+        )
+        given += conn.execute(
+            sa.update(outbox)
+            .where(o.id.in_(part), o.lease_owner == owner, o.status == SendStatus.SENDING.value)
+            .values(
+                status=SendStatus.PLANNED.value, lease_owner=None, lease_until=None, updated_at=now
+            )
+        ).rowcount
+    return given
+
+
 def recover_orphans(
     conn: Connection,
     dialect: Dialect,
@@ -408,9 +429,11 @@ def recover_orphans(
     now: datetime,
     retry_at: datetime,
     every: bool = False,
+    owner: str | None = None,
 ) -> tuple[int, int]:
     """Sends claimed by a daemon that died. `every`: all of them (SQLite, where the caller
-    holds the one-daemon lock); otherwise those whose lease expired in database time.
+    holds the one-daemon lock); `owner`: all of this daemon's (after a database outage,
+    when it has nothing in flight); otherwise those whose lease expired in database time.
 
     One that never reached the transport goes back to the queue. One with an open attempt
     may have been delivered (the daemon died during the SMTP dialogue, maybe after the
@@ -418,7 +441,9 @@ def recover_orphans(
     Message-ID, never silently requeued. Returns (requeued, ambiguous)."""
     o, a = outbox.c, delivery_attempts.c
     query = sa.select(o.id).where(o.status == SendStatus.SENDING.value)
-    if not every:
+    if owner is not None:
+        query = query.where(o.lease_owner == owner)
+    elif not every:
         query = query.where(o.lease_until < db_clock(conn, dialect))
     if dialect == "postgresql":
         query = query.with_for_update(skip_locked=True)
