@@ -291,7 +291,7 @@ def main() -> None:
             stats = pstats.Stats(profiler)
             stats.sort_stats("cumulative").print_stats(
                 r"(render/renderer.py.*\(render\)|dkim.py.*\(sign\)|smtp.*\(send\)|"
-                r"claim_due|record_results|open_attempts|_after_results|_deliver|send_due)"
+                r"claim_due|record_results|open_attempts|after_results|_deliver|send_due|send_batch)"
             )
     finally:
         sink.terminate()

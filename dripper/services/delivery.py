@@ -6,9 +6,9 @@ moment leaves only ambiguous sends (retried with the same Message-ID), never los
 What an outcome means (retry, give up, suppress, count towards a pause) is decided by the
 pure policy in `dripper.engine.delivery`; this service applies it.
 
-A little over 400 lines on purpose: claim, check, render, send and record are one
-pipeline over one batch, and its overlaps (attempts opened for the next chunk while this
-one is sent, outcomes recorded while the next one goes) read best in one place.
+Sending a claimed batch (chunks, attempts, leases, what an outage parks) is
+`dripper.services.sending`; after a database outage `Sender.settle` records and gives
+back what it parked, before anything else.
 """
 
 from __future__ import annotations
@@ -16,19 +16,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import re
 import socket
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from dripper.engine import plan
-from dripper.engine.delivery import PolicyEffect, RetryPolicy, decide, pause_reason, should_pause
+from dripper.engine.delivery import PolicyEffect, RetryPolicy, pause_reason, should_pause
 from dripper.engine.model import SendStatus, Verdict
 from dripper.services.report import Progress, Report
-from dripper.store.outage import describe, is_outage
+from dripper.services.sending import Parked, delivery_of, without_addresses
+from dripper.store.outage import is_outage
 
 if TYPE_CHECKING:
     from dripper.campaigns import Campaign, Edition
@@ -38,7 +37,7 @@ if TYPE_CHECKING:
     from dripper.render.renderer import Renderer
     from dripper.store import Store
     from dripper.store.deliveries import DueSend, SendResult
-    from dripper.transport.base import Outcome, Transport
+    from dripper.transport.base import Transport
 
 log = logging.getLogger("dripper.run")
 
@@ -133,7 +132,7 @@ class Sender:
                 try:
                     with self.store.transaction() as conn:
                         deliveries.record_results(conn, [r for _, r in rest], now=now)
-                        self._after_results(
+                        self.after_results(
                             conn, [d for d, _ in rest], [r for _, r in rest], now
                         )
                 except Exception as exc:
@@ -156,7 +155,7 @@ class Sender:
             if parked.results:
                 results = [r for _, r in parked.results]
                 deliveries.record_results(conn, results, now=now, attempts=parked.attempts)
-                self._after_results(conn, [d for d, _ in parked.results], results, now)
+                self.after_results(conn, [d for d, _ in parked.results], results, now)
             given = deliveries.give_back(
                 conn, sorted(parked.unstarted), owner=self.owner, now=now
             )
@@ -212,7 +211,7 @@ class Sender:
             claim=claim,
         )
 
-    def _after_results(
+    def after_results(
         self, conn: Any, due: Sequence[DueSend], results: Sequence[SendResult], now: datetime
     ) -> None:
         """Apply what the policy decided: suppress addresses that do not exist; count each
@@ -365,194 +364,9 @@ class Sender:
     async def _send_all(
         self, ready: Sequence[tuple[DueSend, bytes]], now: datetime
     ) -> list[SendResult]:
-        """Send concurrently (the transport's pool size), paced by the shared rate, while
-        a heartbeat keeps the batch's leases alive.
+        from dripper.services.sending import send_batch
 
-        The batch goes out in small chunks (`[sending] chunk` sends per connection): a
-        chunk's attempts are written before any of it is sent, and its outcomes right
-        after, in worker threads that overlap with the next chunk's sending. A crash
-        leaves as ambiguous only the few chunks around the moment it happened, never the
-        whole batch; the database sees three transactions per chunk, not per email."""
-        from dripper.store import deliveries
-        from dripper.store.sql import chunks
-        from dripper.transport.base import Envelope, OutcomeKind
-
-        transport = self.transport
-        store, dialect = self.store, self.store.dialect
-        verp = self.envelope_sender
-        pool = int(self.config.transport.get("concurrency", 4))
-        concurrency = asyncio.Semaphore(pool)
-        limiter = self.limiter
-        by_id = {send.id: send for send, _ in ready}
-        attempts: dict[int, int] = {}
-
-        parked = self.parked
-
-        def open_attempts(ids: list[int]) -> None:
-            with store.transaction() as conn:
-                attempts.update(deliveries.open_attempts(conn, dialect, ids, now=now))
-
-        recorded: set[int] = set()  # sends whose outcome is in the database
-
-        def record(results: list[SendResult]) -> None:
-            with store.transaction() as conn:
-                deliveries.record_results(conn, results, now=now, attempts=attempts)
-                self._after_results(conn, [by_id[r.id] for r in results], results, now)
-            recorded.update(r.id for r in results)
-
-        async def one(send: DueSend, data: bytes) -> SendResult:
-            async with concurrency:
-                if stopped:  # the database went away: nothing more goes out
-                    return _not_started(send)
-                if limiter is not None:
-                    try:
-                        await limiter.wait()
-                    except Exception as exc:
-                        if not is_outage(exc):
-                            raise
-                        stopped.append(exc)
-                        return _not_started(send)
-                outcome = await transport.send(
-                    Envelope(send.message_id, verp(send), send.customer.email, data)
-                )
-            if outcome.kind is OutcomeKind.SENT:
-                self.progress.sent += 1
-            return self._result(send, outcome, now)
-
-        parts = list(chunks(ready, self.config.chunk * pool))
-        keeper = asyncio.create_task(  # noqa: RUF006 (cancelled and awaited below)
-            self._keep_leases([send.id for send, _ in ready])
-        )
-        done: list[SendResult] = []
-        stopped: list[BaseException] = []  # a database outage met while sending
-        recording: asyncio.Task[None] | None = None
-        opening: asyncio.Task[None] | None = None
-        try:
-            opening = asyncio.create_task(  # noqa: RUF006 (awaited in the loop)
-                asyncio.to_thread(open_attempts, [s.id for s, _ in parts[0]])
-            )
-            for i, part in enumerate(parts):
-                assert opening is not None  # the chunk's attempts, opened meanwhile
-                await opening
-                opening = None
-                if i + 1 < len(parts):
-                    ids = [s.id for s, _ in parts[i + 1]]
-                    opening = asyncio.create_task(asyncio.to_thread(open_attempts, ids))
-                results = list(await asyncio.gather(*(one(send, data) for send, data in part)))
-                sent = [r for r in results if r.attempted]
-                done += sent  # they went out: from here on never given back, only recorded
-                if recording is not None:
-                    await recording
-                recording = asyncio.create_task(asyncio.to_thread(record, sent))
-                if stopped:
-                    raise stopped[0]
-            if recording is not None:
-                await recording
-            return done
-        except Exception as exc:
-            if is_outage(exc):
-                # What went out and is not recorded waits in memory for the database
-                # (`settle` records it); the rest of the batch is given back to the queue.
-                for task in (opening, recording):
-                    if task is not None:
-                        await asyncio.gather(task, return_exceptions=True)
-                unrecorded = [r for r in done if r.id not in recorded]
-                parked.results += [(by_id[r.id], r) for r in unrecorded]
-                parked.attempts.update(attempts)
-                sent_ids = {r.id for r in done}
-                parked.unstarted.update(s.id for s, _ in ready if s.id not in sent_ids)
-            raise
-        finally:
-            keeper.cancel()
-            await asyncio.gather(keeper, return_exceptions=True)
-
-    async def _keep_leases(self, ids: Sequence[int]) -> None:
-        from dripper.store import deliveries
-
-        while True:
-            await asyncio.sleep(self.config.lease.total_seconds() / 3)
-            try:
-                with self.store.transaction() as conn:
-                    deliveries.extend_leases(
-                        conn, self.store.dialect, ids, owner=self.owner, lease=self.config.lease
-                    )
-            except Exception as exc:
-                if not is_outage(exc):
-                    raise
-                log.debug("leases not extended: %s", describe(exc))  # tried again next time
-
-    def _result(self, send: DueSend, outcome: Outcome, now: datetime) -> SendResult:
-        """The outcome, judged by the delivery policy, as the row to record."""
-        from dripper.store.deliveries import SendResult
-
-        decision = decide(
-            outcome, attempts=send.attempts, due_at=send.due_at, policy=self.retry, now=now
-        )
-        if decision.status is SendStatus.PLANNED:
-            log.warning(
-                "%s: %s; retrying at %s",
-                delivery_of(send.message_id),
-                without_addresses(str(outcome)),
-                decision.retry_at,
-            )
-        return SendResult(
-            send.id,
-            decision.status,
-            decision.reason,
-            next_attempt_at=decision.retry_at,
-            attempted=True,
-            outcome=outcome.kind.value,
-            smtp_code=outcome.code,
-            smtp_enhanced=outcome.enhanced,
-            smtp_reply=outcome.reply,
-            started_at=now,
-            suppress=decision.suppress,
-            policy=decision.policy,
-        )
-
-
-@dataclass
-class Parked:
-    """What a database outage left in a daemon's memory (see `Sender.settle`)."""
-
-    results: list[tuple[DueSend, SendResult]] = field(default_factory=list)
-    attempts: dict[int, int] = field(default_factory=dict)  # outbox id -> open attempt
-    unstarted: set[int] = field(default_factory=set)  # claimed, never handed over
-
-    def __bool__(self) -> bool:
-        return bool(self.results or self.unstarted)
-
-    def handled(self) -> set[int]:
-        return {r.id for _, r in self.results}
-
-
-def _not_started(send: DueSend) -> SendResult:
-    """A send of a batch the database stopped before it went out (given back later)."""
-    from dripper.store.deliveries import SendResult
-
-    return SendResult(send.id, SendStatus.PLANNED, "not started: the database went away")
-
-
-def delivery_of(message_id: str) -> str:
-    """What a log line names a send by: its delivery id (the random part of its
-    Message-ID, as VERP and the links carry it), never the customer's address."""
-    from dripper.tokens import TokenError, delivery_id
-
-    try:
-        return f"delivery {delivery_id(message_id)}"
-    except TokenError:
-        return "a delivery"
-
-
-_ADDRESS = re.compile(r"[^\s<>()\[\]\"',;:]+@[^\s<>()\[\]\"',;:]+")
-
-
-def without_addresses(text: str) -> str:
-    """A server's reply or an error as a log may keep it: SMTP replies quote the
-    recipient ("<ada@example.com>: Recipient address rejected"), and logs outlive
-    `forget`."""
-    return _ADDRESS.sub("<address>", text)
-
+        return await send_batch(self, ready, now)
 
 class _Editions:
     """Which edition each newsletter run used, read once per batch and campaign."""
