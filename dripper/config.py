@@ -284,6 +284,11 @@ SCHEMA: dict[str, dict[str, tuple[Checker, Any]]] = {
     "referrals": {
         "landing_url": (_optional_url, ""),
     },
+    "serve": {  # `dripper serve` reached directly, no proxy in front (issue 23)
+        "max_connections": (_int_range(1, 1_000_000), 1000),
+        "request_timeout": (_int_range(1, 3600), 20),
+        "keepalive_timeout": (_int_range(1, 3600), 5),
+    },
     "sending": {
         "timezone": (_timezone, "UTC"),
         "quiet_hours": (_quiet_hours, None),

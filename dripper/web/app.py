@@ -31,7 +31,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
@@ -193,10 +193,22 @@ def create_app(
             return web.html(pages.unavailable(web.company), status)
         return web.html(pages.not_found(web.company), 404 if status in (404, 405) else status)
 
+    async def client_gone(request: Request, exc: Exception) -> Response:
+        # A client gone mid-body (a webhook cut off, a dropped line, serve's request
+        # timeout) is no fault of ours: one debug line, never a traceback. No token logged.
+        path = request.url.path
+        log.debug("client went away mid-body: %s %s", request.method, _route_of(path))
+        web.metrics.abandoned.inc()
+        return Response(status_code=400)  # sent to nobody
+
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: http_error, Exception: http_error},
+        exception_handlers={
+            ClientDisconnect: client_gone,
+            HTTPException: http_error,
+            Exception: http_error,
+        },
         # The pixel and the redirect, answered before the router (dripper.web.fastpath);
         # the routes above still answer every request it passes on.
         middleware=[Middleware(HitRoutes, web=web, gif=GIF)],
@@ -351,8 +363,14 @@ def _with_ref(url: str, code: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query)))
 
 
+def _route_of(path: str) -> str:
+    """The route of a path, without the token it may carry."""
+    return path if path.startswith(("/api/", "/inbound")) else path[:3]
+
+
 async def _read(request: Request, limit: int) -> bytes:
-    """The body, refused (413) past `limit` bytes, however it is sent."""
+    """The body, refused (413) past `limit` bytes, however it is sent (a client gone
+    mid-body: ClientDisconnect, answered by `client_gone`)."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
         raise HTTPException(413, f"the body is larger than {limit:,} bytes")

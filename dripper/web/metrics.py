@@ -1,16 +1,50 @@
 """`/metrics` in the Prometheus text format (prometheus_client), one registry per app: hits
 by kind and class, inbound mail by class, the hit queue, dropped hits, request latency,
-where deliveries were looked up.
+where deliveries were looked up, open connections and requests refused by the limits.
 
 Each `dripper serve` process counts its own (with `--workers`, scrape each, or sum).
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from collections.abc import Callable, Iterator
 
-__all__ = ["CONTENT_TYPE_LATEST", "Metrics"]
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.registry import Collector
+
+__all__ = ["CONNECTIONS", "CONTENT_TYPE_LATEST", "Metrics"]
+
+
+class ConnectionCounts:
+    """What the connection layer (dripper.web.limits) counts: it runs below the app, so
+    plain numbers of this process, read when /metrics is rendered."""
+
+    def __init__(self) -> None:
+        self.refused = dict.fromkeys(
+            ("head_too_large", "too_slow", "too_many_connections", "malformed"), 0
+        )
+        self.open: Callable[[], int] = lambda: 0
+
+
+CONNECTIONS = ConnectionCounts()
+
+
+class _ConnectionCollector(Collector):
+    def collect(self) -> Iterator[Metric]:
+        refused = CounterMetricFamily(
+            "dripper_requests_refused",
+            "Requests refused before the app by serve's limits: head_too_large (431), "
+            "too_slow (408 or closed), too_many_connections (503), malformed (400).",
+            labels=["reason"],
+        )
+        for reason, count in CONNECTIONS.refused.items():
+            refused.add_metric([reason], count)
+        yield refused
+        yield GaugeMetricFamily(
+            "dripper_connections_open", "HTTP connections open now.", value=CONNECTIONS.open()
+        )
 
 
 class Metrics:
@@ -55,6 +89,12 @@ class Metrics:
             ["class"],
             registry=self.registry,
         )
+        self.abandoned = Counter(
+            "dripper_requests_abandoned",
+            "Requests whose client went away before its body was all sent.",
+            registry=self.registry,
+        )
+        self.registry.register(_ConnectionCollector())
         self.latency = Histogram(
             "dripper_request_seconds",
             "Time to answer a request, by route.",

@@ -35,7 +35,10 @@ def index_sql(store: Store) -> str:
         if store.dialect == "sqlite":
             sql = "SELECT sql FROM sqlite_master WHERE name = 'ix_tracking_events_customer'"
         else:
-            sql = "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_tracking_events_customer'"
+            sql = (
+                "SELECT indexdef FROM pg_indexes WHERE indexname = 'ix_tracking_events_customer' "
+                "AND schemaname = current_schema()"  # another schema's (a test's) is not ours
+            )
         return str(conn.exec_driver_sql(sql).scalar_one())
 
 
