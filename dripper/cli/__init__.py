@@ -69,7 +69,7 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, lazy=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="dripper")
+@click.version_option(package_name="dripper-mail")
 @config_option
 @click.option(
     "--now",

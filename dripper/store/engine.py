@@ -44,7 +44,7 @@ def create(url_text: str) -> tuple[Engine, Dialect]:
         engine = _sqlite_engine(url) if dialect == "sqlite" else _postgres_engine(url)
     except (ImportError, exc.NoSuchModuleError):
         raise StoreError(
-            f"database {shown}: PostgreSQL needs psycopg: pip install 'dripper[postgres]'"
+            f"database {shown}: PostgreSQL needs psycopg: pip install 'dripper-mail[postgres]'"
         ) from None
     except exc.ArgumentError as error:
         raise StoreError(f"database {shown}: {_first_line(error, url)}") from None
