@@ -11,7 +11,7 @@ SECRET := DRIPPER_SECRET=demo-not-a-secret-0123456789
 # ... and so are the shop's webhooks: the demo's Shopify signs with this one
 SHOP   := DRIPPER_SHOPIFY_SECRET=demo-shop-secret
 
-.PHONY: demo test lint typecheck unit integration cli delivery browser web bench-import clean
+.PHONY: demo test system lint typecheck unit integration cli delivery browser web docs bench-import clean
 
 $(VENV)/.base: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,10 @@ $(VENV)/.base: pyproject.toml
 
 $(VENV)/.test: $(VENV)/.base
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test,postgres]'
+	touch $@
+
+$(VENV)/.docs: $(VENV)/.base
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[docs]'
 	touch $@
 
 demo: $(VENV)/.base
@@ -68,7 +72,35 @@ demo: $(VENV)/.base
 	@echo "Demo project in ./$(DEMO): $$(ls $(DEMO)/outbox | wc -l) email(s) written to $(DEMO)/outbox/."
 	@echo "Edit campaigns/*.yaml and templates/, then 'dripper check' and 'dripper preview welcome'."
 
-test: lint typecheck
+# What the tests need from the machine: Debian's chromium (browser tests) and Dovecot (IMAP
+# tests), PostgreSQL's server programs (a test's own throwaway cluster) and a running
+# PostgreSQL at 127.0.0.1:5432. As root with apt they are installed (and PostgreSQL started);
+# otherwise one line says what to run, before any test runs: no test ever skips for them.
+system:
+	@missing=""; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	{ [ -x /usr/sbin/dovecot ] && [ -x /usr/lib/dovecot/imap ]; } || missing="$$missing dovecot-imapd"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "make test: installing Debian's$$missing"; \
+	    export DEBIAN_FRONTEND=noninteractive; \
+	    apt-get update -qq >/dev/null 2>&1 || true; \
+	    apt-get install -y -qq $$missing >/dev/null || exit 2; \
+	  else \
+	    echo "make test needs Debian's$$missing: run  sudo apt-get install -y$$missing  then make test again" >&2; \
+	    exit 2; \
+	  fi; \
+	fi; \
+	if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
+	  if [ "$$(id -u)" = 0 ] && command -v pg_ctlcluster >/dev/null 2>&1; then \
+	    pg_ctlcluster --skip-systemctl-redirect "$$(ls /etc/postgresql | head -n1)" main start || true; \
+	    for _ in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; \
+	  fi; \
+	  pg_isready -q -h 127.0.0.1 -p 5432 || { echo "make test needs PostgreSQL at 127.0.0.1:5432 (user postgres, database test; or DRIPPER_TEST_PG_URL): start it, then make test again" >&2; exit 2; }; \
+	fi
+
+test: system lint typecheck
 	$(BIN)/pytest -q
 
 lint: $(VENV)/.test
@@ -95,8 +127,11 @@ browser: $(VENV)/.test
 web: $(VENV)/.test
 	$(BIN)/pytest -q tests/web
 
+docs: $(VENV)/.docs
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
 bench-import: $(VENV)/.base
 	$(BIN)/python bench/import_customers.py
 
 clean:
-	rm -rf $(VENV) $(DEMO) .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(DEMO) .mypy_cache .ruff_cache .pytest_cache site

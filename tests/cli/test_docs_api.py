@@ -1,4 +1,4 @@
-"""The README's Python example for many events runs as written, on both databases."""
+"""The Python example for many events (docs/customers.md) runs as written, on both databases."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 
 from tests.cli.conftest import Project
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "customers.md"
 
 
-def test_the_readme_bulk_events_example_runs(project: Project) -> None:
+def test_the_docs_bulk_events_example_runs(project: Project) -> None:
+    """The Python API example of docs/customers.md runs as written and records the event."""
     text = README.read_text(encoding="utf-8")
     after = text[text.index("Many events at once") :]
     found = re.search(r"```python\n(.*?)```", after, re.DOTALL)
