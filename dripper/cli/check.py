@@ -133,22 +133,25 @@ CADENCE_SHOWN = 3  # customers named in the warning before the rest are counted
 
 def _cadence(now: datetime, config: Config, campaigns: Sequence[Campaign]) -> list[str]:
     """Simulate the next year for the sample customers, each as if they bought today, and
-    warn about every silence longer than `[project] cadence`."""
-    import asyncio
+    warn about every silence longer than `[project] cadence`. The simulation runs in
+    memory (engine/simulation.py): the daemon's decisions, no database, under a second."""
+    from decimal import Decimal
 
     from dripper.customers.csvio import read_customers_csv
     from dripper.customers.model import CustomerData
     from dripper.engine.cadence import longest_silences
-    from dripper.simulate import simulate_samples
+    from dripper.engine.simulation import Simulation
     from dripper.timeparse import format_duration
 
     rows: list[CustomerData] = [CustomerData("sam@example.com", first_name="Sam")]
     if config.samples_path.is_file():
         rows = list(read_customers_csv(config.samples_path).rows) or rows
-    simulated: list[str] = []
-    sends = asyncio.run(
-        simulate_samples(config, campaigns, rows, now=now, days=CADENCE_DAYS, warnings=simulated)
-    )
+    simulation = Simulation(config, campaigns)
+    simulation.add_customers(rows, now=now)
+    for row in rows:  # each sample as a first-time buyer of 24.50 (as previews show them)
+        simulation.purchase(row.email, at=now, amount=Decimal("24.50"), now=now)
+    sends = simulation.timeline(now, CADENCE_DAYS)
+    simulated = simulation.warnings
     times: dict[str, list[datetime]] = {row.email: [] for row in rows}
     for send in sends:
         times.setdefault(send.to, []).append(send.at)

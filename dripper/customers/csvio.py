@@ -18,7 +18,7 @@ from typing import IO, Any, BinaryIO, NamedTuple
 
 from dripper.customers.addresses import is_valid_timezone, normalize_email
 from dripper.customers.lines import Lines
-from dripper.customers.model import DERIVED_NAMES, FIELD_COLUMNS, Customer, CustomerData
+from dripper.customers.model import DERIVED_NAMES, FIELD_COLUMNS, Customer, CustomerData, Status
 
 _LOCALE = re.compile(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$")
 # Names end up in the To: header of every email: a line break there breaks (or forges)
@@ -198,6 +198,12 @@ def _row(columns: list[str], record: list[str]) -> tuple[CustomerData | None, st
     locale = values.get("locale") or None
     if locale is not None and (problem := locale_problem(locale)):
         return None, problem
+    marketing = (values.get("marketing") or "").lower() or None
+    if marketing is not None and marketing not in ("subscribed", "not_subscribed", "unsubscribed"):
+        return None, (
+            f"marketing {values['marketing']!r}: one of subscribed, not_subscribed, "
+            "unsubscribed (or empty: left as it is)"
+        )
     tags: tuple[str, ...] | None = None
     if "tags" in values:
         tags = tuple(dict.fromkeys(t.strip() for t in values["tags"].split(";") if t.strip()))
@@ -215,6 +221,7 @@ def _row(columns: list[str], record: list[str]) -> tuple[CustomerData | None, st
             locale=locale,
             tags=tags,
             attributes=attributes,
+            marketing=Status(marketing) if marketing else None,
         ),
         "",
     )
@@ -283,6 +290,7 @@ def export_rows(
             "timezone": c.timezone or "",
             "locale": c.locale or "",
             "tags": ";".join(c.tags),
+            "marketing": c.status.value,
             "status": c.status.value,
             "purchases": str(c.purchases),
             "total_spent": f"{c.total_spent:.2f}",

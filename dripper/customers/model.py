@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 # Columns of the customer sheet that are fields; every other CSV column is an attribute.
-FIELD_COLUMNS = ("email", "first_name", "last_name", "timezone", "locale", "tags")
+FIELD_COLUMNS = ("email", "first_name", "last_name", "timezone", "locale", "tags", "marketing")
 # Names computed from purchase events: never settable from a CSV or `customers add`.
 DERIVED_NAMES = ("purchases", "total_spent", "first_purchase_at", "last_purchase_at")
 # Every name `Customer.as_context` gives that is not an attribute: `customer.<name>` for
@@ -20,7 +20,6 @@ BUILTIN_NAMES = frozenset(
         *FIELD_COLUMNS,
         "status",
         "subscribed",
-        "marketing",
         *DERIVED_NAMES,
         "created_at",
         "spend_percentile",
