@@ -175,6 +175,12 @@ def insert_events(
     event_ids = allocate_ids(conn, events, len(batch))
     rows = [(i, *_row(e, ids, now)[1:]) for i, e in zip(event_ids, batch, strict=True)]
     keyed = any(e.id is not None for e in batch)
+    if keyed:
+        # Written in the order of their ids (the ids allocated above still follow the
+        # batch's order): two transactions that share ids (two workers, two imports)
+        # then wait for each other's unique-index entries in the same order, and never
+        # each for the other's (a deadlock, seen between bulk workers).
+        rows.sort(key=lambda r: (r[2], r[6] or ""))
     if len(batch) >= COPY_FROM:
         try:
             with conn.begin_nested() if keyed else _no_savepoint():
