@@ -144,7 +144,10 @@ def check_event_id(value: object, *, where: str = "--id") -> str:
             f"{where}: {len(value):,} characters: an id is at most {MAX_ID} "
             "(an order number, like shopify:order:450789469)"
         )
-    if not value.isprintable() or any("\ud800" <= ch <= "\udfff" for ch in value):
+    # An ASCII id (nearly all) holds no surrogate: the character scan is for the rest.
+    if not value.isprintable() or (
+        not value.isascii() and any("\ud800" <= ch <= "\udfff" for ch in value)
+    ):
         raise InputError(
             f"{where}: {value[:40]!r} holds a line break or control character: an id is "
             "printable characters only"

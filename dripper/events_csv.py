@@ -21,7 +21,7 @@ from dripper.customers.csvio import MAX_FIELD, RowProblem
 from dripper.customers.lines import Lines
 from dripper.errors import InputError
 from dripper.eventdata import NewEvent, check_at, check_event_id
-from dripper.money import event_money
+from dripper.money import Money, event_money
 from dripper.timeparse import parse_instant
 
 REQUIRED = ("type", "email", "at")
@@ -32,6 +32,7 @@ EVENT_TYPE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")  # as `dripper event TYPE`
 class EventRow(NamedTuple):
     line: int  # where the row starts (a quoted cell may span lines)
     event: NewEvent
+    money: Money | None = None  # a purchase's or refund's, checked
 
 
 # An order history names each customer many times; checking an address costs ~25 us, so
@@ -122,11 +123,13 @@ class EventSheet:
                 continue
             self.data_rows += 1
             try:
-                yield EventRow(start, self._event(record))
+                event, money = self._event(record)
             except InputError as exc:
                 yield RowProblem(start, str(exc))
+            else:
+                yield EventRow(start, event, money)
 
-    def _event(self, record: list[str]) -> NewEvent:
+    def _event(self, record: list[str]) -> tuple[NewEvent, Money | None]:
         if len(record) > len(self.columns):
             raise InputError(f"{len(record)} cells but the header has {len(self.columns)} columns")
         data: dict[str, str] = {}
@@ -167,8 +170,8 @@ class EventSheet:
         check_at(moment, where="at")
         if ext_id:
             check_event_id(ext_id, where="id")
-        event_money(kind, data, self._currency, where="data")
+        money = event_money(kind, data, self._currency, where="data")
         event = NewEvent(address, kind, moment, data, ext_id or None)
         if self._check is not None:
             self._check(event)
-        return event
+        return event, money

@@ -34,7 +34,6 @@ if TYPE_CHECKING:
     from dripper.services.planning import Planner
     from dripper.services.report import Report
 
-HISTORY_BATCH = 5000  # events per set-wise write of history
 ENROLL_BATCH = 2000  # events per planned batch (each customer once)
 _PROGRESS_EVERY = 1000
 _WARNINGS_SHOWN = 20  # then a count
@@ -144,6 +143,8 @@ def _import(
     from dripper.cli.progress import FileProgress
     from dripper.customers.csvio import RowProblem
     from dripper.events_csv import EventSheet
+    from dripper.services.report import Report
+    from dripper.store.history import HistoryLoad
 
     shown = str(file)
 
@@ -158,7 +159,7 @@ def _import(
             click.echo(problem.render(shown), err=True)
         raise InputError(f"{file}: the header row is bad; nothing imported")
 
-    store, now = planner.store, ctx.now()
+    store, now, currency = planner.store, ctx.now(), planner.config.currency
     summary = EventsSummary(enroll=enroll)
     info = os.fstat(raw.fileno())
     size = info.st_size if stat.S_ISREG(info.st_mode) else 0  # a pipe has no known size
@@ -179,16 +180,20 @@ def _import(
         try:
             with ExitStack() as stack:
                 conn: Connection | None = None
+                history: HistoryLoad | None = None
                 batch: list[NewEvent] = []
                 seen: set[str] = set()
 
-                def write() -> None:
-                    nonlocal conn, batch, seen
-                    if not batch:
-                        return
-                    if conn is None:  # begun at the first write: a bad early row locks nothing
+                def begin() -> Connection:
+                    nonlocal conn
+                    if conn is None:  # at the first write: a bad early row locks nothing
                         conn = stack.enter_context(store.transaction())
-                    said(_write(planner, conn, batch, now, enroll=enroll))
+                    return conn
+
+                def write() -> None:  # --enroll: a planned batch, each customer once
+                    nonlocal batch, seen
+                    if batch:
+                        said(planner.record_batch_in(begin(), batch, now))
                     batch, seen = [], set()
 
                 for item in rows:
@@ -202,11 +207,28 @@ def _import(
                     if good % _PROGRESS_EVERY == 0:
                         progress.update(sheet.lines.consumed)
                     event = item.event
-                    if (enroll and event.email in seen) or len(batch) >= _batch_size(enroll):
+                    if not enroll:
+                        if history is None:
+                            history = HistoryLoad(
+                                begin(), store.dialect, now=now, currency=currency
+                            )
+                            stack.callback(history.close)
+                        history.add(event, item.money)
+                        continue
+                    if event.email in seen or len(batch) >= ENROLL_BATCH:
                         write()
                     batch.append(event)
                     seen.add(event.email)
                 write()
+                if history is not None:
+                    loaded = history.finish()
+                    said(
+                        Report(
+                            recorded=loaded.recorded,
+                            duplicates=loaded.duplicates,
+                            warnings=loaded.warnings,
+                        )
+                    )
         except _Refused:
             for item in rows:  # read on, only to list every bad row
                 if isinstance(item, RowProblem):
@@ -223,26 +245,6 @@ def _import(
     if summary.recorded:
         planner.refresh_spend(now)  # the spend percentiles and ranks, as a pass would
     return summary
-
-
-def _batch_size(enroll: bool) -> int:
-    return ENROLL_BATCH if enroll else HISTORY_BATCH
-
-
-def _write(
-    planner: Planner, conn: Connection, batch: list[NewEvent], now: Any, *, enroll: bool
-) -> Report:
-    from dripper.services.report import Report
-    from dripper.store.history import record_history
-
-    if enroll:
-        return planner.record_batch_in(conn, batch, now)
-    stored = record_history(
-        conn, planner.store.dialect, batch, now=now, currency=planner.config.currency
-    )
-    return Report(
-        recorded=stored.recorded, duplicates=stored.duplicates, warnings=stored.warnings
-    )
 
 
 def _planner(ctx: AppContext) -> Planner:

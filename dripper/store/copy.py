@@ -27,7 +27,7 @@ _TYPES: dict[tuple[str, tuple[str, ...]], list[int]] = {}
 _FIRST_USER_OID = 16384  # PostgreSQL's FirstNormalObjectId
 
 
-def _column_types(conn: Connection, table: str, columns: Sequence[str]) -> list[int]:
+def column_types(conn: Connection, table: str, columns: Sequence[str]) -> list[int]:
     key = (table, tuple(columns))
     if key not in _TYPES:
         query = sa.text(
@@ -48,7 +48,7 @@ def copy_rows(
     """COPY rows straight into `table` (no conflict possible: fresh ids), in binary with
     the columns' types set once, so psycopg neither guesses a type per value nor the
     server parses text (dicts go to jsonb columns as they are)."""
-    types = _column_types(conn, table, columns)
+    types = column_types(conn, table, columns)
     names = ", ".join(columns)
     with (
         _driver(conn).cursor() as cursor,

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from dripper.customers.csvio import RowProblem
 from dripper.eventdata import NewEvent
 from dripper.events_csv import EventRow, EventSheet
+from dripper.money import Money
 
 
 def read(text: str) -> tuple[EventSheet, list[EventRow | RowProblem]]:
@@ -18,7 +19,8 @@ def read(text: str) -> tuple[EventSheet, list[EventRow | RowProblem]]:
 
 def test_rows_become_events_with_data_from_the_other_columns() -> None:
     """Known columns are fields; amount, currency and every other column are data
-    strings; an empty cell is no field; the address is normalised."""
+    strings; an empty cell is no field; the address is normalised; a purchase's money
+    comes checked with it (in cents, the currency upper-cased)."""
     sheet, rows = read(
         "\ufeffType,Email,At,ID,amount,currency,product,note\n"
         "purchase,Ada@Example.COM,2025-03-01T10:00:00Z,o:1,24.50,eur,Guji,\n"
@@ -36,6 +38,7 @@ def test_rows_become_events_with_data_from_the_other_columns() -> None:
                 {"amount": "24.50", "currency": "eur", "product": "Guji"},
                 "o:1",
             ),
+            Money(2450, "EUR"),
         ),
         EventRow(4, NewEvent("b@example.com", "signup", datetime(2025, 3, 1, tzinfo=UTC), {})),
     ]
