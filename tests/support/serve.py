@@ -17,10 +17,12 @@ from email.message import EmailMessage
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
 from click.testing import CliRunner, Result
 from prometheus_client.parser import text_string_to_metric_families
 
 from dripper.cli import cli
+from dripper.store import open_store
 
 SECRET = "web-tests-secret-0123456789abcdef"
 API_TOKEN = "web-tests-api-token-0123456789"
@@ -105,6 +107,16 @@ def make_shop(root: Path, db_url: str) -> Shop:
     return Shop(root, port, db_url)
 
 
+def last_id(shop: Shop, table: sa.Table) -> int:
+    """The newest row's id (0 for none): a test of a shared shop counts the rows after it."""
+    store = open_store(shop.db_url)
+    try:
+        with store.reading() as conn:
+            return int(conn.execute(sa.select(sa.func.max(table.c.id))).scalar() or 0)
+    finally:
+        store.close()
+
+
 def links(message: EmailMessage, base_url: str) -> list[str]:
     """Every URL of ours in an email: its HTML and text parts and List-Unsubscribe."""
     found: list[str] = []
@@ -114,6 +126,30 @@ def links(message: EmailMessage, base_url: str) -> list[str]:
             found += pattern.findall(part.get_content())
     found += pattern.findall(str(message.get("List-Unsubscribe", "")))
     return sorted(set(found))
+
+
+def samples(shop: Shop) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """Every sample of serve's /metrics, by name and sorted labels."""
+    answer = httpx.get(f"{shop.base_url}/metrics")
+    assert answer.status_code == 200
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(answer.text)
+        for s in family.samples
+    }
+
+
+def settle(shop: Shop) -> None:
+    """Until serve has written every hit it answered: its queue empty, and still empty a
+    flush later (a batch being taken may read as empty for an instant). A test that
+    shares serve counts what it stores from here on, never the last test's hits."""
+    deadline = time.monotonic() + 10
+    empty = 0
+    while empty < 2:
+        assert time.monotonic() < deadline, "serve's hit queue did not drain"
+        depth = samples(shop)[("dripper_hit_queue_depth", ())]
+        empty = empty + 1 if depth == 0 else 0
+        time.sleep(0.06)  # more than the writer's FLUSH
 
 
 def lookups(shop: Shop) -> dict[str, float]:
@@ -143,7 +179,8 @@ class ServeProcess:
         self.args = args
         self.env = {**os.environ, **ENV, **(extra_env or {})}
         self.process: subprocess.Popen[bytes] | None = None
-        self.log = shop.root / "serve.log"
+        # One log per port: a test may run a serve of its own beside the module's.
+        self.log = shop.root / f"serve-{shop.port}.log"
 
     def start(self) -> ServeProcess:
         args = [PROGRAM, "--config", str(self.shop.config)]
@@ -181,5 +218,3 @@ class ServeProcess:
     def __exit__(self, *exc: object) -> None:
         if self.process is not None and self.process.poll() is None:
             self.stop()
-
-

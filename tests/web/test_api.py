@@ -1,7 +1,9 @@
 """The events API and the shop webhooks of a real `dripper serve`, on SQLite and
 PostgreSQL: bearer auth, all or nothing per request, the limits, JSON errors; Shopify and
 WooCommerce payloads shaped like the real ones, their signatures checked; a referred
-purchase reaching the referral request's goal."""
+purchase reaching the referral request's goal. One shop and one serve per database serve
+the module (each test its own customers, counts relative); the test that changes the
+config runs a project and a serve of its own on that shop's database."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import base64
 import hashlib
 import hmac
 import json
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,7 +21,15 @@ import sqlalchemy as sa
 
 from dripper.store import open_store
 from dripper.store.schema import customers, enrollments, events
-from tests.support.serve import API_TOKEN, SHOPIFY_SECRET, WOO_SECRET, ServeProcess, Shop, links
+from tests.support.serve import (
+    API_TOKEN,
+    SHOPIFY_SECRET,
+    WOO_SECRET,
+    ServeProcess,
+    Shop,
+    links,
+    make_shop,
+)
 
 AUTH = {"authorization": f"Bearer {API_TOKEN}"}
 
@@ -44,19 +55,20 @@ def post(shop: Shop, path: str, body: Any, headers: dict[str, str] | None = None
 
 
 def test_events_are_recorded_with_the_same_decisions_as_the_cli(
-    shop: Shop, server: ServeProcess
+    module_shop: Shop, module_server: ServeProcess
 ) -> None:
     """One event or a list of them: 200 with the count; a first purchase enrolls the
-    buyer in the welcome sequence as `dripper event` would."""
+    buyer in the welcome sequence as `dripper event` would (the signup alone does not)."""
+    welcomed = count(module_shop, enrollments, enrollments.c.campaign == "welcome")
     one = post(
-        shop,
+        module_shop,
         "/api/events",
         {"type": "purchase", "email": "New.Buyer@Example.com", "data": {"amount": "12.50"}},
         AUTH,
     )
     assert (one.status_code, one.json()) == (200, {"recorded": 1, "duplicates": 0})
     many = post(
-        shop,
+        module_shop,
         "/api/events",
         {
             "events": [
@@ -68,8 +80,9 @@ def test_events_are_recorded_with_the_same_decisions_as_the_cli(
         AUTH,
     )
     assert (many.status_code, many.json()) == (200, {"recorded": 3, "duplicates": 0})
-    assert count(shop, customers, customers.c.email == "new.buyer@example.com") == 1
-    assert count(shop, enrollments, enrollments.c.campaign == "welcome") == 5
+    assert count(module_shop, customers, customers.c.email == "new.buyer@example.com") == 1
+    # The module's other tests enroll buyers of their own: count what these two added.
+    assert count(module_shop, enrollments, enrollments.c.campaign == "welcome") == welcomed + 2
 
 
 X = {"type": "purchase", "email": "x@example.com"}
@@ -96,22 +109,27 @@ HUGE = b'{"type": "signup", "email": "x@example.com", "data": {"pad": "' + b"x" 
     ],
 )
 def test_bad_requests_get_a_json_error_and_record_nothing(
-    shop: Shop, server: ServeProcess, body: Any, headers: dict[str, str], status: int, error: str
+    module_shop: Shop,
+    module_server: ServeProcess,
+    body: Any,
+    headers: dict[str, str],
+    status: int,
+    error: str,
 ) -> None:
     """Each refusal has its status and a JSON `error`; no event of the request is kept."""
-    before = count(shop, events)
-    answer = post(shop, "/api/events", body, headers)
+    before = count(module_shop, events)
+    answer = post(module_shop, "/api/events", body, headers)
     assert answer.status_code == status, answer.text
     assert error in answer.json()["error"]
-    assert count(shop, events) == before
+    assert count(module_shop, events) == before
 
 
-def test_a_request_is_all_or_nothing(shop: Shop, server: ServeProcess) -> None:
+def test_a_request_is_all_or_nothing(module_shop: Shop, module_server: ServeProcess) -> None:
     """Two good events and a third the planner refuses (a negative amount): 422 naming
     it by its index, and neither of the good two was recorded."""
-    before = count(shop, events)
+    before = count(module_shop, events)
     answer = post(
-        shop,
+        module_shop,
         "/api/events",
         {
             "events": [
@@ -124,8 +142,9 @@ def test_a_request_is_all_or_nothing(shop: Shop, server: ServeProcess) -> None:
     )
     assert answer.status_code == 422
     assert answer.json()["error"].startswith("events[2]")
-    assert count(shop, events) == before
-    assert count(shop, customers, customers.c.email.in_(["b1@example.com", "b2@example.com"])) == 0
+    assert count(module_shop, events) == before
+    refused = customers.c.email.in_(["b1@example.com", "b2@example.com"])
+    assert count(module_shop, customers, refused) == 0
 
 
 def shopify_order(email: str, *, ref: str | None = None) -> dict[str, Any]:
@@ -163,13 +182,13 @@ def signed(body: bytes, secret: str) -> str:
 
 
 def test_shopify_orders_become_purchases_and_referrals_reach_the_goal(
-    shop: Shop, server: ServeProcess
+    module_shop: Shop, module_server: ServeProcess
 ) -> None:
     """Ada's referral link carries her code to the shop; the friend's Shopify order with
     that `ref` is a purchase for the friend and a `referral` for Ada, which converts her
     referral request. A wrong signature is refused; another topic is ignored."""
-    ask = shop.email_to("ada@example.com", "A bag for a friend")
-    referral = next(u for u in links(ask, shop.base_url) if "/r/" in u)
+    ask = module_shop.email_to("ada@example.com", "A bag for a friend")
+    referral = next(u for u in links(ask, module_shop.base_url) if "/r/" in u)
     landing = httpx.get(referral)
     assert landing.status_code == 302
     code = parse_qs(urlsplit(landing.headers["location"]).query)["ref"][0]
@@ -179,36 +198,38 @@ def test_shopify_orders_become_purchases_and_referrals_reach_the_goal(
         "x-shopify-hmac-sha256": signed(body, SHOPIFY_SECRET),
         "x-shopify-shop-domain": "acme-coffee.myshopify.com",
     }
-    forged = post(shop, "/api/shopify", body, {**headers, "x-shopify-hmac-sha256": "AAAA"})
+    referrals = count(module_shop, events, events.c.type == "referral")  # none but this one's
+    forged = post(module_shop, "/api/shopify", body, {**headers, "x-shopify-hmac-sha256": "AAAA"})
     assert forged.status_code == 401
-    other = post(shop, "/api/shopify", body, {**headers, "x-shopify-topic": "orders/paid"})
+    other = post(module_shop, "/api/shopify", body, {**headers, "x-shopify-topic": "orders/paid"})
     assert other.json() == {"recorded": 0, "duplicates": 0, "ignored": "orders/paid"}
-    assert count(shop, customers, customers.c.email == "friend@example.com") == 0
-    answer = post(shop, "/api/shopify", body, headers)
+    assert count(module_shop, customers, customers.c.email == "friend@example.com") == 0
+    answer = post(module_shop, "/api/shopify", body, headers)
     assert (answer.status_code, answer.json()) == (200, {"recorded": 1, "duplicates": 0})
-    assert count(shop, events, events.c.type == "referral") == 1
-    shown = shop.ok("customers", "show", "ada@example.com").output
+    assert count(module_shop, events, events.c.type == "referral") == referrals + 1
+    shown = module_shop.ok("customers", "show", "ada@example.com").output
     assert "referral-request" in shown
     assert "converted" in shown, shown
     # The same order again (Shopify retries): the friend was referred once, no second referral.
-    again = post(shop, "/api/shopify", body, headers)
+    again = post(module_shop, "/api/shopify", body, headers)
     assert (again.status_code, again.json()) == (200, {"recorded": 0, "duplicates": 1})
-    assert count(shop, events, events.c.type == "referral") == 1
+    assert count(module_shop, events, events.c.type == "referral") == referrals + 1
 
 
-def test_nobody_refers_themselves(shop: Shop, server: ServeProcess) -> None:
+def test_nobody_refers_themselves(module_shop: Shop, module_server: ServeProcess) -> None:
     """Ada buying with her own code records her purchase and no referral."""
-    ask = shop.email_to("ada@example.com", "A bag for a friend")
-    referral = next(u for u in links(ask, shop.base_url) if "/r/" in u)
+    ask = module_shop.email_to("ada@example.com", "A bag for a friend")
+    referral = next(u for u in links(ask, module_shop.base_url) if "/r/" in u)
     code = parse_qs(urlsplit(httpx.get(referral).headers["location"]).query)["ref"][0]
+    referrals = count(module_shop, events, events.c.type == "referral")
     answer = post(
-        shop,
+        module_shop,
         "/api/events",
         {"type": "purchase", "email": "ada@example.com", "data": {"amount": 9, "ref": code}},
         AUTH,
     )
     assert answer.status_code == 200
-    assert count(shop, events, events.c.type == "referral") == 0
+    assert count(module_shop, events, events.c.type == "referral") == referrals
 
 
 def woo_order(email: str) -> dict[str, Any]:
@@ -229,27 +250,30 @@ def woo_order(email: str) -> dict[str, Any]:
     }
 
 
-def test_woocommerce_orders_become_purchases(shop: Shop, server: ServeProcess) -> None:
+def test_woocommerce_orders_become_purchases(
+    module_shop: Shop, module_server: ServeProcess
+) -> None:
     """The hook's ping is answered; a signed order.created is a purchase at its GMT time;
     a bad signature is refused."""
     ping = httpx.post(
-        shop.base_url + "/api/woocommerce",
+        module_shop.base_url + "/api/woocommerce",
         content=b"webhook_id=42",
         headers={"content-type": "application/x-www-form-urlencoded"},
     )
     assert ping.status_code == 200
     body = json.dumps(woo_order("ana@example.com")).encode()
     headers = {"x-wc-webhook-topic": "order.created", "x-wc-webhook-source": "https://acme.test/"}
-    bad = post(shop, "/api/woocommerce", body, {**headers, "x-wc-webhook-signature": "nope"})
+    unsigned = {**headers, "x-wc-webhook-signature": "nope"}
+    bad = post(module_shop, "/api/woocommerce", body, unsigned)
     assert bad.status_code == 401
     good = post(
-        shop,
+        module_shop,
         "/api/woocommerce",
         body,
         {**headers, "x-wc-webhook-signature": signed(body, WOO_SECRET)},
     )
     assert (good.status_code, good.json()) == (200, {"recorded": 1, "duplicates": 0})
-    store = open_store(shop.db_url)
+    store = open_store(module_shop.db_url)
     try:
         with store.reading() as conn:
             row = conn.execute(
@@ -268,8 +292,11 @@ def test_woocommerce_orders_become_purchases(shop: Shop, server: ServeProcess) -
     assert row.at.isoformat().startswith("2027-01-21T15:15:00")
 
 
-def test_a_shop_that_is_not_connected_is_a_404(shop: Shop) -> None:
+def test_a_shop_that_is_not_connected_is_a_404(module_shop: Shop, tmp_path: Path) -> None:
     """Without [api] shopify_secret_env the route does not exist."""
+    # A project of its own (its config changes, its serve has a port of its own), on the
+    # database the module's shop filled.
+    shop = make_shop(tmp_path / "shop", module_shop.db_url)
     config = shop.config
     config.write_text(
         config.read_text().replace(

@@ -3,10 +3,16 @@ SQLite and PostgreSQL: event ids make repeats (one after another, within one req
 raced by many clients against two worker processes) record nothing; the `customer` object
 reaches the first thank-you; bad ids, currencies, customer fields and refunds are refused
 whole; refunds lower the spend; and the Shopify and WooCommerce webhooks, from the shops'
-own payloads, are recorded once however often they are delivered."""
+own payloads, are recorded once however often they are delivered.
+
+Tests that only post about customers of their own (or Linus, whom no other touches) share
+one shop per database (and its serve, or one of their own with two workers) and count
+relative to what was there; those that run the daemon or change Grace and Linus have a
+shop of their own."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 from pathlib import Path
@@ -17,7 +23,14 @@ import sqlalchemy as sa
 
 from dripper.store import open_store
 from dripper.store.schema import customers, enrollments, events, outbox
-from tests.support.serve import SHOPIFY_SECRET, WOO_SECRET, ServeProcess, Shop
+from tests.support.serve import (
+    SHOPIFY_SECRET,
+    WOO_SECRET,
+    ServeProcess,
+    Shop,
+    free_port,
+    last_id,
+)
 from tests.web.conftest import DAY20
 from tests.web.test_api import AUTH, count, post, signed
 
@@ -92,7 +105,7 @@ AGAIN = {"recorded": 0, "duplicates": 1}
 
 
 def test_an_event_id_is_recorded_once_and_a_repeat_changes_nothing(
-    shop: Shop, server: ServeProcess
+    module_shop: Shop, module_server: ServeProcess
 ) -> None:
     """The same purchase posted twice is recorded, then counted a duplicate; a repeat with
     other data and other customer fields changes nothing either (no event, spend, name,
@@ -105,41 +118,51 @@ def test_an_event_id_is_recorded_once_and_a_repeat_changes_nothing(
         "data": {"amount": "40.00"},
         "customer": {"first_name": "Noor"},
     }
-    assert answer(post(shop, "/api/events", order, AUTH)) == (200, FIRST)
-    after_first = totals(shop)
-    assert money(shop, "noor@example.com") == (1, 4000)
-    assert count(shop, enrollments, enrollments.c.campaign == "welcome") == 4  # 3 + Noor
+    welcomed = count(module_shop, enrollments, enrollments.c.campaign == "welcome")
+    assert answer(post(module_shop, "/api/events", order, AUTH)) == (200, FIRST)
+    after_first = totals(module_shop)
+    assert money(module_shop, "noor@example.com") == (1, 4000)
+    welcome = enrollments.c.campaign == "welcome"
+    assert count(module_shop, enrollments, welcome) == welcomed + 1  # Noor
 
-    assert answer(post(shop, "/api/events", order, AUTH)) == (200, AGAIN)
+    assert answer(post(module_shop, "/api/events", order, AUTH)) == (200, AGAIN)
     changed = {**order, "data": {"amount": "99.00"}, "customer": {"first_name": "Nora"}}
-    assert answer(post(shop, "/api/events", {"events": [changed]}, AUTH)) == (200, AGAIN)
-    assert totals(shop) == after_first
-    assert money(shop, "noor@example.com") == (1, 4000)
-    assert customer(shop, "noor@example.com").first_name == "Noor"
-    stored = rows(shop, events, events.c.ext_id == "shop:order:1001")
+    assert answer(post(module_shop, "/api/events", {"events": [changed]}, AUTH)) == (200, AGAIN)
+    assert totals(module_shop) == after_first
+    assert money(module_shop, "noor@example.com") == (1, 4000)
+    assert customer(module_shop, "noor@example.com").first_name == "Noor"
+    stored = rows(module_shop, events, events.c.ext_id == "shop:order:1001")
     assert [(e.type, e.data) for e in stored] == [("purchase", {"amount": "40.00"})]
 
     # (type, id) is the key: the shop may number its signups and orders alike.
     signup = {"type": "signup", "email": "noor@example.com", "id": "shop:order:1001"}
-    assert answer(post(shop, "/api/events", signup, AUTH)) == (200, FIRST)
+    assert answer(post(module_shop, "/api/events", signup, AUTH)) == (200, FIRST)
 
     twice = {"type": "purchase", "email": "omar@example.com", "id": "shop:order:1002"}
-    both = post(shop, "/api/events", {"events": [twice, {**twice, "data": {"amount": 5}}]}, AUTH)
+    both = post(
+        module_shop, "/api/events", {"events": [twice, {**twice, "data": {"amount": 5}}]}, AUTH
+    )
     assert answer(both) == (200, {"recorded": 1, "duplicates": 1})
-    assert money(shop, "omar@example.com") == (1, 0)  # the first of the two, worth nothing
-    assert count(shop, events, events.c.ext_id == "shop:order:1002") == 1
+    assert money(module_shop, "omar@example.com") == (1, 0)  # the first of the two, worth nothing
+    assert count(module_shop, events, events.c.ext_id == "shop:order:1002") == 1
 
     # A shop's numeric order id is the same id as its text.
     numbered = {"type": "purchase", "email": "omar@example.com", "id": 3003}
-    assert answer(post(shop, "/api/events", numbered, AUTH)) == (200, FIRST)
-    assert answer(post(shop, "/api/events", {**numbered, "id": "3003"}, AUTH)) == (200, AGAIN)
+    assert answer(post(module_shop, "/api/events", numbered, AUTH)) == (200, FIRST)
+    again = post(module_shop, "/api/events", {**numbered, "id": "3003"}, AUTH)
+    assert answer(again) == (200, AGAIN)
 
 
-def test_many_clients_racing_two_workers_with_the_same_ids_record_each_once(shop: Shop) -> None:
+def test_many_clients_racing_two_workers_with_the_same_ids_record_each_once(
+    module_shop: Shop,
+) -> None:
     """`serve --workers 2` and 8 clients posting the same 20 purchases (5 new buyers) at
     the same moment: every answer is 200, the answers' `recorded` add up to 20 and their
     `duplicates` to the rest, each id is stored once, and spend and welcome enrollments
     are those of one set."""
+    # The module's shop, with a serve of its own on another port (the module's may be
+    # running): the racers and their ids are this test's alone.
+    shop = dataclasses.replace(module_shop, port=free_port())
     batch = {
         "events": [
             {
@@ -258,7 +281,7 @@ def test_the_customer_object_is_applied_before_the_thank_you_is_planned(
 
 
 def test_a_bad_event_is_a_422_naming_its_field_and_nothing_of_the_request_is_stored(
-    shop: Shop, server: ServeProcess
+    module_shop: Shop, module_server: ServeProcess
 ) -> None:
     """An id too long or with a line break, an unknown currency, an unknown customer key,
     a first name with a line break, a refund of nothing: each a 422 whose JSON `error`
@@ -276,25 +299,26 @@ def test_a_bad_event_is_a_422_naming_its_field_and_nothing_of_the_request_is_sto
         ({**bad, "type": "refund", "data": {"amount": "0"}}, "events[0].data.amount", "than 0"),
         ({"events": [good, {**bad, "id": "order\r\n2"}]}, "events[1].id", "line break"),
     ]
-    before = totals(shop)
+    before = totals(module_shop)
     for body, field, word in cases:
-        got = post(shop, "/api/events", body, AUTH)
+        got = post(module_shop, "/api/events", body, AUTH)
         assert got.status_code == 422, (body, got.text)
         error = got.json()["error"]
         assert error.startswith(field), (field, error)
         assert word in error, (word, error)
-        assert totals(shop) == before, field
-    assert count(shop, customers, customers.c.email.in_([bad["email"], good["email"]])) == 0
+        assert totals(module_shop) == before, field
+    assert count(module_shop, customers, customers.c.email.in_([bad["email"], good["email"]])) == 0
 
 
 def test_a_refund_larger_than_the_spend_is_recorded_at_zero_with_a_warning(
-    shop: Shop, server: ServeProcess
+    module_shop: Shop, module_server: ServeProcess
 ) -> None:
     """Linus spent 24.50; a refund of 100 is recorded (200), his total_spent stops at 0
     (not below), his purchases stay counted, and the answer's warnings say why."""
-    assert money(shop, "linus@example.com") == (1, 2450)
+    assert money(module_shop, "linus@example.com") == (1, 2450)
+    refunds = count(module_shop, events, events.c.type == "refund")
     refund = {"type": "refund", "email": "linus@example.com", "data": {"amount": "100.00"}}
-    got = post(shop, "/api/events", refund, AUTH)
+    got = post(module_shop, "/api/events", refund, AUTH)
     assert got.status_code == 200, got.text
     body = got.json()
     assert (body["recorded"], body["duplicates"]) == (1, 0)
@@ -302,15 +326,15 @@ def test_a_refund_larger_than_the_spend_is_recorded_at_zero_with_a_warning(
     assert body["warnings"][0].startswith("events[0]: ")
     assert "more than" in body["warnings"][0]
     assert "total_spent is 0" in body["warnings"][0]
-    assert money(shop, "linus@example.com") == (1, 0)
-    assert count(shop, events, events.c.type == "refund") == 1
+    assert money(module_shop, "linus@example.com") == (1, 0)
+    assert count(module_shop, events, events.c.type == "refund") == refunds + 1
 
 
 # --- Shopify ----------------------------------------------------------------------------
 
 
 def test_shopify_orders_and_refunds_are_recorded_once_for_the_orders_buyer(
-    shop: Shop, server: ServeProcess
+    module_shop: Shop, module_server: ServeProcess
 ) -> None:
     """Shopify's orders/create delivered three times (a retry with the same webhook id, one
     with a new one) is one purchase `shopify:order:<id>` whose buyer gets the order's
@@ -328,13 +352,16 @@ def test_shopify_orders_and_refunds_are_recorded_once_for_the_orders_buyer(
         "email": "jane.doe@example.com",
         "customer": {"marketing": "not_subscribed"},
     }
-    assert answer(post(shop, "/api/events", known, AUTH)) == (200, FIRST)
+    assert answer(post(module_shop, "/api/events", known, AUTH)) == (200, FIRST)
+    since = last_id(module_shop, events)
 
-    assert answer(shopify(shop, "orders/create", order, "wh-1")) == (200, FIRST)
-    assert answer(shopify(shop, "orders/create", order, "wh-1")) == (200, AGAIN)
-    assert answer(shopify(shop, "orders/create", order, "wh-2")) == (200, AGAIN)
-    [stored] = rows(shop, events, events.c.type == "purchase", events.c.ext_id == purchase_id)
-    jane = customer(shop, "jane.doe@example.com")
+    assert answer(shopify(module_shop, "orders/create", order, "wh-1")) == (200, FIRST)
+    assert answer(shopify(module_shop, "orders/create", order, "wh-1")) == (200, AGAIN)
+    assert answer(shopify(module_shop, "orders/create", order, "wh-2")) == (200, AGAIN)
+    [stored] = rows(
+        module_shop, events, events.c.type == "purchase", events.c.ext_id == purchase_id
+    )
+    jane = customer(module_shop, "jane.doe@example.com")
     assert stored.customer_id == jane.id
     assert stored.data["amount"] == "120.00"
     assert stored.data["product"] == "Ethiopia Guji (250 g) and 2 more"
@@ -345,19 +372,19 @@ def test_shopify_orders_and_refunds_are_recorded_once_for_the_orders_buyer(
         "subscribed",
     )
     assert (jane.purchases, jane.total_spent_cents) == (1, 12000)
-    assert count(shop, enrollments, enrollments.c.customer_id == jane.id) == 1
+    assert count(module_shop, enrollments, enrollments.c.customer_id == jane.id) == 1
 
-    assert answer(shopify(shop, "refunds/create", refund, "wh-3")) == (200, FIRST)
-    assert answer(shopify(shop, "refunds/create", refund, "wh-4")) == (200, AGAIN)
-    [returned] = rows(shop, events, events.c.type == "refund")
+    assert answer(shopify(module_shop, "refunds/create", refund, "wh-3")) == (200, FIRST)
+    assert answer(shopify(module_shop, "refunds/create", refund, "wh-4")) == (200, AGAIN)
+    [returned] = rows(module_shop, events, events.c.type == "refund", events.c.id > since)
     assert returned.ext_id == f"shopify:refund:{refund['id']}"
     assert returned.customer_id == jane.id  # found by the order, not by an address
     assert returned.data == {"order": purchase_id, "amount": "89.99", "currency": "USD"}
-    assert money(shop, "jane.doe@example.com") == (1, 12000 - 8999)
+    assert money(module_shop, "jane.doe@example.com") == (1, 12000 - 8999)
 
-    before = totals(shop)
+    before = totals(module_shop)
     unknown = {**refund, "id": 1, "order_id": 2}
-    got = shopify(shop, "refunds/create", unknown, "wh-5")
+    got = shopify(module_shop, "refunds/create", unknown, "wh-5")
     assert got.status_code == 200
     body = got.json()
     assert (body["recorded"], body["duplicates"]) == (0, 0)
@@ -371,15 +398,15 @@ def test_shopify_orders_and_refunds_are_recorded_once_for_the_orders_buyer(
         "x-shopify-topic": "orders/create",
         "x-shopify-hmac-sha256": signed(raw, "not-the-shops-secret"),
     }
-    got = post(shop, "/api/shopify", raw, forged)
+    got = post(module_shop, "/api/shopify", raw, forged)
     assert got.status_code == 401
     assert "X-Shopify-Hmac-Sha256" in got.json()["error"]
-    assert answer(shopify(shop, "orders/updated", other, "wh-6")) == (
+    assert answer(shopify(module_shop, "orders/updated", other, "wh-6")) == (
         200,
         {"recorded": 0, "duplicates": 0, "ignored": "orders/updated"},
     )
-    assert totals(shop) == before
-    assert count(shop, customers, customers.c.email == "forged@example.com") == 0
+    assert totals(module_shop) == before
+    assert count(module_shop, customers, customers.c.email == "forged@example.com") == 0
 
 
 def test_a_shopify_buyer_who_declined_marketing_gets_only_the_transactional_thank_you(
@@ -418,40 +445,42 @@ def test_a_shopify_buyer_who_declined_marketing_gets_only_the_transactional_than
 # --- WooCommerce ------------------------------------------------------------------------
 
 
-def test_woocommerce_orders_and_refunds_are_recorded_once(shop: Shop, server: ServeProcess) -> None:
+def test_woocommerce_orders_and_refunds_are_recorded_once(
+    module_shop: Shop, module_server: ServeProcess
+) -> None:
     """WooCommerce's order 727 created, then updated to refunded, each delivered twice:
     one purchase `woocommerce:order:727` and one refund `woocommerce:refund:730` of its
     29.35, John's spend back to 0; an update that is no refund records nothing; a bad
     signature is a 401 and stores nothing."""
     created = payload("woocommerce-order-created.json")
     refunded = payload("woocommerce-order-refunded.json")
-    assert answer(woocommerce(shop, "order.created", created)) == (200, FIRST)
-    assert answer(woocommerce(shop, "order.created", created)) == (200, AGAIN)
-    john = customer(shop, "john.doe@example.com")
+    assert answer(woocommerce(module_shop, "order.created", created)) == (200, FIRST)
+    assert answer(woocommerce(module_shop, "order.created", created)) == (200, AGAIN)
+    john = customer(module_shop, "john.doe@example.com")
     assert (john.first_name, john.last_name, john.purchases, john.total_spent_cents) == (
         "John",
         "Doe",
         1,
         2935,
     )
-    assert answer(woocommerce(shop, "order.updated", refunded)) == (200, FIRST)
-    assert answer(woocommerce(shop, "order.updated", refunded)) == (200, AGAIN)
-    stored = rows(shop, events, events.c.customer_id == john.id)
+    assert answer(woocommerce(module_shop, "order.updated", refunded)) == (200, FIRST)
+    assert answer(woocommerce(module_shop, "order.updated", refunded)) == (200, AGAIN)
+    stored = rows(module_shop, events, events.c.customer_id == john.id)
     assert sorted((e.type, e.ext_id) for e in stored) == [
         ("purchase", "woocommerce:order:727"),
         ("refund", "woocommerce:refund:730"),
     ]
-    assert money(shop, "john.doe@example.com") == (1, 0)
+    assert money(module_shop, "john.doe@example.com") == (1, 0)
 
-    before = totals(shop)
+    before = totals(module_shop)
     completed = payload("woocommerce-order-updated.json")
-    assert answer(woocommerce(shop, "order.updated", completed)) == (
+    assert answer(woocommerce(module_shop, "order.updated", completed)) == (
         200,
         {"recorded": 0, "duplicates": 0},
     )
     other = {**created, "id": 728, "billing": {**created["billing"], "email": "eve@example.com"}}
-    forged = woocommerce(shop, "order.created", other, secret="not-the-shops-secret")
+    forged = woocommerce(module_shop, "order.created", other, secret="not-the-shops-secret")
     assert forged.status_code == 401
     assert "X-WC-Webhook-Signature" in forged.json()["error"]
-    assert totals(shop) == before
-    assert count(shop, customers, customers.c.email == "eve@example.com") == 0
+    assert totals(module_shop) == before
+    assert count(module_shop, customers, customers.c.email == "eve@example.com") == 0

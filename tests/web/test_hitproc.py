@@ -1,6 +1,10 @@
 """The hit writer's process of its own (`dripper.web.hitproc`), a real child on each
 database, fed the way `dripper serve` feeds it: a batch in, what was stored out; replaced
-when it dies; deaf to the signals a service manager sends the whole process group."""
+when it dies; deaf to the signals a service manager sends the whole process group.
+
+The tests share one shop per database. The writer's tests open the first emails (OPENED)
+and count the rows they added; those that read an email's first open or click each take
+emails of their own, that no other test of the module hits."""
 
 from __future__ import annotations
 
@@ -16,35 +20,39 @@ from dripper.services.hits import Hit
 from dripper.store import Store, open_store
 from dripper.store.schema import outbox, tracking_events
 from dripper.web.hitproc import HitProcess, HitWriteError
-from tests.support.serve import Shop
+from tests.support.serve import Shop, last_id
 from tests.web.conftest import DAY20
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 # A day after the fixture's last emails went out: no hit is "within seconds of delivery".
 NEXT_DAY = datetime.fromisoformat(DAY20.replace("Z", "+00:00")) + timedelta(days=1)
+OPENED = 4  # `opens` hits the first emails, at most this many here; the rest are kept apart
 
 
 def sent(shop: Shop) -> list[tuple[str, str]]:
-    """(delivery id, Message-ID domain) of every sent email."""
+    """(delivery id, Message-ID domain) of every sent email, in the order they were sent."""
     store = open_store(shop.db_url)
     try:
         with store.reading() as conn:
             ids = conn.execute(
-                sa.select(outbox.c.message_id).where(outbox.c.message_id.is_not(None))
+                sa.select(outbox.c.message_id)
+                .where(outbox.c.message_id.is_not(None))
+                .order_by(outbox.c.id)
             ).scalars()
             return [(m.split("@", 1)[0], m.split("@", 1)[1]) for m in ids]
     finally:
         store.close()
 
 
-def stored(shop: Shop) -> list[tuple[str, bool, str]]:
+def stored(shop: Shop, since: int = 0) -> list[tuple[str, bool, str]]:
+    """The opens and clicks stored after row `since` (the module's shop keeps earlier
+    tests' rows)."""
     store = open_store(shop.db_url)
     try:
         with store.reading() as conn:
             t = tracking_events.c
-            rows = conn.execute(
-                sa.select(t.kind, t.machine, t.at).where(t.kind.in_(["open", "click"]))
-            )
+            hits = t.kind.in_(["open", "click"])
+            rows = conn.execute(sa.select(t.kind, t.machine, t.at).where(hits, t.id > since))
             return sorted((r.kind, r.machine, r.at.isoformat()) for r in rows)
     finally:
         store.close()
@@ -66,6 +74,7 @@ def opened_at(store: Store, delivery: str, domain: str) -> datetime | None:
 
 
 def opens(shop: Shop, n: int, *, agent: str = BROWSER) -> tuple[list[Hit], str]:
+    """`n` opens, a few microseconds apart, of the first emails sent (round and round)."""
     emails = sent(shop)
     return [
         Hit(HitKind.OPEN, emails[i % len(emails)][0], NEXT_DAY + timedelta(microseconds=7 * i + 1),
@@ -74,18 +83,19 @@ def opens(shop: Shop, n: int, *, agent: str = BROWSER) -> tuple[list[Hit], str]:
     ], emails[0][1]  # fmt: skip
 
 
-def test_a_batch_is_classified_and_stored_by_the_child_and_reported(shop: Shop) -> None:
+def test_a_batch_is_classified_and_stored_by_the_child_and_reported(module_shop: Shop) -> None:
     """What the child says it stored is what the database holds: each hit once, with its
     class and its time to the microsecond."""
-    batch, domain = opens(shop, 3)
-    writer = HitProcess(shop.db_url, domain)
+    since = last_id(module_shop, tracking_events)
+    batch, domain = opens(module_shop, 3)
+    writer = HitProcess(module_shop.db_url, domain)
     try:
         assert writer.write(batch) == {("open", "human"): 3}
-        machine, _ = opens(shop, 2, agent="Mozilla/5.0")
+        machine, _ = opens(module_shop, 2, agent="Mozilla/5.0")
         assert writer.write(machine) == {("open", "machine"): 2}
     finally:
         writer.close()
-    found = stored(shop)
+    found = stored(module_shop, since)
     assert len(found) == 5
     assert sum(1 for kind, machine, _ in found if kind == "open" and machine) == 2
     times = {at for _, _, at in found}
@@ -94,11 +104,12 @@ def test_a_batch_is_classified_and_stored_by_the_child_and_reported(shop: Shop) 
     }
 
 
-def test_a_dead_child_is_replaced_and_nothing_is_written_twice(shop: Shop) -> None:
+def test_a_dead_child_is_replaced_and_nothing_is_written_twice(module_shop: Shop) -> None:
     """SIGKILL the child between batches: the next batch starts another one and is stored
     once."""
-    batch, domain = opens(shop, 4)
-    writer = HitProcess(shop.db_url, domain)
+    since = last_id(module_shop, tracking_events)
+    batch, domain = opens(module_shop, 4)
+    writer = HitProcess(module_shop.db_url, domain)
     try:
         writer.write(batch[:2])
         first = writer._proc
@@ -110,14 +121,15 @@ def test_a_dead_child_is_replaced_and_nothing_is_written_twice(shop: Shop) -> No
         assert writer._proc.pid != first.pid
     finally:
         writer.close()
-    assert len(stored(shop)) == 4
+    assert len(stored(module_shop, since)) == 4
 
 
-def test_the_child_ignores_sigterm_and_stops_when_its_input_closes(shop: Shop) -> None:
+def test_the_child_ignores_sigterm_and_stops_when_its_input_closes(module_shop: Shop) -> None:
     """A service manager's SIGTERM reaches every process of the group: the child keeps
     going so the parent can drain through it, then exits cleanly when told (stdin closed)."""
-    batch, domain = opens(shop, 3)
-    writer = HitProcess(shop.db_url, domain)
+    since = last_id(module_shop, tracking_events)
+    batch, domain = opens(module_shop, 3)
+    writer = HitProcess(module_shop.db_url, domain)
     writer.write(batch[:1])  # the child has started and answered
     child = writer._proc
     assert child is not None
@@ -127,30 +139,33 @@ def test_the_child_ignores_sigterm_and_stops_when_its_input_closes(shop: Shop) -
     assert writer._proc is child
     writer.close()
     assert child.returncode == 0
-    assert len(stored(shop)) == 3
+    assert len(stored(module_shop, since)) == 3
 
 
-def test_a_database_the_child_cannot_write_is_an_error_the_parent_retries(shop: Shop) -> None:
+def test_a_database_the_child_cannot_write_is_an_error_the_parent_retries(
+    module_shop: Shop,
+) -> None:
     """A batch that was not stored is never reported as stored: the parent gets an error
     naming the cause (and its writer thread keeps the batch for the next attempt)."""
-    batch, domain = opens(shop, 1)
-    writer = HitProcess(f"sqlite:///{shop.root / 'no-such-folder' / 'x.db'}", domain)
+    since = last_id(module_shop, tracking_events)
+    batch, domain = opens(module_shop, 1)
+    writer = HitProcess(f"sqlite:///{module_shop.root / 'no-such-folder' / 'x.db'}", domain)
     try:
         with pytest.raises(HitWriteError, match="unable to open database file"):
             writer.write(batch)
     finally:
         writer.close()
-    assert stored(shop) == []
+    assert stored(module_shop, since) == []
 
 
-def test_a_burst_then_a_real_open_in_one_batch_leaves_the_email_opened(shop: Shop) -> None:
+def test_a_burst_then_a_real_open_in_one_batch_leaves_the_email_opened(module_shop: Shop) -> None:
     """The writer reads each email's first open with the batch; a burst in that batch
     takes back the open a click implied, and a person's open after it in the same batch
     still marks the email opened (the stats' unique opens read that mark)."""
     from dripper.services.hits import record_hits
 
-    delivery, domain = sent(shop)[0]
-    store = open_store(shop.db_url)
+    delivery, domain = sent(module_shop)[OPENED]  # its own email
+    store = open_store(module_shop.db_url)
     try:
         assert record_hits(store, domain, [click(delivery, 0, "a")]) == {
             ("click", "human"): 1,
@@ -167,21 +182,24 @@ def test_a_burst_then_a_real_open_in_one_batch_leaves_the_email_opened(shop: Sho
 
 
 @pytest.mark.parametrize("split", [0, 1], ids=["one batch", "first click alone"])
-def test_a_person_clicking_after_a_burst_still_opened_the_email(shop: Shop, split: int) -> None:
+def test_a_person_clicking_after_a_burst_still_opened_the_email(
+    module_shop: Shop, split: int
+) -> None:
     """A robot's burst takes back the open its first click implied; a person's click
     after the burst window implies the open again, however the batches fall."""
     from dripper.services.hits import record_hits
 
-    delivery, domain = sent(shop)[0]
+    since = last_id(module_shop, tracking_events)
+    delivery, domain = sent(module_shop)[OPENED + 1 + split]  # each split its own email
     clicks = [click(delivery, s, link) for s, link in ((0, "a"), (1, "b"), (2, "c"), (10, "d"))]
-    store = open_store(shop.db_url)
+    store = open_store(module_shop.db_url)
     try:
         for batch in ([clicks[:split], clicks[split:]] if split else [clicks]):
             record_hits(store, domain, batch)
         with store.reading() as conn:
             t = tracking_events.c
             opens = conn.execute(
-                sa.select(t.at).where(t.kind == "open", t.machine.is_(False))
+                sa.select(t.at).where(t.kind == "open", t.machine.is_(False), t.id > since)
             ).scalars()
             open_times = [at.replace(tzinfo=None) for at in opens]
         first = opened_at(store, delivery, domain)
@@ -192,26 +210,27 @@ def test_a_person_clicking_after_a_burst_still_opened_the_email(shop: Shop, spli
     assert first == clicks[3].at.replace(tzinfo=None)
 
 
-def test_after_close_no_child_is_started_again(shop: Shop) -> None:
+def test_after_close_no_child_is_started_again(module_shop: Shop) -> None:
     """Shutdown is final: a writer thread still retrying after serve closed its writer
     process gets an error, not a new child that would outlive serve."""
-    batch, domain = opens(shop, 1)
-    writer = HitProcess(shop.db_url, domain)
+    since = last_id(module_shop, tracking_events)
+    batch, domain = opens(module_shop, 1)
+    writer = HitProcess(module_shop.db_url, domain)
     writer.write(batch)
     writer.close()
     with pytest.raises(HitWriteError, match="closed"):
         writer.write(batch)
     assert writer._proc is None
-    assert len(stored(shop)) == 1
+    assert len(stored(module_shop, since)) == 1
 
 
-def test_first_opens_and_clicks_are_marked_once_and_never_moved(shop: Shop) -> None:
+def test_first_opens_and_clicks_are_marked_once_and_never_moved(module_shop: Shop) -> None:
     """`outbox.opened_at`/`clicked_at`: an email clicked by a person gets both (the open the
     click implies), one only opened gets only its open, a machine's hit marks nothing, and
     a column once set keeps its time even when an earlier hit is written later."""
     from dripper.store import tracking
 
-    store = open_store(shop.db_url)
+    store = open_store(module_shop.db_url)
     try:
         with store.reading() as conn:
             rows = conn.execute(
@@ -219,7 +238,7 @@ def test_first_opens_and_clicks_are_marked_once_and_never_moved(shop: Shop) -> N
                 .where(outbox.c.message_id.is_not(None))
                 .order_by(outbox.c.id)
             ).all()
-        (a, ca), (b, cb), (c, cc) = rows[:3]
+        (a, ca), (b, cb), (c, cc) = rows[OPENED + 3 : OPENED + 6]  # emails of its own
         t1, t2 = NEXT_DAY + timedelta(seconds=10), NEXT_DAY + timedelta(seconds=20)
 
         def hit(

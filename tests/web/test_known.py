@@ -137,11 +137,13 @@ def test_nothing_is_known_while_the_listening_connection_is_gone(shop: Shop) -> 
 
     async def body(known: KnownDeliveries) -> None:
         assert known.known(everyone[0])
+        # Its own backend only: another xdist worker's serve listens in this database too.
         ended = execute(
             shop,
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE application_name = :a AND datname = current_database()",
+            "WHERE application_name = :a AND datname = current_database() AND pid = :pid",
             a=APPLICATION,
+            pid=known._pid,
         )
         assert [tuple(row) for row in ended] == [(True,)]
         await until(lambda: not known.live, "the lost connection is noticed")
