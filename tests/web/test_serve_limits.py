@@ -182,12 +182,14 @@ def test_connections_past_the_limit_get_503_and_one_warning(bare: Shop) -> None:
         held = [connect(bare) for _ in range(4)]
         for sock in held:
             sock.sendall(HEALTHZ)  # a head begun, not finished
-        time.sleep(0.2)
+        # Until serve has read those bytes, a held connection is idle to it (and may be
+        # closed to make room): time enough even on a loaded machine (0.2 s was not).
+        time.sleep(1.0)
         answers = [status(exchange(bare, HEALTHZ + b"\r\n")) for _ in range(5)]
         assert answers == [503] * 5
         for sock in held:
             sock.close()
-        time.sleep(0.2)
+        time.sleep(1.0)  # serve notices the four are gone
         idle = [connect(bare) for _ in range(4)]
         for sock in idle:
             sock.sendall(HEALTHZ + b"\r\n")
