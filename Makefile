@@ -100,8 +100,12 @@ system:
 	  pg_isready -q -h 127.0.0.1 -p 5432 || { echo "make test needs PostgreSQL at 127.0.0.1:5432 (user postgres, database test; or DRIPPER_TEST_PG_URL): start it, then make test again" >&2; exit 2; }; \
 	fi
 
+# Tests run on every core (pytest-xdist; every test can run beside any other: its own
+# schema, ports and files). WORKERS=0 runs them in this one process.
+WORKERS ?= auto
+
 test: system lint typecheck
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(WORKERS)
 
 lint: $(VENV)/.test
 	$(BIN)/ruff check .
