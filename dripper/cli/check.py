@@ -248,13 +248,13 @@ def _tracking(config: Config) -> list[str]:
 
 def _relays(config: Config) -> list[Problem]:
     """Apple's relay ranges, when configured, load as `serve` loads them."""
+    path = str(config.tracking.get("apple_relay_ranges") or "")
+    if not path:
+        return []  # before the imports: services.hits brings the store (~0.3 s)
     from dripper.errors import ConfigError
     from dripper.errors import Problem as Found
     from dripper.services.hits import load_relay_ranges
 
-    path = str(config.tracking.get("apple_relay_ranges") or "")
-    if not path:
-        return []
     try:
         load_relay_ranges(path)
     except ConfigError as exc:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from dripper.inbound.mailbox import MailboxFault
 
 if TYPE_CHECKING:
-    from dripper.inbound.imap import ImapSettings
+    from dripper.inbound.imap_settings import ImapSettings
 
 # A bytes repr at the end of a message, as imaplib words the server's answer: b'...'.
 _BYTES_REPR = re.compile(r"""(|.*[\s:(])b(['"])(.*)\2""")

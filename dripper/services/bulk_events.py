@@ -5,15 +5,35 @@ threads that share the customers by address.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dripper.services.report import Report
 
 if TYPE_CHECKING:
-    from dripper.services.planning import Planner
+    from dripper.store import Store
     from dripper.store.ingest import NewEvent
+
+
+class Planner(Protocol):
+    """What batching needs of services.planning.Planner (which calls this module: a
+    protocol here, not an import back)."""
+
+    @property
+    def store(self) -> Store: ...
+
+    def check(
+        self,
+        at: datetime,
+        data: Mapping[str, Any],
+        where: str = "--data",
+        *,
+        type_: str | None = None,
+        ext_id: str | None = None,
+    ) -> None: ...
+
+    def record_batch(self, batch: Sequence[NewEvent], now: datetime) -> Report: ...
 
 ANALYZE_EVERY = 200_000  # bulk ingestion: refresh PostgreSQL's statistics this often
 

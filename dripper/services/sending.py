@@ -13,18 +13,42 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 from dripper.engine.delivery import decide
 from dripper.engine.model import SendStatus
 from dripper.store.outage import describe, is_outage
 
 if TYPE_CHECKING:
-    from dripper.services.delivery import Sender
+    from dripper.config import Config
+    from dripper.engine.delivery import RetryPolicy
+    from dripper.ratelimit import RateLimiter
+    from dripper.services.report import Progress
+    from dripper.store import Store
     from dripper.store.deliveries import DueSend, SendResult
-    from dripper.transport.base import Outcome
+    from dripper.transport.base import Outcome, Transport
 
 log = logging.getLogger("dripper.run")
+
+
+class Sender(Protocol):
+    """What sending a batch needs of services.delivery.Sender (which calls this module:
+    a protocol here, not an import back)."""
+
+    config: Config
+    store: Store
+    transport: Transport
+    owner: str
+    limiter: RateLimiter | None
+    progress: Progress
+    retry: RetryPolicy
+    parked: Parked
+
+    def envelope_sender(self, send: DueSend) -> str: ...
+
+    def after_results(
+        self, conn: Any, due: Sequence[DueSend], results: Sequence[SendResult], now: datetime
+    ) -> None: ...
 
 
 async def send_batch(

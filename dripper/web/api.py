@@ -39,7 +39,7 @@ from dripper.web import shops
 
 if TYPE_CHECKING:
     from dripper.customers.model import CustomerData
-    from dripper.web.app import Web
+    from dripper.web.shared import Web
 
 KEYS = ("type", "email", "at", "id", "data", "customer")
 API_LIMIT = 1 << 20  # bytes per request
@@ -134,9 +134,9 @@ async def inbound(web: Web, request: Request) -> Response:
     from dripper.services.inbound import MAX_MESSAGE_BYTES
 
     _authorize(web, request)
-    from dripper.web.app import _read
+    from dripper.web.shared import read_body
 
-    raw = await _read(request, MAX_MESSAGE_BYTES)
+    raw = await read_body(request, MAX_MESSAGE_BYTES)
     if not raw.strip():
         raise HTTPException(400, "the body is empty: post the raw message")
     try:
@@ -310,9 +310,9 @@ def _shop_secret(web: Web, key: str) -> str:
 
 
 async def _body(request: Request) -> bytes:
-    from dripper.web.app import _read
+    from dripper.web.shared import read_body
 
-    return await _read(request, API_LIMIT)
+    return await read_body(request, API_LIMIT)
 
 
 def _json_object(body: bytes) -> Mapping[str, Any]:

@@ -22,7 +22,7 @@ import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -32,24 +32,19 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from dripper.engine.hits import HitKind
-from dripper.tokens import Keyring, TokenError, TokenKind, TokenPayload
+from dripper.tokens import Keyring, TokenError, TokenKind
 from dripper.web import pages
-from dripper.web.directory import DeliveryDirectory
 from dripper.web.fastpath import HitRoutes
-from dripper.web.hitproc import HitProcess
-from dripper.web.metrics import CONTENT_TYPE_LATEST, Metrics
-from dripper.web.writer import HitWriter
+from dripper.web.metrics import CONTENT_TYPE_LATEST
+from dripper.web.shared import Web, read_body
 
 if TYPE_CHECKING:
     from dripper.campaigns import Campaign
     from dripper.config import Config
-    from dripper.services.listening import Listener
     from dripper.store import Store
-    from dripper.store.tracking import Delivery
 
 log = logging.getLogger("dripper.serve")
 
@@ -62,64 +57,6 @@ FORM_LIMIT = 4 * 1024  # an unsubscribe POST: `List-Unsubscribe=One-Click` or th
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 CONFIG_ENV = "DRIPPER_SERVE_CONFIG"  # how `--workers` processes find the config
 NOW_ENV = "DRIPPER_SERVE_NOW"  # and the instant `--now` fixed, if any
-
-
-class Web:
-    """What the routes share: the config, the listening service, the keys, the queue."""
-
-    def __init__(
-        self,
-        config: Config,
-        store: Store,
-        campaigns: Sequence[Campaign],
-        keyring: Keyring,
-        *,
-        clock: Callable[[], datetime] | None = None,
-    ) -> None:
-        from dripper.services.listening import Listener
-
-        self.config = config
-        self.store = store
-        self.keyring = keyring
-        self.listener: Listener = Listener(config, store, campaigns)
-        self.clock = clock or (lambda: datetime.now(UTC))
-        self.company = str(config.company.get("name") or "")
-        self.metrics = Metrics()
-        self.directory = DeliveryDirectory(config.database_url, self.listener.domain)
-        self.counters = {kind: self.metrics.requests.labels(kind.value) for kind in HitKind}
-        self.hitproc = HitProcess(
-            config.database_url,
-            self.listener.domain,
-            str(config.tracking.get("apple_relay_ranges") or ""),
-        )
-        self.writer = HitWriter(
-            self.hitproc.write,
-            on_written=self._written,
-            on_dropped=self.metrics.dropped.inc,
-        )
-
-    def _written(self, counts: dict[tuple[str, str], int]) -> None:
-        for (kind, cls), n in counts.items():
-            self.metrics.classes.labels(kind, cls).inc(n)
-            self.metrics.stored.inc(n)
-
-    def verify(self, token: str, kind: TokenKind) -> TokenPayload:
-        try:
-            return self.keyring.verify(token, kind)
-        except TokenError:
-            raise HTTPException(404) from None
-
-    async def delivery(self, payload: TokenPayload) -> tuple[Delivery | None, bool]:
-        """The delivery, and whether the database answered (False: it did not)."""
-        try:
-            found = await run_in_threadpool(self.listener.delivery, payload.delivery_id)
-        except Exception as exc:  # the database is down: the caller decides
-            log.error("cannot look up a delivery: %s", exc)
-            return None, False
-        return found, True
-
-    def html(self, content: str, status: int = 200) -> HTMLResponse:
-        return HTMLResponse(content, status_code=status, headers=pages.HEADERS)
 
 
 def create_app(
@@ -259,7 +196,7 @@ async def unsubscribe(web: Web, request: Request) -> Response:
         if done:
             return web.html(pages.unsubscribed(web.company, delivery.email))
         return web.html(pages.unsubscribe_form(web.company, delivery.email))
-    body = await _read(request, FORM_LIMIT)
+    body = await read_body(request, FORM_LIMIT)
     how = "one-click" if b"List-Unsubscribe=One-Click" in body else "page"
     try:
         changed = await run_in_threadpool(
@@ -366,20 +303,6 @@ def _with_ref(url: str, code: str) -> str:
 def _route_of(path: str) -> str:
     """The route of a path, without the token it may carry."""
     return path if path.startswith(("/api/", "/inbound")) else path[:3]
-
-
-async def _read(request: Request, limit: int) -> bytes:
-    """The body, refused (413) past `limit` bytes, however it is sent (a client gone
-    mid-body: ClientDisconnect, answered by `client_gone`)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
-        raise HTTPException(413, f"the body is larger than {limit:,} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise HTTPException(413, f"the body is larger than {limit:,} bytes")
-    return bytes(body)
 
 
 def _campaigns(config: Config) -> list[Campaign]:

@@ -25,7 +25,7 @@ from dripper.services.hits import Hit
 from dripper.tokens import TokenError, TokenKind
 
 if TYPE_CHECKING:
-    from dripper.web.app import Web
+    from dripper.web.shared import Web
 
 # As `starlette.responses.RedirectResponse` quotes a Location (the routes' own answer).
 _LOCATION_SAFE = ":/%#?=@[]!$&'()*+,;"

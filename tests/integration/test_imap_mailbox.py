@@ -12,7 +12,8 @@ from collections.abc import Callable
 import pytest
 
 from dripper.errors import ConfigError
-from dripper.inbound.imap import ImapMailbox, ImapSettings
+from dripper.inbound.imap import ImapMailbox
+from dripper.inbound.imap_settings import ImapSettings
 from dripper.inbound.mailbox import (
     Batch,
     FetchedMessage,
