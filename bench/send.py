@@ -293,6 +293,7 @@ def main() -> None:
                 r"(render/renderer.py.*\(render\)|dkim.py.*\(sign\)|smtp.*\(send\)|"
                 r"claim_due|record_results|open_attempts|after_results|_deliver|send_due|send_batch)"
             )
+            stats.sort_stats("tottime").print_stats(25)  # the largest costs, by function
     finally:
         sink.terminate()
         sink.wait()
