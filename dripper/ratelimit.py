@@ -34,9 +34,6 @@ class RateLimiter:
             await asyncio.sleep(delay)
 
     def _reserve(self) -> list[float]:
-        from dripper.store import throttle
-
-        with self.store.transaction() as conn:
-            offset = throttle.reserve(conn, self.store.dialect, self.block, self.rate)
+        offset = self.store.reserve_send_slots(self.block, self.rate)
         start = time.monotonic() + offset
         return [start + i / self.rate for i in range(self.block)]

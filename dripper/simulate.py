@@ -15,8 +15,6 @@ from email.policy import default as default_policy
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-
 if TYPE_CHECKING:
     from dripper.campaigns import Campaign
     from dripper.config import Config
@@ -38,15 +36,10 @@ class SimulatedSend:
 def copy_state(source: Store, folder: Path) -> Store:
     """Every table of `source`, copied into a fresh SQLite database in `folder`."""
     from dripper.store import open_store
-    from dripper.store.schema import metadata
 
     target = open_store(f"sqlite:///{folder / 'simulation.db'}")
     target.ensure_schema()
-    for table in metadata.sorted_tables:  # parents before children
-        with source.reading() as src, target.transaction() as dst:
-            result = src.execution_options(yield_per=2000).execute(sa.select(table))
-            for chunk in result.mappings().partitions(2000):
-                dst.execute(sa.insert(table), [dict(row) for row in chunk])
+    source.copy_into(target)
     return target
 
 

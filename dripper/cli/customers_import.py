@@ -32,9 +32,8 @@ from dripper.engine.dates import SHOWN, BadDate, date_problem, summarize
 from dripper.errors import InputError
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from dripper.cli.common import AppContext
+    from dripper.store import Connection
 
 _PROGRESS_EVERY = 1000  # rows between progress updates
 
@@ -88,7 +87,6 @@ def _import(
     *,
     skip_invalid: bool,
 ) -> ImportSummary:
-    from dripper.store.customers import upsert_customers
 
     shown = str(file)
     sheet = SheetReader(raw)
@@ -132,8 +130,8 @@ def _import(
                         return
                     if conn is None:  # begun at the first write: a bad early row locks nothing
                         conn = stack.enter_context(store.transaction())
-                    counts = upsert_customers(
-                        conn, store.dialect, batch.rows, now=now, again=batch.again
+                    counts = store.upsert_customers_in(
+                        conn, batch.rows, now=now, again=batch.again
                     )
                     summary.inserted += counts.inserted
                     summary.updated += counts.updated

@@ -27,12 +27,11 @@ from dripper.cli.common import app, config_option
 from dripper.errors import InputError
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from dripper.cli.common import AppContext
     from dripper.eventdata import NewEvent
     from dripper.services.planning import Planner
     from dripper.services.report import Report
+    from dripper.store import Connection
 
 ENROLL_BATCH = 2000  # events per planned batch (each customer once)
 _PROGRESS_EVERY = 1000
@@ -209,9 +208,7 @@ def _import(
                     event = item.event
                     if not enroll:
                         if history is None:
-                            history = HistoryLoad(
-                                begin(), store.dialect, now=now, currency=currency
-                            )
+                            history = store.history_load(begin(), now=now, currency=currency)
                             stack.callback(history.close)
                         history.add(event, item.money)
                         continue

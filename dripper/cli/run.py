@@ -150,14 +150,11 @@ def run(once: bool, dry_run: bool, as_json: bool) -> None:
         return
     runner = make_runner(ctx) if once else _wait_for_database(ctx)
     with contextlib.ExitStack() as stack:
-        if runner.store.dialect == "sqlite":
-            from pathlib import Path
-
+        database = runner.store.database_file
+        if database is not None:  # SQLite: one daemon at a time
             from dripper.daemonlock import DaemonLock
 
-            database = runner.store.engine.url.database
-            if database and database != ":memory:":
-                stack.enter_context(DaemonLock(Path(database)))
+            stack.enter_context(DaemonLock(database))
         if once:
             report = asyncio.run(_once(runner, ctx))
             print_report(report, as_json=as_json)

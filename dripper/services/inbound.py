@@ -34,11 +34,9 @@ from typing import TYPE_CHECKING, Any
 from dripper.engine.inbound import InboundClass, Verdict, classify, parse_inbound
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from dripper.config import Config
     from dripper.services.planning import Planner
-    from dripper.store import Store
+    from dripper.store import Connection, Store
     from dripper.store.inbound import Email
     from dripper.transport.base import Transport
 

@@ -14,10 +14,8 @@ from typing import TYPE_CHECKING, Any
 from dripper.engine.stats import Funnel, chances, median_days, share
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from dripper.campaigns import Campaign
-    from dripper.store import Store
+    from dripper.store import Connection, Store
     from dripper.store.spend import Top
 
 SHOWN = 10  # customers listed by address before the rest is counted
@@ -56,12 +54,8 @@ def collect(
             stats.silent(conn, cadence=cadence, now=now, limit=SHOWN) if cadence else None,
         )
 
-    with store.readers(2) as (one, other):
-        if store.dialect == "postgresql":
-            for conn in {id(c): c for c in (one, other)}.values():
-                # Big scans: PostgreSQL would compile each with JIT, which costs more
-                # (~70 ms a query, measured) than it saves on a few million rows.
-                conn.exec_driver_sql("SET LOCAL jit = off")
+    with store.readers(2, scans=True) as (one, other):
+        if store.side_by_side:
             with ThreadPoolExecutor(max_workers=1) as pool:
                 later = pool.submit(the_rest, other)
                 rows, converted, answers = sends(one)

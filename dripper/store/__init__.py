@@ -6,6 +6,8 @@ migration actually runs.
 
 from __future__ import annotations
 
+from sqlalchemy.engine import Connection
+
 from dripper.store.migrate import HEAD
 from dripper.store.records import (
     EnrollmentRecord,
@@ -20,8 +22,11 @@ from dripper.store.records import (
 )
 from dripper.store.store import Store, open_store
 
+# `Connection`: what `Store.transaction()` and `reading()` give; outside the store it is a
+# handle passed back to the store's functions, never a place to run SQL.
 __all__ = [
     "HEAD",
+    "Connection",
     "EnrollmentRecord",
     "EventRecord",
     "OutboxRecord",

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -27,6 +28,9 @@ from dripper.store.records import (
     UpsertCounts,
 )
 from dripper.store.schema import customers, enrollments, events, outbox, tracking_events
+
+if TYPE_CHECKING:
+    from dripper.store.history import HistoryLoad
 
 
 def open_store(url: str) -> Store:
@@ -81,13 +85,17 @@ class Store:
                 yield conn
 
     @contextmanager
-    def readers(self, count: int) -> Iterator[list[Connection]]:
+    def readers(self, count: int, *, scans: bool = False) -> Iterator[list[Connection]]:
         """`count` read-only connections that see one and the same snapshot, for reports
         whose queries run side by side (PostgreSQL: the first exports its snapshot, the
         others adopt it). SQLite has one reader per file worth having: one connection,
-        given `count` times, to be used one query after another."""
+        given `count` times, to be used one query after another (`side_by_side` says
+        which). `scans`: big scans, for which PostgreSQL's JIT compiles each query at
+        a cost (~70 ms a query, measured) larger than it saves on a few million rows."""
         if self._dialect != "postgresql" or count < 2:
             with self.reading() as conn:
+                if scans and self._dialect == "postgresql":
+                    conn.exec_driver_sql("SET LOCAL jit = off")
                 yield [conn] * count
             return
         with self.reading() as first:
@@ -99,7 +107,48 @@ class Store:
                     # The first statement of the transaction: before it nothing is read.
                     conn.exec_driver_sql(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
                     others.append(conn)
+                if scans:
+                    for conn in (first, *others):
+                        conn.exec_driver_sql("SET LOCAL jit = off")
                 yield [first, *others]
+
+    @property
+    def side_by_side(self) -> bool:
+        """Whether `readers` gives connections that can be read at the same time."""
+        return self._dialect == "postgresql"
+
+    def ping(self) -> None:
+        """One round trip to the database (a health check); raises when it is down."""
+        with self.reading() as conn:
+            conn.exec_driver_sql("SELECT 1")
+
+    @property
+    def database_file(self) -> Path | None:
+        """The SQLite file (one daemon at a time may send from it); None on PostgreSQL
+        or for an in-memory database."""
+        database = self._engine.url.database
+        if self._dialect != "sqlite" or not database or database == ":memory:":
+            return None
+        return Path(database)
+
+    def reserve_send_slots(self, block: int, rate: float) -> float:
+        """`block` sends of the rate shared by every daemon on this database: seconds
+        from now until the first of them (store/throttle.py)."""
+        from dripper.store import throttle
+
+        with self.transaction() as conn:
+            return throttle.reserve(conn, self._dialect, block, rate)
+
+    def copy_into(self, target: Store) -> None:
+        """Every table, copied into `target` (a fresh database of the current schema),
+        parents before children, a few thousand rows at a time."""
+        from dripper.store.schema import metadata
+
+        for table in metadata.sorted_tables:
+            with self.reading() as src, target.transaction() as dst:
+                result = src.execution_options(yield_per=2000).execute(sa.select(table))
+                for chunk in result.mappings().partitions(2000):
+                    dst.execute(sa.insert(table), [dict(row) for row in chunk])
 
     # -- schema -------------------------------------------------------------------------
 
@@ -120,6 +169,24 @@ class Store:
         """Insert or merge many customers (unique addresses) in one transaction."""
         with self.transaction() as conn:
             return customer_ops.upsert_customers(conn, self._dialect, data, now=now)
+
+    def upsert_customers_in(
+        self,
+        conn: Connection,
+        data: Sequence[CustomerData],
+        *,
+        now: datetime,
+        again: Mapping[str, bool] | None = None,
+    ) -> UpsertCounts:
+        """`upsert_customers` in the caller's transaction (an import: all or nothing)."""
+        return customer_ops.upsert_customers(conn, self._dialect, data, now=now, again=again)
+
+    def history_load(self, conn: Connection, *, now: datetime, currency: str) -> HistoryLoad:
+        """An order history's events, added one by one and written set-wise in the
+        caller's transaction (store/history.py)."""
+        from dripper.store.history import HistoryLoad
+
+        return HistoryLoad(conn, self._dialect, now=now, currency=currency)
 
     def add_customer(self, data: CustomerData, *, now: datetime) -> Customer:
         with self.transaction() as conn:

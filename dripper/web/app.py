@@ -287,10 +287,7 @@ def _is_unsubscribed(web: Web, email: str) -> bool:
 
 
 def _ping(web: Web) -> None:
-    import sqlalchemy as sa
-
-    with web.store.reading() as conn:
-        conn.execute(sa.text("SELECT 1"))
+    web.store.ping()
 
 
 def _with_ref(url: str, code: str) -> str:
