@@ -74,7 +74,7 @@ def setup(url: str, customers: int) -> None:
             for i in range(start, min(start + 10_000, customers))
         ]
         with store.transaction() as conn:
-            _insert(conn, store.dialect, rows, {}, NOW - timedelta(days=30))
+            _insert(conn, rows, {}, NOW - timedelta(days=30))
     store.close()
 
 

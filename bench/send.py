@@ -167,7 +167,6 @@ def record(config_path: Path, emails: int) -> float:
     with runner.store.transaction() as conn:  # the customers, as an import leaves them
         _insert(
             conn,
-            runner.store.dialect,
             [
                 CustomerData(
                     email=f"customer.{i}@example.com",

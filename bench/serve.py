@@ -131,7 +131,6 @@ def seed(url: str, deliveries: int) -> dict[int, str]:
     with store.transaction() as conn:
         _insert(
             conn,
-            store.dialect,
             [CustomerData(email=f"c{i}@example.com") for i in range(deliveries)],
             {},
             SENT_AT,
@@ -142,7 +141,7 @@ def seed(url: str, deliveries: int) -> dict[int, str]:
                                 (PlannedSend("edition", SENT_AT, 0),)))
             for cid in ids
         ]  # fmt: skip
-        bulk.save_enrollments(conn, store.dialect, planned, now=SENT_AT)
+        bulk.save_enrollments(conn, planned, now=SENT_AT)
         conn.execute(sa.update(outbox).values(status="sent", sent_at=SENT_AT))
         sends = list(conn.execute(sa.select(outbox.c.id).order_by(outbox.c.id)).scalars())
     store.close()

@@ -104,15 +104,14 @@ class Sender:
 
             with self.store.transaction() as conn:
                 domain = message_domain(self.renderer.sender.email)
-                message_domains.remember(conn, self.store.dialect, domain)
+                message_domains.remember(conn, domain)
             self._domain_noted = True
         with self.store.transaction() as conn:
             _requeued, ambiguous = deliveries.recover_orphans(
                 conn,
-                self.store.dialect,
                 now=now,
                 retry_at=now + self.config.retry[0],
-                every=self.store.dialect == "sqlite",
+                every=not self.store.concurrent_writers,
             )
         if ambiguous:
             log.warning(
@@ -167,7 +166,6 @@ class Sender:
             )
             _requeued, ambiguous = deliveries.recover_orphans(
                 conn,
-                self.store.dialect,
                 now=now,
                 retry_at=now + self.config.retry[0],
                 owner=self.owner,
@@ -206,9 +204,8 @@ class Sender:
         from dripper.tokens import new_message_id
 
         sender = self.renderer.sender.email
-        return deliveries.claim_due(
+        due = deliveries.claim_due(
             conn,
-            self.store.dialect,
             now=now,
             limit=self.config.batch_size,
             owner=self.owner,
@@ -216,6 +213,9 @@ class Sender:
             new_message_id=lambda: new_message_id(sender),
             claim=claim,
         )
+        if not claim:  # a dry run writes nothing (a customer without a code shows none)
+            return due
+        return deliveries.give_referral_codes(conn, due)
 
     def after_results(
         self, conn: Any, due: Sequence[DueSend], results: Sequence[SendResult], now: datetime
@@ -231,7 +231,6 @@ class Sender:
             if result.suppress:
                 suppress(
                     conn,
-                    self.store.dialect,
                     send.customer.email,
                     reason=SuppressionReason.BOUNCED,
                     now=now,
@@ -243,11 +242,11 @@ class Sender:
                 runs[send.campaign] = (0, True, last)  # a delivery ends the run so far
         for campaign, (hits, reset, last) in runs.items():
             counted = campaign_state.count_policy_hits(
-                conn, self.store.dialect, campaign, hits=hits, reset=reset
+                conn, campaign, hits=hits, reset=reset
             )
             if hits and should_pause(counted, self.pause_after):
                 reason = pause_reason(counted, last.as_outcome(), campaign)
-                campaign_state.pause_campaign(conn, self.store.dialect, campaign, reason)
+                campaign_state.pause_campaign(conn, campaign, reason)
                 log.error("campaign %s %s", campaign, reason)
 
     async def _deliver(

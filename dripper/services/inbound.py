@@ -115,7 +115,7 @@ class Inbox:
         }
         with self.store.transaction() as conn:
             # Recorded meanwhile by another way in (polled and piped at once): done once.
-            if not stored.record(conn, self.store.dialect, values):
+            if not stored.record(conn, values):
                 return TakenIn(verdict.kind, False, verdict.address, verdict.reason)
             self._act(conn, verdict, values["subject"] or "", email, now)
         return TakenIn(verdict.kind, True, verdict.address, verdict.reason)
@@ -136,21 +136,20 @@ class Inbox:
         from dripper.store.records import SuppressionReason
 
         kind, address = verdict.kind, (verdict.address or "").lower()
-        dialect = self.store.dialect
         if kind in (InboundClass.BOUNCE_HARD, InboundClass.BOUNCE_SOFT, InboundClass.COMPLAINT):
             _track(conn, verdict, email, now)
         if kind is InboundClass.BOUNCE_HARD and address:
             if not (verdict.status or "").startswith(POLICY):
-                privacy.suppress(conn, dialect, address, reason=SuppressionReason.BOUNCED, now=now)
+                privacy.suppress(conn, address, reason=SuppressionReason.BOUNCED, now=now)
         elif kind is InboundClass.BOUNCE_SOFT and address:
             owner = verdict.delivery.customer_id if verdict.delivery is not None else None
             if stored.soft_bounces_in_a_row(conn, address, owner) >= self.soft_limit:
-                privacy.suppress(conn, dialect, address, reason=SuppressionReason.BOUNCED, now=now)
+                privacy.suppress(conn, address, reason=SuppressionReason.BOUNCED, now=now)
         elif kind is InboundClass.COMPLAINT and address:
-            privacy.suppress(conn, dialect, address, reason=SuppressionReason.COMPLAINED, now=now)
+            privacy.suppress(conn, address, reason=SuppressionReason.COMPLAINED, now=now)
         elif kind is InboundClass.UNSUBSCRIBE and address:
             privacy.unsubscribe(
-                conn, dialect, address, reason=SuppressionReason.UNSUBSCRIBED, now=now
+                conn, address, reason=SuppressionReason.UNSUBSCRIBED, now=now
             )
             _track(conn, verdict, email, now)  # against the email it names, if it does
         elif kind is InboundClass.REPLY and verdict.delivery is not None:
@@ -182,7 +181,7 @@ class Inbox:
                 if new.restarted:
                     log.warning("%s: UIDVALIDITY changed: reading the folder again", name)
                 with self.store.transaction() as conn:
-                    stored.save_mailbox(conn, self.store.dialect, name, new.state, now=now)
+                    stored.save_mailbox(conn, name, new.state, now=now)
                 for batch in new:
                     for message in batch.messages:
                         taken = self.take_in(message.raw, via="imap", now=now)
@@ -192,7 +191,7 @@ class Inbox:
                                     name, big.uid, big.size)  # fmt: skip
                     mailbox.move_processed(m.uid for m in batch.messages)
                     with self.store.transaction() as conn:
-                        stored.save_mailbox(conn, self.store.dialect, name, batch.state, now=now)
+                        stored.save_mailbox(conn, name, batch.state, now=now)
         except (MailboxError, ConfigError) as exc:
             polled.error = str(exc)
         return polled

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from dripper.engine.hits import HitClass, HitFacts, HitKind, classify
@@ -107,7 +107,6 @@ class Listener:
                 return False
             privacy.unsubscribe(
                 conn,
-                self.store.dialect,
                 delivery.email,
                 reason=SuppressionReason.UNSUBSCRIBED,
                 now=now,
@@ -144,7 +143,13 @@ class Listener:
         is kept apart and answers nothing; a second click of the same answer changes
         nothing. True when an answer was recorded."""
         from dripper.store.records import TrackingKind
-        from dripper.store.tracking import StoredHit, count_again, insert_hits, is_opened
+        from dripper.store.tracking import (
+            StoredHit,
+            answered_before,
+            insert_hits,
+            is_opened,
+            replayed_answer,
+        )
 
         verdict = classify(
             HitFacts(HitKind.CLICK, now, method, user_agent, ip, delivery.sent_at, None)
@@ -172,12 +177,12 @@ class Listener:
         if not human:
             with self.store.transaction() as conn:
                 # A scanner replaying the link: counted on the first row, not stored again.
-                if not count_again(conn, _machine_answer(delivery.outbox_id, data), key="seen"):
+                if not replayed_answer(conn, delivery.outbox_id, question, answer):
                     insert_hits(conn, [hit])
             return False
         self.planner.check(now, data, where="answer")
         with self.store.transaction() as conn:
-            if _answered(conn, delivery.outbox_id, question, answer):
+            if answered_before(conn, delivery.outbox_id, question, answer):
                 return False
             # An answer is a person's click: like a click, it implies the email was opened.
             opened = is_opened(conn, delivery.outbox_id)
@@ -198,66 +203,12 @@ class Listener:
         """The customer whose referral link this is (None: no such code any more); the
         visit is noted against them, one row a day with the day's visits counted on it (a
         public link may be opened without end)."""
-        import sqlalchemy as sa
-
         from dripper.store import sheet
-        from dripper.store.records import TrackingKind
-        from dripper.store.schema import tracking_events
-        from dripper.store.tracking import count_again
+        from dripper.store.tracking import referral_visit
 
-        day = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        t = tracking_events.c
         with self.store.transaction() as conn:
             customer = sheet.by_referral_code(conn, code)
             if customer is None:
                 return None
-            same_day = sa.and_(
-                t.customer_id == customer.id,
-                t.outbox_id.is_(None),
-                t.kind == TrackingKind.REFERRAL.value,
-                t.at >= day,
-                t.at < day + timedelta(days=1),
-            )
-            if not count_again(conn, same_day, key="visits"):
-                conn.execute(
-                    tracking_events.insert().values(
-                        customer_id=customer.id,
-                        kind=TrackingKind.REFERRAL.value,
-                        at=now,
-                        machine=False,
-                        data={},
-                    )
-                )
+            referral_visit(conn, customer.id, now=now)
         return customer
-
-
-def _machine_answer(outbox_id: int, data: dict[str, Any]) -> Any:
-    """The scanner answer rows of this email, question and answer."""
-    import sqlalchemy as sa
-
-    from dripper.store.schema import tracking_events
-
-    t = tracking_events.c
-    return sa.and_(
-        t.outbox_id == outbox_id,
-        t.kind == "answer",
-        t.machine.is_(True),
-        t.data["question"].as_string() == data["question"],
-        t.data["answer"].as_string() == data["answer"],
-    )
-
-
-def _answered(conn: Any, outbox_id: int, question: str, answer: str) -> bool:
-    """This email's person gave this answer to this question before."""
-    import sqlalchemy as sa
-
-    from dripper.store.schema import tracking_events
-
-    t = tracking_events.c
-    rows = conn.execute(
-        sa.select(t.data).where(t.outbox_id == outbox_id, t.kind == "answer", t.machine.is_(False))
-    ).scalars()
-    return any(
-        isinstance(data, dict) and (data.get("question"), data.get("answer")) == (question, answer)
-        for data in rows
-    )

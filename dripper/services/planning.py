@@ -27,12 +27,10 @@ from dripper.engine.timing import schedule_runs
 from dripper.services.report import Report
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection
-
     from dripper.campaigns import Campaign, Edition
     from dripper.config import Config
     from dripper.customers.model import Customer, CustomerData
-    from dripper.store import Store
+    from dripper.store import Connection, Store
     from dripper.store.ingest import NewEvent
     from dripper.store.records import EventRecord
 
@@ -124,7 +122,6 @@ class Planner:
 
         recorded = customer_ops.record_event(
             conn,
-            self.store.dialect,
             email,
             type_,
             at=at,
@@ -164,7 +161,7 @@ class Planner:
         )
         enrollments.end_enrollments(conn, decisions.end, now=now)
         bulk.save_enrollments(
-            conn, self.store.dialect, [(customer.id, e) for e in decisions.enroll], now=now
+            conn, [(customer.id, e) for e in decisions.enroll], now=now
         )
         return decisions
 
@@ -192,7 +189,7 @@ class Planner:
             return None
         sheet.set_attributes(conn, buyer.id, {"referred_by": code})
         recorded = customer_ops.record_event(
-            conn, self.store.dialect, referrer.email, "referral", at=at, data={}, now=now
+            conn, referrer.email, "referral", at=at, data={}, now=now
         )
         assert recorded is not None  # no id: never a duplicate
         return self._plan_event(
@@ -245,7 +242,7 @@ class Planner:
         worker there."""
         from dripper.services import bulk_events
 
-        if self.store.dialect != "postgresql":
+        if not self.store.concurrent_writers:
             workers = 1  # one writer, one shared connection
         elif workers is None:
             workers = 2
@@ -269,7 +266,7 @@ class Planner:
 
         report = Report()
         found = ingest.store_events(
-            conn, self.store.dialect, batch, now=now, currency=self.config.currency
+            conn, batch, now=now, currency=self.config.currency
         )
         report.recorded += found.recorded
         report.duplicates += found.duplicates
@@ -294,7 +291,7 @@ class Planner:
                 planned += [(customer.id, e) for e in decisions.enroll]
                 report.warnings += decisions.warnings
             enrollments.end_enrollments(conn, endings, now=now)
-            report.enrolled += bulk.save_enrollments(conn, self.store.dialect, planned, now=now)
+            report.enrolled += bulk.save_enrollments(conn, planned, now=now)
             for customer, facts in stored:  # referrers hear of their referred purchases
                 if facts.type == "purchase" and "ref" in facts.data:
                     found_ref = self._referral(conn, customer, facts.data, at=facts.at, now=now)
@@ -334,21 +331,19 @@ class Planner:
 
         try:
             with self.store.transaction() as conn:
-                if self.store.dialect == "postgresql":
-                    if not spend.try_lock(conn):
-                        return False  # another daemon is ranking
-                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{LOCK_WAIT}'")
+                if not spend.take_turn(conn, lock_wait=LOCK_WAIT):
+                    return False  # another daemon is ranking
                 seen = spend.fingerprint(conn)
                 state = campaign_state.load_state(conn, SPEND_STATE)
                 if state.get("fingerprint") == seen:
                     return False
                 ranked = [*seen[:-1], seen[0]]  # as it will be: every customer ranked
-                spend.refresh(conn, self.store.dialect, now=now)
+                spend.refresh(conn, now=now)
                 campaign_state.save_state(
-                    conn, self.store.dialect, SPEND_STATE, {"fingerprint": ranked}
+                    conn, SPEND_STATE, {"fingerprint": ranked}
                 )
         except OperationalError as exc:
-            if self.store.dialect != "postgresql":
+            if not self.store.concurrent_writers:  # no lock timeout: a real fault
                 raise
             log.info("spend ranking put off to the next pass: %s", str(exc).splitlines()[0])
             return False
@@ -392,12 +387,12 @@ class Planner:
                     found.append((customer.id, new))
             return found
 
-        where = _scan_filter(campaign, self.store.dialect)
+        where = _scan_filter(campaign, self.store)
         pages = self._customers(changed_since, where)
         report.enrolled += self._save_pages(map(planned, pages), now)
         with self.store.transaction() as conn:
             campaign_state.save_state(
-                conn, self.store.dialect, campaign.name, {**state, "last_scan": now.isoformat()}
+                conn, campaign.name, {**state, "last_scan": now.isoformat()}
             )
         return report
 
@@ -436,7 +431,7 @@ class Planner:
                 report.enrolled += self._schedule_in_python(campaign, run, now)
         with self.store.transaction() as conn:
             campaign_state.save_state(
-                conn, self.store.dialect, campaign.name, {**state, "runs": runs}
+                conn, campaign.name, {**state, "runs": runs}
             )
         return report  # warnings travel in the report: whoever shows it shows them once
 
@@ -462,7 +457,6 @@ class Planner:
                         known[found.timezone] = found
                     created += schedule_runs.enroll_run(
                         conn,
-                        self.store.dialect,
                         campaign.name,
                         run.isoformat(),
                         list(known.values()),
@@ -471,7 +465,7 @@ class Planner:
                     )
             return created
 
-        if self.store.dialect != "postgresql":
+        if not self.store.concurrent_writers:
             return part((0, schedule_runs.ALL_IDS))  # one writer
         with self.store.reading() as conn:
             ranges = schedule_runs.id_ranges(conn, SCHEDULE_PARTS)
@@ -504,7 +498,7 @@ class Planner:
         connection is written from this thread."""
         from concurrent.futures import Future, ThreadPoolExecutor
 
-        if self.store.dialect != "postgresql":
+        if not self.store.concurrent_writers:
             return sum(self._save_page(page, now) for page in pages)
         created = 0
         with ThreadPoolExecutor(1, thread_name_prefix="save-enrollments") as writer:
@@ -523,7 +517,7 @@ class Planner:
         if not page:
             return 0
         with self.store.transaction() as conn:
-            return bulk.save_enrollments(conn, self.store.dialect, page, now=now)
+            return bulk.save_enrollments(conn, page, now=now)
 
     def _customers(
         self, changed_since: datetime | None, where: Any = None
@@ -557,18 +551,17 @@ class Planner:
         return None
 
 
-def _scan_filter(campaign: Campaign, dialect: str) -> Any:
+def _scan_filter(campaign: Campaign, store: Store) -> Any:
     """The SQL that narrows a trigger scan to the customers who can match: exactly those
     for a `when` in the compilable subset, those with the date set for a `date:`; None
     (every customer) otherwise. The planner still evaluates the trigger on each."""
     from dripper.campaigns import DateTrigger, WhenTrigger
-    from dripper.store.customer_filter import date_filter, when_filter
 
     trigger = campaign.trigger
     if isinstance(trigger, WhenTrigger):
-        return when_filter(trigger.condition.source, dialect)
+        return store.trigger_filter(when=trigger.condition.source)
     if isinstance(trigger, DateTrigger):
-        return date_filter(trigger.date.source, dialect)
+        return store.trigger_filter(date=trigger.date.source)
     return None
 
 

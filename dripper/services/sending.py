@@ -67,7 +67,7 @@ async def send_batch(
     from dripper.transport.base import Envelope, OutcomeKind
 
     transport = sender.transport
-    store, dialect = sender.store, sender.store.dialect
+    store = sender.store
     verp = sender.envelope_sender
     pool = int(sender.config.transport.get("concurrency", 4))
     concurrency = asyncio.Semaphore(pool)
@@ -79,7 +79,7 @@ async def send_batch(
 
     def open_attempts(ids: list[int]) -> None:
         with store.transaction() as conn:
-            attempts.update(deliveries.open_attempts(conn, dialect, ids, now=now))
+            attempts.update(deliveries.open_attempts(conn, ids, now=now))
 
     recorded: set[int] = set()  # sends whose outcome is in the database
 
@@ -163,7 +163,7 @@ async def keep_leases(sender: Sender, ids: Sequence[int]) -> None:
         try:
             with sender.store.transaction() as conn:
                 deliveries.extend_leases(
-                    conn, sender.store.dialect, ids, owner=sender.owner, lease=sender.config.lease
+                    conn, ids, owner=sender.owner, lease=sender.config.lease
                 )
         except Exception as exc:
             if not is_outage(exc):

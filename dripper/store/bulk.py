@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dripper.engine.model import EnrollmentStatus, NewEnrollment, SendStatus
-from dripper.store.engine import Dialect
+from dripper.store.engine import dialect_of
 from dripper.store.schema import enrollments, outbox
 from dripper.store.sql import allocate_ids, chunks, insert_ignoring
 
@@ -25,13 +25,13 @@ COPY_FROM = 50
 
 def save_enrollments(
     conn: Connection,
-    dialect: Dialect,
     planned: Sequence[tuple[int, NewEnrollment]],
     *,
     now: datetime,
 ) -> int:
     """Insert (customer id, enrollment) pairs and their outbox rows; those that exist
     already are left alone. Returns how many enrollments were new."""
+    dialect = dialect_of(conn)
     created = 0
     for batch in chunks(planned, 1000):
         values = [
@@ -45,7 +45,7 @@ def save_enrollments(
             }
             for cid, new in batch
         ]
-        ids = _insert_enrollments(conn, dialect, values)
+        ids = _insert_enrollments(conn, values)
         created += len(ids)
         sends: list[dict[str, Any]] = []
         for cid, new in batch:
@@ -86,9 +86,10 @@ def save_enrollments(
 
 
 def _insert_enrollments(
-    conn: Connection, dialect: Dialect, values: list[dict[str, Any]]
+    conn: Connection, values: list[dict[str, Any]]
 ) -> dict[tuple[int, str, str], int]:
     """Insert enrollments, leaving those that exist alone; the new ones' ids by key."""
+    dialect = dialect_of(conn)
     stmt = insert_ignoring(dialect, enrollments, ("customer_id", "campaign", "occurrence"))
     e = enrollments.c
     inserted: Sequence[Any]  # rows with id, customer_id, campaign, occurrence

@@ -14,19 +14,20 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dripper.store.engine import Dialect
+from dripper.store.engine import dialect_of
 from dripper.store.schema import campaign_state
 from dripper.store.sql import insert_ignoring
 
 
-def _ensure_row(conn: Connection, dialect: Dialect, campaign: str) -> None:
+def _ensure_row(conn: Connection, campaign: str) -> None:
+    dialect = dialect_of(conn)
     stmt = insert_ignoring(dialect, campaign_state, ("campaign",))
     conn.execute(stmt, {"campaign": campaign, "paused": False, "data": {}})
 
 
-def pause_campaign(conn: Connection, dialect: Dialect, campaign: str, reason: str) -> None:
+def pause_campaign(conn: Connection, campaign: str, reason: str) -> None:
     """Pause a campaign; its run of policy rejections starts again from 0."""
-    _ensure_row(conn, dialect, campaign)
+    _ensure_row(conn, campaign)
     conn.execute(
         sa.update(campaign_state)
         .where(campaign_state.c.campaign == campaign)
@@ -35,7 +36,7 @@ def pause_campaign(conn: Connection, dialect: Dialect, campaign: str, reason: st
 
 
 def count_policy_hits(
-    conn: Connection, dialect: Dialect, campaign: str, *, hits: int, reset: bool
+    conn: Connection, campaign: str, *, hits: int, reset: bool
 ) -> int:
     """Add `hits` policy rejections to the campaign's run (after ending the run first when
     `reset`: a delivery came in between) and return the run's length. One statement, so
@@ -49,7 +50,7 @@ def count_policy_hits(
                 .values(policy_hits=0)
             )
         return 0
-    _ensure_row(conn, dialect, campaign)
+    _ensure_row(conn, campaign)
     value = sa.literal(hits) if reset else c.policy_hits + hits
     counted = conn.execute(
         sa.update(campaign_state)
@@ -84,7 +85,8 @@ def load_state(conn: Connection, campaign: str) -> dict[str, Any]:
     return dict(data) if isinstance(data, Mapping) else {}
 
 
-def save_state(conn: Connection, dialect: Dialect, campaign: str, data: Mapping[str, Any]) -> None:
+def save_state(conn: Connection, campaign: str, data: Mapping[str, Any]) -> None:
+    dialect = dialect_of(conn)
     stmt = insert_ignoring(dialect, campaign_state, ("campaign",))
     conn.execute(stmt, {"campaign": campaign, "paused": False, "data": dict(data)})
     conn.execute(

@@ -20,7 +20,7 @@ from dripper.customers.fields import merge_fields, merged_status
 from dripper.customers.model import Customer, CustomerData, Status
 from dripper.money import DEFAULT_CURRENCY, PURCHASE, REFUND, Money, event_money, shown
 from dripper.store import rows
-from dripper.store.engine import Dialect
+from dripper.store.engine import dialect_of
 from dripper.store.records import EventRecord, UpsertCounts
 from dripper.store.schema import customers, events, suppressions
 from dripper.store.sql import chunks, insert_ignoring
@@ -63,7 +63,6 @@ _BULK_UPDATE = _bulk_update()
 
 def upsert_customers(
     conn: Connection,
-    dialect: Dialect,
     data: Sequence[CustomerData],
     *,
     now: datetime,
@@ -84,7 +83,7 @@ def upsert_customers(
         blocked = _suppressed_since(conn, list(by_email))
         existing = _existing(conn, list(by_email))
         new = [email for email in by_email if email not in existing]
-        won = _insert(conn, dialect, [by_email[e] for e in new], blocked, now)
+        won = _insert(conn, [by_email[e] for e in new], blocked, now)
         inserted += won
         ours_merged = 0  # rows we inserted that are in `updates` too
         if won == len(new):
@@ -140,12 +139,12 @@ def _existing(conn: Connection, emails: list[str]) -> dict[str, RowMapping]:
 
 def _insert(
     conn: Connection,
-    dialect: Dialect,
     data: list[CustomerData],
     blocked: Mapping[str, datetime],
     now: datetime,
 ) -> int:
     """Insert rows, skipping any address inserted meanwhile; returns how many were."""
+    dialect = dialect_of(conn)
     if not data:
         return 0
     values = []
@@ -213,9 +212,9 @@ def _given(value: str | None, old: Any) -> Any:
 
 
 def add_customer(
-    conn: Connection, dialect: Dialect, data: CustomerData, *, now: datetime
+    conn: Connection, data: CustomerData, *, now: datetime
 ) -> Customer:
-    upsert_customers(conn, dialect, [data], now=now)
+    upsert_customers(conn, [data], now=now)
     customer = get_customer(conn, data.email)
     assert customer is not None
     return customer
@@ -230,14 +229,14 @@ def customer_id(conn: Connection, email: str) -> int | None:
     return conn.execute(sa.select(customers.c.id).where(customers.c.email == email)).scalar()
 
 
-def ensure_customer(conn: Connection, dialect: Dialect, email: str, *, now: datetime) -> int:
+def ensure_customer(conn: Connection, email: str, *, now: datetime) -> int:
     """The id of the customer with this address, created (subscribed unless suppressed)
     if there is none."""
     found = customer_id(conn, email)
     if found is not None:
         return found
     blocked = _suppressed_since(conn, [email])
-    _insert(conn, dialect, [CustomerData(email=email)], blocked, now)
+    _insert(conn, [CustomerData(email=email)], blocked, now)
     found = customer_id(conn, email)
     assert found is not None
     return found
@@ -255,7 +254,6 @@ class RecordedEvent:
 
 def record_event(
     conn: Connection,
-    dialect: Dialect,
     email: str,
     type_: str,
     *,
@@ -274,11 +272,12 @@ def record_event(
     The unique index decides, not the look-up before it (which only spares a duplicate the
     work): two transactions racing with one id both reach the INSERT, and PostgreSQL lets
     the second wait for the first and then skip it."""
+    dialect = dialect_of(conn)
     money = event_money(type_, data, currency)  # checked before anything is written
     if ext_id is not None and is_recorded(conn, type_, ext_id):
         return None
-    with attempt(conn, dialect, ext_id is not None) as savepoint:
-        cid = ensure_customer(conn, dialect, email, now=now)
+    with attempt(conn, ext_id is not None) as savepoint:
+        cid = ensure_customer(conn, email, now=now)
         values = {
             "customer_id": cid,
             "type": type_,
@@ -311,12 +310,13 @@ def record_event(
 
 @contextmanager
 def attempt(
-    conn: Connection, dialect: Dialect, racing: bool
+    conn: Connection, racing: bool
 ) -> Iterator[NestedTransaction | None]:
     """A savepoint on PostgreSQL for writes that may turn out a duplicate (`racing`: an
     event with an id, which another transaction may be recording at the same moment):
     rolled back, it takes back what this transaction wrote for it (a new customer) and
     nothing another wrote. SQLite has one writer, so the look-up before was exact."""
+    dialect = dialect_of(conn)
     if dialect != "postgresql" or not racing:
         yield None
         return

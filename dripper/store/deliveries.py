@@ -25,7 +25,7 @@ from dripper.customers.model import Customer
 from dripper.engine.delivery import Outcome, OutcomeKind, PolicyEffect
 from dripper.engine.model import EnrollmentStatus, EventFacts, SendStatus
 from dripper.store import rows
-from dripper.store.engine import Dialect
+from dripper.store.engine import dialect_of
 from dripper.store.enrollments import event_facts
 from dripper.store.schema import (
     campaign_state,
@@ -61,7 +61,6 @@ class DueSend:
 
 def claim_due(
     conn: Connection,
-    dialect: Dialect,
     *,
     now: datetime,
     limit: int,
@@ -75,6 +74,7 @@ def claim_due(
     PostgreSQL: FOR UPDATE SKIP LOCKED, so any number of daemons share the outbox. SQLite:
     the caller's transaction began IMMEDIATE (one writer), and one daemon runs per file.
     """
+    dialect = dialect_of(conn)
     o = outbox.c
     paused = sa.select(campaign_state.c.campaign).where(campaign_state.c.paused.is_(True))
     pick = (
@@ -102,7 +102,7 @@ def claim_due(
             lease_owner=owner,
             # Database time, not `now` (which --now may fix): every daemon on every machine
             # judges a lease by the same clock.
-            lease_until=db_clock(conn, dialect) + lease,
+            lease_until=db_clock(conn) + lease,
             updated_at=now,
         )
     )
@@ -115,15 +115,11 @@ def claim_due(
             sa.update(outbox).where(o.id == sa.bindparam("oid")),
             [{"oid": oid, "message_id": new_message_id()} for oid in missing],
         )
-    return _load_due(conn, ids, {}, give_codes=True)
+    return _load_due(conn, ids, {})
 
 
 def _load_due(
-    conn: Connection,
-    ids: Sequence[int],
-    message_ids: Mapping[int, str],
-    *,
-    give_codes: bool = False,
+    conn: Connection, ids: Sequence[int], message_ids: Mapping[int, str]
 ) -> list[DueSend]:
     o = outbox.c
     claimed = conn.execute(sa.select(outbox).where(o.id.in_(ids)).order_by(o.next_attempt_at))
@@ -135,8 +131,6 @@ def _load_due(
             sa.select(customers).where(customers.c.id.in_(customer_ids))
         ).mappings()
     }
-    if give_codes:
-        people = give_referral_codes(conn, people)
     enrollment_rows = {
         r.id: r
         for r in conn.execute(
@@ -184,9 +178,15 @@ def _load_due(
     return result
 
 
-def give_referral_codes(conn: Connection, people: dict[int, Customer]) -> dict[int, Customer]:
-    """Customers about to be emailed get their referral code if they have none: random,
-    so nobody can guess another's (`referral_url` in templates)."""
+def give_referral_codes(conn: Connection, due: Sequence[DueSend]) -> list[DueSend]:
+    """A step of its own after a claim: the customers about to be emailed get their
+    referral code if they have none (random, so nobody can guess another's; templates
+    show it as `referral_url`). The sends come back with their customers' codes."""
+    people = _with_codes(conn, {send.customer.id: send.customer for send in due})
+    return [replace(send, customer=people[send.customer.id]) for send in due]
+
+
+def _with_codes(conn: Connection, people: dict[int, Customer]) -> dict[int, Customer]:
     missing = [cid for cid, person in people.items() if person.referral_code is None]
     if not missing:
         return people
@@ -198,9 +198,7 @@ def give_referral_codes(conn: Connection, people: dict[int, Customer]) -> dict[i
         [{"cid": cid, "code": code} for cid, code in codes.items()],
     )
     # Read back: a daemon claiming another send of the same customer may have been first.
-    query = sa.select(customers.c.id, customers.c.referral_code).where(
-        customers.c.id.in_(missing)
-    )
+    query = sa.select(customers.c.id, customers.c.referral_code).where(customers.c.id.in_(missing))
     stored = {row.id: row.referral_code for row in conn.execute(query)}
     return {
         cid: replace(person, referral_code=stored.get(cid, person.referral_code))
@@ -364,8 +362,9 @@ def complete_finished(conn: Connection, outbox_ids: Iterable[int], *, now: datet
         )
 
 
-def db_clock(conn: Connection, dialect: Dialect) -> datetime:
+def db_clock(conn: Connection) -> datetime:
     """The database's clock (PostgreSQL), or this machine's (SQLite: one machine)."""
+    dialect = dialect_of(conn)
     if dialect == "postgresql":
         value = conn.execute(sa.text("SELECT clock_timestamp()")).scalar_one()
         assert isinstance(value, datetime)
@@ -373,22 +372,20 @@ def db_clock(conn: Connection, dialect: Dialect) -> datetime:
     return datetime.now(UTC)
 
 
-def open_attempts(
-    conn: Connection, dialect: Dialect, outbox_ids: Sequence[int], *, now: datetime
-) -> dict[int, int]:
+def open_attempts(conn: Connection, outbox_ids: Sequence[int], *, now: datetime) -> dict[int, int]:
     """Write an attempt without an outcome for each send about to go out, before it goes:
     after a crash, an open attempt means "possibly delivered" (ambiguous), never "not
     sent". Returns outbox id -> attempt id."""
     values = [{"outbox_id": oid, "started_at": now} for oid in outbox_ids]
-    ids = insert_returning_ids(conn, dialect, delivery_attempts, values)
+    ids = insert_returning_ids(conn, delivery_attempts, values)
     return dict(zip(outbox_ids, ids, strict=True))
 
 
 def extend_leases(
-    conn: Connection, dialect: Dialect, outbox_ids: Sequence[int], *, owner: str, lease: timedelta
+    conn: Connection, outbox_ids: Sequence[int], *, owner: str, lease: timedelta
 ) -> None:
     """Keep this daemon's claim on sends still in flight (a slow server may take minutes)."""
-    until = db_clock(conn, dialect) + lease
+    until = db_clock(conn) + lease
     for part in chunks(outbox_ids):
         conn.execute(
             sa.update(outbox)
@@ -424,7 +421,6 @@ def give_back(conn: Connection, outbox_ids: Sequence[int], *, owner: str, now: d
 
 def recover_orphans(
     conn: Connection,
-    dialect: Dialect,
     *,
     now: datetime,
     retry_at: datetime,
@@ -439,12 +435,13 @@ def recover_orphans(
     may have been delivered (the daemon died during the SMTP dialogue, maybe after the
     final dot): it becomes ambiguous and is retried at `retry_at` with the same
     Message-ID, never silently requeued. Returns (requeued, ambiguous)."""
+    dialect = dialect_of(conn)
     o, a = outbox.c, delivery_attempts.c
     query = sa.select(o.id).where(o.status == SendStatus.SENDING.value)
     if owner is not None:
         query = query.where(o.lease_owner == owner)
     elif not every:
-        query = query.where(o.lease_until < db_clock(conn, dialect))
+        query = query.where(o.lease_until < db_clock(conn))
     if dialect == "postgresql":
         query = query.with_for_update(skip_locked=True)
     orphans = list(conn.execute(query).scalars())

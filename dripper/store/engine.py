@@ -142,3 +142,10 @@ def _first_line(error: BaseException, url: URL) -> str:
     if url.password:
         text = text.replace(str(url.password), "***")
     return text
+
+
+def dialect_of(conn: Connection) -> Dialect:
+    """The database a connection speaks to: each store function asks its connection, so
+    no caller outside the store passes or reads the dialect (issue 25)."""
+    return "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
+

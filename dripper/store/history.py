@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 
 from dripper.eventdata import NewEvent
 from dripper.money import Money
-from dripper.store.engine import Dialect, json_dumps
+from dripper.store.engine import Dialect, dialect_of, json_dumps
 
 STAGE = "_history"
 _COLUMNS = ("seq", "email", "hash", "type", "at", "data", "ext_id", "cents", "currency", "ref")
@@ -61,7 +61,7 @@ class HistoryLoad:
         self._stack = ExitStack()
         self._copy: Any = None
         self._pending: list[dict[str, Any]] = []
-        _create_stage(conn, dialect)
+        _create_stage(conn)
 
     def add(self, event: NewEvent, money: Money | None) -> None:
         """One event of the file (checked), in file order."""
@@ -129,7 +129,7 @@ class HistoryLoad:
             )
         )
         _new_customers(conn, params)
-        _refund_currencies(conn, self.dialect)
+        _refund_currencies(conn)
         if self.dialect == "postgresql":
             loaded.recorded = _insert_postgresql(conn, params)
         else:
@@ -181,7 +181,8 @@ def _utc_type() -> Any:
 _UTC = _utc_type()
 
 
-def _create_stage(conn: Connection, dialect: Dialect) -> None:
+def _create_stage(conn: Connection) -> None:
+    dialect = dialect_of(conn)
     conn.execute(sa.text(f"DROP TABLE IF EXISTS {STAGE}"))
     if dialect == "postgresql":
         types = (
@@ -215,11 +216,12 @@ def _new_customers(conn: Connection, params: dict[str, Any]) -> None:
     )
 
 
-def _refund_currencies(conn: Connection, dialect: Dialect) -> None:
+def _refund_currencies(conn: Connection) -> None:
     """A refund that gives no currency is in its purchase's (in the file, or recorded
     before), else the company's. Joins, not a look-up per refund: on PostgreSQL the stage
     has no index (hash joins), on SQLite the join uses the stage's."""
     # Repeats are gone from the stage: at most one purchase per id in the file.
+    dialect = dialect_of(conn)
     conn.execute(
         sa.text(
             f"UPDATE {STAGE} SET currency = p.currency FROM {STAGE} p "  # noqa: S608

@@ -40,7 +40,7 @@ from sqlalchemy.engine import Connection
 from dripper.engine.inbound import DeliveryRef, Inbound, Known
 from dripper.engine.inbound_facts import MAX_LOOKUPS
 from dripper.inbound.mailbox import MailboxState
-from dripper.store.engine import Dialect
+from dripper.store.engine import dialect_of
 from dripper.store.schema import (
     customers,
     inbound_messages,
@@ -143,8 +143,9 @@ def recorded(conn: Connection, key: str) -> Recorded | None:
     return Recorded(row.id, row.kind, row.address, row.customer_id, row.reason)
 
 
-def record(conn: Connection, dialect: Dialect, values: dict[str, Any]) -> bool:
+def record(conn: Connection, values: dict[str, Any]) -> bool:
     """Record a message; False when it was recorded already (polled or posted twice)."""
+    dialect = dialect_of(conn)
     stmt = insert_ignoring(dialect, inbound_messages, ("message_key",))
     return bool(
         conn.execute(stmt, values, execution_options={"preserve_rowcount": True}).rowcount
@@ -238,8 +239,9 @@ def mailbox(conn: Connection, name: str) -> MailboxState | None:
 
 
 def save_mailbox(
-    conn: Connection, dialect: Dialect, name: str, state: MailboxState, *, now: datetime
+    conn: Connection, name: str, state: MailboxState, *, now: datetime
 ) -> None:
+    dialect = dialect_of(conn)
     stmt = insert_ignoring(dialect, mailbox_state, ("mailbox",))
     values = {"uidvalidity": state.uidvalidity, "last_uid": state.last_uid, "checked_at": now}
     conn.execute(stmt, {"mailbox": name, **values})

@@ -33,7 +33,7 @@ from dripper.store.customers import (
     purchase_update,
     refund,
 )
-from dripper.store.engine import Dialect
+from dripper.store.engine import dialect_of
 from dripper.store.schema import customers, events
 from dripper.store.sql import allocate_ids, chunks, insert_ignoring, insert_returning_ids
 from dripper.store.store import Store
@@ -55,7 +55,6 @@ class Stored:
 
 def store_events(
     conn: Connection,
-    dialect: Dialect,
     batch: Sequence[NewEvent],
     *,
     now: datetime,
@@ -73,12 +72,12 @@ def store_events(
     batch = [batch[i] for i in fresh]
     money = [money[i] for i in fresh]
     if batch:
-        ids, event_ids, kept = insert_fresh(conn, dialect, batch, now=now)
+        ids, event_ids, kept = insert_fresh(conn, batch, now=now)
         batch, money = [batch[i] for i in kept], [money[i] for i in kept]
         for e in batch:
             if e.customer is not None:
                 apply_fields(conn, ids[e.email], e.customer, now=now)
-        add_purchases(conn, dialect, purchase_totals(batch, money, ids, currency), now=now)
+        add_purchases(conn, purchase_totals(batch, money, ids, currency), now=now)
         for e, m in zip(batch, money, strict=True):
             if e.type == REFUND and m is not None:
                 said = refund(conn, ids[e.email], e.data, m, currency, now=now)
@@ -118,7 +117,7 @@ def fresh_positions(conn: Connection, batch: Sequence[NewEvent]) -> list[int]:
 
 
 def insert_fresh(
-    conn: Connection, dialect: Dialect, batch: Sequence[NewEvent], *, now: datetime
+    conn: Connection, batch: Sequence[NewEvent], *, now: datetime
 ) -> tuple[dict[str, int], list[int], list[int]]:
     """The customers of a batch of events looked up as no duplicates (created if new) and
     the events inserted: the customer ids by address, the new events' ids, and their
@@ -131,10 +130,10 @@ def insert_fresh(
         if not positions:
             return {}, [], []
         rest = [batch[i] for i in positions]
-        with attempt(conn, dialect, racing) as savepoint:
+        with attempt(conn, racing) as savepoint:
             emails = list(dict.fromkeys(e.email for e in rest))
-            ids = ensure_customers(conn, dialect, emails, now=now)
-            inserted = insert_events(conn, dialect, rest, ids, now=now)
+            ids = ensure_customers(conn, emails, now=now)
+            inserted = insert_events(conn, rest, ids, now=now)
             if None not in inserted or savepoint is None:
                 kept = [(p, i) for p, i in zip(positions, inserted, strict=True) if i is not None]
                 return ids, [i for _, i in kept], [p for p, _ in kept]
@@ -147,7 +146,6 @@ def insert_fresh(
 
 def insert_events(
     conn: Connection,
-    dialect: Dialect,
     batch: Sequence[NewEvent],
     ids: Mapping[str, int],
     *,
@@ -158,12 +156,12 @@ def insert_events(
     unique index decides). SQLite has one writer, so the look-up was exact there.
     PostgreSQL copies a batch in with ids allocated up front (see store/copy.py), and
     when the copy meets such an id, inserts the batch again leaving that one out."""
+    dialect = dialect_of(conn)
     columns = ("id", "customer_id", "type", "at", "data", "recorded_at", "ext_id")
     if dialect != "postgresql":
         found: list[int | None] = []
         found += insert_returning_ids(
             conn,
-            dialect,
             events,
             [dict(zip(columns[1:], _row(e, ids, now)[1:], strict=True)) for e in batch],
         )
@@ -242,11 +240,12 @@ def purchase_totals(
 
 
 def add_purchases(
-    conn: Connection, dialect: Dialect, totals: Sequence[Totals], *, now: datetime
+    conn: Connection, totals: Sequence[Totals], *, now: datetime
 ) -> None:
     """Add purchase totals to the customers' derived fields by SQL arithmetic (concurrent
     purchases of one customer lose no update). PostgreSQL stages a long list with COPY and
     updates from it in one statement."""
+    dialect = dialect_of(conn)
     if not totals:
         return
     if dialect != "postgresql" or len(totals) < COPY_FROM:
@@ -294,7 +293,7 @@ def refresh_statistics(store: Store) -> None:
 
 
 def ensure_customers(
-    conn: Connection, dialect: Dialect, emails: Sequence[str], *, now: datetime
+    conn: Connection, emails: Sequence[str], *, now: datetime
 ) -> dict[str, int]:
     """The ids of these addresses' customers, creating those there are none of."""
     ids = _ids(conn, emails)
@@ -303,7 +302,7 @@ def ensure_customers(
         # New customers from events are subscribed unless the address was suppressed
         # (a forgotten or bounced address stays blocked, DESIGN 7).
         blocked = _suppressed_since(conn, missing)
-        _insert(conn, dialect, [CustomerData(email=email) for email in missing], blocked, now)
+        _insert(conn, [CustomerData(email=email) for email in missing], blocked, now)
         ids.update(_ids(conn, missing))
     return ids
 

@@ -16,7 +16,6 @@ from collections.abc import Iterable, Sequence
 from sqlalchemy.engine import Connection
 
 from dripper.store.campaign_state import load_state, save_state
-from dripper.store.engine import Dialect
 
 STATE = "~domains"  # campaign names are [a-z0-9-]+: this state row cannot clash
 MAX_DOMAINS = 16  # the newest kept: a shop changes its From domain a handful of times
@@ -28,13 +27,13 @@ def known(conn: Connection) -> list[str]:
     return [str(d) for d in domains if isinstance(d, str)][:MAX_DOMAINS]
 
 
-def remember(conn: Connection, dialect: Dialect, domain: str) -> None:
+def remember(conn: Connection, domain: str) -> None:
     """Note that Message-IDs are being given with `domain` (the daemon, before it sends)."""
     domains = known(conn)
     if domains[:1] == [domain]:
         return
     kept = [domain, *(d for d in domains if d != domain)][:MAX_DOMAINS]
-    save_state(conn, dialect, STATE, {"domains": kept})
+    save_state(conn, STATE, {"domains": kept})
 
 
 def message_ids(

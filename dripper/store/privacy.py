@@ -16,7 +16,7 @@ from dripper.customers.addresses import address_hash
 from dripper.customers.model import Status
 from dripper.store import rows
 from dripper.store.customers import customer_id
-from dripper.store.engine import Dialect
+from dripper.store.engine import dialect_of
 from dripper.store.records import (
     EnrollmentStatus,
     SendStatus,
@@ -37,7 +37,6 @@ from dripper.store.sql import chunks, insert_ignoring
 
 def suppress(
     conn: Connection,
-    dialect: Dialect,
     email: str,
     *,
     reason: SuppressionReason,
@@ -46,6 +45,7 @@ def suppress(
     """Put the address on the suppression list (the first reason given stays) and, if it is
     a customer's, unsubscribe them and cancel what was planned for them. True if the
     customer exists."""
+    dialect = dialect_of(conn)
     conn.execute(
         insert_ignoring(dialect, suppressions, ["address_hash"]).values(
             address_hash=address_hash(email),
@@ -83,7 +83,6 @@ def suppress(
 
 def unsubscribe(
     conn: Connection,
-    dialect: Dialect,
     email: str,
     *,
     reason: SuppressionReason,
@@ -92,7 +91,7 @@ def unsubscribe(
     """Unsubscribe a customer (idempotent); False, and nothing written, if there is none."""
     if customer_id(conn, email) is None:
         return False
-    return suppress(conn, dialect, email, reason=reason, now=now)
+    return suppress(conn, email, reason=reason, now=now)
 
 
 def message_ids_of(conn: Connection, email: str) -> list[str]:
@@ -105,9 +104,10 @@ def message_ids_of(conn: Connection, email: str) -> list[str]:
     return [str(m) for m in conn.execute(query).scalars()]
 
 
-def forget(conn: Connection, dialect: Dialect, email: str, *, now: datetime) -> bool:
+def forget(conn: Connection, email: str, *, now: datetime) -> bool:
     """Erase the customer and every row about them; keep the address hash suppressed and no
     plain copy of the address anywhere. False if there was nothing to erase."""
+    dialect = dialect_of(conn)
     digest = address_hash(email)
     cleared = conn.execute(
         sa.update(suppressions)

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from dripper.engine.model import SendStatus
 from dripper.engine.plan import ZonePlan, variant_for
-from dripper.store.engine import Dialect
+from dripper.store.engine import dialect_of
 from dripper.store.types import UTCDateTime
 
 ALL_IDS = 2**62  # above any id: the upper end of "every customer"
@@ -79,7 +79,6 @@ _SQLITE_VARIANT = "dripper_variant(e.campaign, s.step, c.email, s.variants)"
 
 def enroll_run(
     conn: Connection,
-    dialect: Dialect,
     campaign: str,
     occurrence: str,
     plans: Sequence[ZonePlan],
@@ -92,6 +91,7 @@ def enroll_run(
     is left out (`zones` finds them). `ids`: only the customers with an id in [low, high)
     (two connections write a run side by side on PostgreSQL, each a range of its own, so
     that they seldom touch the same index pages)."""
+    dialect = dialect_of(conn)
     _scratch.create_all(conn, checkfirst=True)
     conn.execute(_STEPS.delete())
     conn.execute(_ZONES.delete())

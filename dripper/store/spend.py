@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dripper.store.engine import Dialect
+from dripper.store.engine import dialect_of
 from dripper.store.schema import customers
 
 # The percentile is percent_rank over ascending spend, floored: (rank - 1) * 100 / (n - 1)
@@ -70,8 +70,22 @@ def try_lock(conn: Connection) -> bool:
     return bool(conn.execute(query, {"key": _LOCK_KEY}).scalar_one())
 
 
-def refresh(conn: Connection, dialect: Dialect, *, now: datetime) -> int:
+def take_turn(conn: Connection, *, lock_wait: str) -> bool:
+    """Whether this transaction may rank now. On PostgreSQL: no other daemon is ranking
+    (else False), and a customer row another transaction holds is waited for at most
+    `lock_wait` (then the statement fails: the caller tries on the next pass). SQLite's
+    one writer always may."""
+    if dialect_of(conn) != "postgresql":
+        return True
+    if not try_lock(conn):
+        return False
+    conn.exec_driver_sql(f"SET LOCAL lock_timeout = '{lock_wait}'")
+    return True
+
+
+def refresh(conn: Connection, *, now: datetime) -> int:
     """Recompute every customer's percentile and rank; returns how many changed."""
+    dialect = dialect_of(conn)
     distinct = "IS DISTINCT FROM" if dialect == "postgresql" else "IS NOT"
     sql = sa.text(_REFRESH.format(distinct=distinct)).bindparams(
         sa.bindparam("now", now, type_=customers.c.updated_at.type)

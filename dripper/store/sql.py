@@ -7,7 +7,7 @@ from typing import TypeVar
 
 import sqlalchemy as sa
 
-from dripper.store.engine import Dialect
+from dripper.store.engine import Dialect, dialect_of
 
 T = TypeVar("T")
 
@@ -54,9 +54,10 @@ def allocate_ids(conn: sa.Connection, table: sa.Table, count: int) -> list[int]:
 
 
 def insert_returning_ids(
-    conn: sa.Connection, dialect: Dialect, table: sa.Table, values: Sequence[dict[str, object]]
+    conn: sa.Connection, table: sa.Table, values: Sequence[dict[str, object]]
 ) -> list[int]:
     """Insert rows (no conflicts possible) and return their ids in order."""
+    dialect = dialect_of(conn)
     if not values:
         return []
     if dialect == "postgresql":

@@ -113,6 +113,25 @@ class Store:
                 yield [first, *others]
 
     @property
+    def concurrent_writers(self) -> bool:
+        """Whether several connections can write at once (PostgreSQL): work may then be
+        split between threads or daemons; SQLite has one writer, and one connection is
+        shared."""
+        return self._dialect == "postgresql"
+
+    def trigger_filter(self, *, when: str | None = None, date: str | None = None) -> Any:
+        """The SQL that narrows a trigger scan to the customers who can match (a `when`
+        condition in the compilable subset, or a `date:` expression); None: every
+        customer (store/customer_filter.py)."""
+        from dripper.store.customer_filter import date_filter, when_filter
+
+        if when is not None:
+            return when_filter(when, self._dialect)
+        if date is not None:
+            return date_filter(date, self._dialect)
+        return None
+
+    @property
     def side_by_side(self) -> bool:
         """Whether `readers` gives connections that can be read at the same time."""
         return self._dialect == "postgresql"
@@ -137,7 +156,7 @@ class Store:
         from dripper.store import throttle
 
         with self.transaction() as conn:
-            return throttle.reserve(conn, self._dialect, block, rate)
+            return throttle.reserve(conn, block, rate)
 
     def copy_into(self, target: Store) -> None:
         """Every table, copied into `target` (a fresh database of the current schema),
@@ -168,7 +187,7 @@ class Store:
     def upsert_customers(self, data: Sequence[CustomerData], *, now: datetime) -> UpsertCounts:
         """Insert or merge many customers (unique addresses) in one transaction."""
         with self.transaction() as conn:
-            return customer_ops.upsert_customers(conn, self._dialect, data, now=now)
+            return customer_ops.upsert_customers(conn, data, now=now)
 
     def upsert_customers_in(
         self,
@@ -179,7 +198,7 @@ class Store:
         again: Mapping[str, bool] | None = None,
     ) -> UpsertCounts:
         """`upsert_customers` in the caller's transaction (an import: all or nothing)."""
-        return customer_ops.upsert_customers(conn, self._dialect, data, now=now, again=again)
+        return customer_ops.upsert_customers(conn, data, now=now, again=again)
 
     def history_load(self, conn: Connection, *, now: datetime, currency: str) -> HistoryLoad:
         """An order history's events, added one by one and written set-wise in the
@@ -190,7 +209,7 @@ class Store:
 
     def add_customer(self, data: CustomerData, *, now: datetime) -> Customer:
         with self.transaction() as conn:
-            return customer_ops.add_customer(conn, self._dialect, data, now=now)
+            return customer_ops.add_customer(conn, data, now=now)
 
     def get_customer(self, email: str) -> Customer | None:
         with self.reading() as conn:
@@ -234,7 +253,7 @@ class Store:
         amount. (The planner records events with ids, fields and what they cause.)"""
         with self.transaction() as conn:
             recorded = customer_ops.record_event(
-                conn, self._dialect, email, type, at=at, data=data, now=now
+                conn, email, type, at=at, data=data, now=now
             )
             assert recorded is not None  # no id, so never a duplicate
             return recorded.customer, recorded.event
@@ -256,7 +275,7 @@ class Store:
         there is no such customer; calling it again changes nothing."""
         with self.transaction() as conn:
             return privacy.unsubscribe(
-                conn, self._dialect, email, reason=SuppressionReason(reason), now=now
+                conn, email, reason=SuppressionReason(reason), now=now
             )
 
     def suppress(self, email: str, *, reason: SuppressionReason | str, now: datetime) -> bool:
@@ -264,7 +283,7 @@ class Store:
         the address belongs to a customer."""
         with self.transaction() as conn:
             return privacy.suppress(
-                conn, self._dialect, email, reason=SuppressionReason(reason), now=now
+                conn, email, reason=SuppressionReason(reason), now=now
             )
 
     def suppression_for(self, email: str) -> SuppressionRecord | None:
@@ -283,7 +302,7 @@ class Store:
         no copy of the rows stays in the files; a reader holding an old snapshot can put
         that off until the next checkpoint, which SQLite makes by itself."""
         with self.transaction() as conn:
-            erased = privacy.forget(conn, self._dialect, email, now=now)
+            erased = privacy.forget(conn, email, now=now)
         if erased and self._dialect == "sqlite":
             with self._engine.connect() as conn:
                 conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")

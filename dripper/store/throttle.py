@@ -15,16 +15,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dripper.store.deliveries import db_clock
-from dripper.store.engine import Dialect
+from dripper.store.engine import dialect_of
 from dripper.store.schema import campaign_state
 from dripper.store.sql import insert_ignoring
 
 ROW = "~send-rate"  # campaign names are [a-z0-9-]+: this one cannot clash
 
 
-def reserve(conn: Connection, dialect: Dialect, count: int, rate: float) -> float:
+def reserve(conn: Connection, count: int, rate: float) -> float:
     """Reserve `count` send slots at `rate` per second; returns how many seconds from now
     the first slot opens (0 when it is open already). Slots are `1/rate` apart."""
+    dialect = dialect_of(conn)
     conn.execute(
         insert_ignoring(dialect, campaign_state, ("campaign",)),
         {"campaign": ROW, "paused": False, "data": {}},
@@ -33,7 +34,7 @@ def reserve(conn: Connection, dialect: Dialect, count: int, rate: float) -> floa
     if dialect == "postgresql":
         query = query.with_for_update()
     data = dict(conn.execute(query).scalar_one() or {})
-    now = db_clock(conn, dialect)
+    now = db_clock(conn)
     opens = now
     if isinstance(data.get("next"), str):
         opens = max(now, datetime.fromisoformat(data["next"]))

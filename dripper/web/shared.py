@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
 from dripper.engine.hits import HitKind
+from dripper.store.directory import DeliveryDirectory
 from dripper.tokens import Keyring, TokenError, TokenKind, TokenPayload
 from dripper.web import pages
-from dripper.web.directory import DeliveryDirectory
 from dripper.web.hitproc import HitProcess
 from dripper.web.metrics import Metrics
 from dripper.web.writer import HitWriter

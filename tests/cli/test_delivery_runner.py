@@ -80,7 +80,6 @@ def test_a_crash_requeues_unsent_work_and_marks_in_flight_sends_ambiguous(setup:
     with setup.store.transaction() as conn:
         due = deliveries.claim_due(
             conn,
-            setup.store.dialect,
             now=T0,
             limit=10,
             owner="dead-daemon",
@@ -90,7 +89,7 @@ def test_a_crash_requeues_unsent_work_and_marks_in_flight_sends_ambiguous(setup:
     assert len(due) == 4
     in_flight = [d.id for d in due[:2]]
     with setup.store.transaction() as conn:
-        deliveries.open_attempts(conn, setup.store.dialect, in_flight, now=T0)
+        deliveries.open_attempts(conn, in_flight, now=T0)
         if setup.store.dialect == "postgresql":  # its lease runs out (database time)
             conn.execute(sa.update(outbox).values(lease_until=datetime(2000, 1, 1, tzinfo=UTC)))
 
@@ -173,9 +172,9 @@ def test_dry_run_renders_what_is_due_and_changes_nothing(setup: Setup) -> None:
 
 def test_the_shared_rate_hands_out_consecutive_slots(setup: Setup) -> None:
     with setup.store.transaction() as conn:
-        first = throttle.reserve(conn, setup.store.dialect, 10, 100.0)
+        first = throttle.reserve(conn, 10, 100.0)
     with setup.store.transaction() as conn:
-        second = throttle.reserve(conn, setup.store.dialect, 10, 100.0)
+        second = throttle.reserve(conn, 10, 100.0)
     assert first == pytest.approx(0, abs=0.05)
     assert second == pytest.approx(0.1, abs=0.05)  # after the first block's 10 slots
 

@@ -62,7 +62,7 @@ def seed(store: Store, count: int, domain: str) -> list[str]:
                 for e, c, d in zip(eids, cids, ids, strict=True)
             ],
         )
-        message_domains.remember(conn, store.dialect, domain)
+        message_domains.remember(conn, domain)
     return ids
 
 
@@ -86,7 +86,7 @@ def test_a_gone_delivery_costs_a_few_indexed_lookups_never_a_scan(store: Store) 
     changed is found the same way."""
     old = seed(store, 300, "old.example")
     with store.transaction() as conn:
-        message_domains.remember(conn, store.dialect, "acme.test")
+        message_domains.remember(conn, "acme.test")
     with statements(store) as seen, store.reading() as conn:
         found = tracking.deliveries(conn, [old[5], "z" * 26], domain="acme.test")
         hits = tracking.sent(conn, ["y" * 26], domain="acme.test")

@@ -317,7 +317,6 @@ def test_a_repeat_from_an_earlier_batch_merges_like_one_row(store: Store) -> Non
     with store.transaction() as conn:
         first = customer_ops.upsert_customers(
             conn,
-            store.dialect,
             [
                 CustomerData(email="new@example.com", first_name="N", tags=("a",)),
                 CustomerData(email="old@example.com", tags=("a",), attributes={"x": "1"}),
@@ -326,7 +325,6 @@ def test_a_repeat_from_an_earlier_batch_merges_like_one_row(store: Store) -> Non
         )
         second = customer_ops.upsert_customers(
             conn,
-            store.dialect,
             [
                 CustomerData(email="new@example.com", tags=("b", "a")),
                 CustomerData(email="old@example.com", tags=("b",), attributes={"y": "2"}),

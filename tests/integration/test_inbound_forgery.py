@@ -191,7 +191,7 @@ def seed_outbox(store: Store, count: int) -> None:
     counter, on either database), Message-IDs of our shape, so that a scan of the outbox
     would cost what it does."""
     with store.transaction() as conn:
-        _insert(conn, store.dialect, [CustomerData(email="bulk@example.com")], {}, SENT_AT)
+        _insert(conn, [CustomerData(email="bulk@example.com")], {}, SENT_AT)
         customer = conn.execute(
             sa.select(customers.c.id).where(customers.c.email == "bulk@example.com")
         ).scalar_one()

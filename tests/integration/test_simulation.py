@@ -44,19 +44,22 @@ def project(tmp_path: Path, *, settings: dict[str, str] | None = None) -> Path:
     return root
 
 
-def timelines(root: Path, days: int) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+def timelines(
+    root: Path, days: int, *, now: datetime = NOW
+) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    """The real runner's timeline and the simulation's, each sample buying at `now`."""
     config = load_config(root / "config.toml")
     campaigns, problems = load_campaigns(config.campaigns_dir, config.templates_dir)
     assert not problems, problems
     rows = list(read_customers_csv(config.samples_path).rows)
     real = asyncio.run(
-        simulate_samples(config, campaigns, rows, now=NOW, days=days, warnings=[])
+        simulate_samples(config, campaigns, rows, now=now, days=days, warnings=[])
     )
     simulation = Simulation(config, campaigns)
-    simulation.add_customers(rows, now=NOW)
+    simulation.add_customers(rows, now=now)
     for row in rows:
-        simulation.purchase(row.email, at=NOW, amount=Decimal("24.50"), now=NOW)
-    mine = simulation.timeline(NOW, days)
+        simulation.purchase(row.email, at=now, amount=Decimal("24.50"), now=now)
+    mine = simulation.timeline(now, days)
     return (
         [(s.at, s.to, s.campaign, s.step) for s in real],
         [(s.at, s.to, s.campaign, s.step) for s in mine],

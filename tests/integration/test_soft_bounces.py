@@ -53,11 +53,11 @@ def weekly_emails(store: Store, count: int, *, every: timedelta = WEEK) -> list[
     delivery ids, oldest first."""
     ids = [f"weekly{n:02d}ada0delivery" for n in range(count)]
     with store.transaction() as conn:
-        _insert(conn, store.dialect, [CustomerData(email=ADA)], {}, T0)
+        _insert(conn, [CustomerData(email=ADA)], {}, T0)
         customer = conn.execute(sa.select(customers.c.id)).scalar_one()
         sends = tuple(PlannedSend(f"issue-{n}", T0 + n * every, 0) for n in range(count))
         enrollment = NewEnrollment("value-newsletter", "weekly", T0, None, sends)
-        bulk.save_enrollments(conn, store.dialect, [(customer, enrollment)], now=T0)
+        bulk.save_enrollments(conn, [(customer, enrollment)], now=T0)
         for n, delivery in enumerate(ids):
             conn.execute(
                 sa.update(outbox)

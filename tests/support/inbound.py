@@ -47,14 +47,14 @@ def seed(db_url: str) -> None:
 def _seed(store: Store) -> None:
     emails = list(dict.fromkeys(s.email for s in SENDS))
     with store.transaction() as conn:
-        _insert(conn, store.dialect, [CustomerData(email=e) for e in emails], {}, SENT_AT)
+        _insert(conn, [CustomerData(email=e) for e in emails], {}, SENT_AT)
         ids = {r.email: r.id for r in conn.execute(sa.select(customers.c.email, customers.c.id))}
         planned = [
             (ids[s.email], NewEnrollment("welcome", f"seed:{s.delivery_id}", SENT_AT, None,
                                          (PlannedSend(s.step, SENT_AT, 0),)))
             for s in SENDS
         ]  # fmt: skip
-        bulk.save_enrollments(conn, store.dialect, planned, now=SENT_AT)
+        bulk.save_enrollments(conn, planned, now=SENT_AT)
         for order, send in enumerate(SENDS):
             conn.execute(
                 sa.update(outbox)

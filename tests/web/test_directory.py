@@ -1,4 +1,4 @@
-"""The question a pixel or a redirect asks before it answers (`dripper.web.directory`): is
+"""The question a pixel or a redirect asks before it answers (`dripper.store.directory`): is
 this delivery ours? Asked of a real database on each side, the way `serve` asks it: many
 requests at once, their lookups gathered into one query per turn of the event loop."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dripper.web.directory import DeliveryDirectory
+from dripper.store.directory import DeliveryDirectory
 from tests.support.serve import Shop, free_port
 from tests.web.test_hitproc import sent
 
@@ -48,7 +48,7 @@ def test_the_lookups_of_one_turn_go_as_one_query_and_each_gets_its_answer(
         finally:
             await directory.close()
 
-    # Nothing remembered (dripper.web.known, tested on its own): every lookup is asked.
+    # Nothing remembered (dripper.store.known, tested on its own): every lookup is asked.
     directory = DeliveryDirectory(shop.db_url, domain, remember=False)
     sizes = counting_flushes(directory, monkeypatch)
     asked = [*known, *unknown, known[0]]

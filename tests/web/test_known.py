@@ -1,4 +1,4 @@
-"""What `serve` remembers of PostgreSQL's deliveries (`dripper.web.known`, migration 0009):
+"""What `serve` remembers of PostgreSQL's deliveries (`dripper.store.known`, migration 0009):
 the recent sends, each new one as its trigger announces it, and nothing once a send is
 deleted. Against a real PostgreSQL, directly and through a real `dripper serve`."""
 
@@ -13,10 +13,10 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
+from dripper.store import known as known_module
 from dripper.store import migrate, open_store
+from dripper.store.known import APPLICATION, CHANNEL, KnownDeliveries
 from dripper.store.schema import customers, outbox
-from dripper.web import known as known_module
-from dripper.web.known import APPLICATION, CHANNEL, KnownDeliveries
 from tests.support.serve import ServeProcess, Shop, links, lookups
 from tests.web.conftest import DAY20
 

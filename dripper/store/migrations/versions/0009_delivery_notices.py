@@ -1,7 +1,7 @@
 """PostgreSQL tells `serve` which deliveries exist, so a pixel or a redirect need not ask.
 
 Two triggers on `outbox` send NOTIFY on the channel `dripper_deliveries`, delivered at
-commit to every listening `dripper serve` (dripper.web.known), each ending with the
+commit to every listening `dripper serve` (dripper.store.known), each ending with the
 schema of the table (a channel is one per database; shops may share one):
 - `sent <message-id> <schema>` when a delivery gets its Message-ID (claimed for sending:
   the moment its tokens can exist), one per row;
@@ -31,7 +31,7 @@ down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# dripper.web.known reads these payloads and checks these two triggers are there.
+# dripper.store.known reads these payloads and checks these two triggers are there.
 # PostgreSQL merges identical notifications of one transaction into the first: a delete, a
 # claim and another delete would arrive as the delete and the claim, and the claimed send
 # would stay known. A nonce keeps every delete's notice. (Inline, not a function of ours:

@@ -12,7 +12,7 @@ database that changes sixteen times a second); batched, about 6.
 
 SQLite: a read-only connection of its own (WAL: readers never wait for the writer), read
 at the end of the turn, on the event loop: a read of a few index pages.
-PostgreSQL: first what `serve` already knows (dripper.web.known: the recent sends, and
+PostgreSQL: first what `serve` already knows (dripper.store.known: the recent sends, and
 each new one as PostgreSQL announces it), which is nearly every hit; then a few
 asynchronous psycopg connections, so a slow query never blocks the loop.
 When the database does not answer, `exists` says None and the caller decides: a redirect
@@ -29,7 +29,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from dripper.web.known import KnownDeliveries
+from dripper.store.known import KnownDeliveries
 
 log = logging.getLogger("dripper.serve")
 
@@ -47,7 +47,7 @@ class DeliveryDirectory:
     def __init__(
         self, database_url: str, domain: str, *, connections: int = 4, remember: bool = True
     ) -> None:
-        """`remember`: on PostgreSQL, keep what it announces (dripper.web.known); False asks
+        """`remember`: on PostgreSQL, keep what it announces (dripper.store.known); False asks
         the database every time."""
         self.remember = remember
         self.url = sa.make_url(database_url)

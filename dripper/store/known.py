@@ -18,7 +18,7 @@ commit order on one connection that `serve` holds LISTENing, so:
   the database, as before; without the triggers (or after the downgrade's `stop`) the
   memory stays off until `serve` restarts.
 
-What is not known is asked (dripper.web.directory), so the memory only ever saves work:
+What is not known is asked (dripper.store.directory), so the memory only ever saves work:
 the newest CAPACITY / 2 sends are read when the connection opens, and sends claimed
 later are announced. At most CAPACITY Message-IDs are held (about 125 bytes each), in two
 generations: when the newer fills, the older is let go, and an id found in the older
