@@ -145,13 +145,14 @@ def runner_for(config_path: Path, owner: str) -> Runner:
     store = open_store(config.database_url)
     store.ensure_schema()
     dkim = config.dkim
+    assert dkim.private_key is not None, "the bench's config.toml names a DKIM key"
     sender = Sender(
         config,
         store,
         campaigns,
         renderer=Renderer(config),
         transport=SmtpTransport.from_config(config),
-        signer=DkimSigner.from_file(dkim["domain"], dkim["selector"], Path(dkim["private_key"])),
+        signer=DkimSigner.from_file(dkim.domain, dkim.selector, dkim.private_key),
         owner=owner,
     )
     return Runner(config, store, campaigns, sender=sender)

@@ -16,7 +16,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
@@ -35,52 +35,6 @@ class FrequencyCap:
 
     count: int
     period: timedelta
-
-
-@dataclass(frozen=True)
-class Config:
-    """The whole configuration with defaults filled in and paths made absolute."""
-
-    path: Path | None
-    base_dir: Path
-    campaigns_dir: Path
-    templates_dir: Path
-    samples_path: Path
-    database_url: str
-    sender_from: str
-    reply_to: str
-    postal_address: str
-    unsubscribe_mailto: str
-    company: Mapping[str, Any]
-    transport: Mapping[str, Any]
-    tracking: Mapping[str, Any]
-    dkim: Mapping[str, Any]
-    replies: Mapping[str, Any]
-    bounces: Mapping[str, Any]
-    api: Mapping[str, Any]
-    referrals: Mapping[str, Any]
-    cadence: timedelta
-    timezone: str
-    quiet_hours: tuple[time, time] | None
-    max_per_customer: FrequencyCap | None
-    retry: tuple[timedelta, ...]
-    give_up_after: timedelta
-    lease: timedelta
-    tick_seconds: int
-    batch_size: int
-    chunk: int = 4  # sends per connection between database writes (see services.delivery)
-    # `[company] currency`: what total_spent and stats revenue count (DESIGN 12)
-    currency: str = "USD"
-    raw: Mapping[str, Mapping[str, Any]] = field(repr=False, default_factory=dict)
-
-    def secret(self, env_name: str) -> str | None:
-        """The value of the environment variable named by a `*_env` key, if set."""
-        value = os.environ.get(env_name)
-        return value or None
-
-    @property
-    def display_path(self) -> str:
-        return str(self.path) if self.path else "(defaults: no config.toml)"
 
 
 # --- the schema: section -> key -> (checker, default) -----------------------------------
@@ -220,6 +174,117 @@ def _show(value: Any) -> str:
     return f"{kind} ({value!r})" if kind else repr(value)
 
 
+def _key(check: Checker, default: Any) -> Any:
+    """A key of a section: how its value is checked, and its default (the one place)."""
+    return field(default=default, metadata={"check": check})
+
+
+@dataclass(frozen=True)
+class TransportSettings:
+    """`[transport]`: how emails leave (files in a folder, or SMTP)."""
+
+    kind: str = _key(_choice("file", "smtp"), "file")
+    path: Path = _key(_str, "outbox")  # noqa: RUF009 (a field, not a call: resolved against the config's folder)
+    host: str = _key(_str, "localhost")
+    port: int = _key(_int_range(1, 65535), 587)
+    security: str = _key(_choice("starttls", "tls", "none"), "starttls")
+    username: str = _key(_str, "")
+    password_env: str = _key(_env_name, "DRIPPER_SMTP_PASSWORD")
+    concurrency: int = _key(_int_range(1, 256), 4)
+    rate_per_second: float = _key(_number, 0.0)
+    timeout: int = _key(_int_range(1, 3600), 60)
+    data_timeout: int = _key(_int_range(1, 86400), 600)
+    ca_file: Path | None = _key(_str, "")  # noqa: RUF009 (a field; resolved; None when not set)
+    pause_after_policy: int = _key(_int_range(1, 10_000), 5)
+
+
+@dataclass(frozen=True)
+class TrackingSettings:
+    """`[tracking]`: where links land and what is tracked."""
+
+    base_url: str = _key(_url, "http://127.0.0.1:8080")
+    secret_env: str = _key(_env_name, "DRIPPER_SECRET")
+    opens: bool = _key(_bool, True)
+    clicks: bool = _key(_bool, True)
+    apple_relay_ranges: str = _key(_str, "")  # resolved; "" when not set
+
+
+@dataclass(frozen=True)
+class DkimSettings:
+    """`[dkim]`: the signing domain, selector and key (unset: unsigned)."""
+
+    domain: str = _key(_str, "")
+    selector: str = _key(_str, "")
+    private_key: Path | None = _key(_str, "")  # noqa: RUF009 (a field; resolved; None when not set)
+
+
+@dataclass(frozen=True)
+class RepliesSettings:
+    """`[replies]`: the IMAP mailbox read for replies and bounces."""
+
+    imap_host: str = _key(_str, "")
+    imap_port: int = _key(_int_range(1, 65535), 993)
+    security: str = _key(_choice("tls", "starttls", "none"), "tls")
+    username: str = _key(_str, "")
+    password_env: str = _key(_env_name, "DRIPPER_IMAP_PASSWORD")
+    folder: str = _key(_str, "INBOX")
+    processed_folder: str = _key(_str, "")
+    notify: str = _key(_str, "")
+
+
+@dataclass(frozen=True)
+class BouncesSettings:
+    """`[bounces]`: the VERP return path and the soft-bounce limit."""
+
+    return_path: str = _key(_return_path, "")
+    soft_limit: int = _key(_int_range(1, 100), 3)
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """`[api]`: the events API's token and the shops' webhook secrets."""
+
+    token_env: str = _key(_env_name, "DRIPPER_API_TOKEN")
+    # Named by default: a shop's webhook route answers once its secret is set.
+    shopify_secret_env: str = _key(_optional_env_name, "DRIPPER_SHOPIFY_SECRET")
+    woocommerce_secret_env: str = _key(_optional_env_name, "DRIPPER_WOOCOMMERCE_SECRET")
+
+
+@dataclass(frozen=True)
+class ReferralsSettings:
+    """`[referrals]`: where a referral link lands."""
+
+    landing_url: str = _key(_optional_url, "")
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """`[serve]`: `dripper serve` reached directly, no proxy in front (issue 23)."""
+
+    max_connections: int = _key(_int_range(1, 1_000_000), 1000)
+    request_timeout: int = _key(_int_range(1, 3600), 20)
+    keepalive_timeout: int = _key(_int_range(1, 3600), 5)
+
+
+# The typed sections: their keys, checks and defaults are the dataclasses' fields.
+SECTIONS: dict[str, type] = {
+    "transport": TransportSettings,
+    "tracking": TrackingSettings,
+    "dkim": DkimSettings,
+    "replies": RepliesSettings,
+    "bounces": BouncesSettings,
+    "api": ApiSettings,
+    "referrals": ReferralsSettings,
+    "serve": ServeSettings,
+}
+
+
+def _schema_of(cls: type) -> dict[str, tuple[Checker, Any]]:
+    return {f.name: (f.metadata["check"], f.default) for f in fields(cls)}
+
+
+# section -> key -> (checker, default): the typed sections' own, and the keys that become
+# fields of Config itself.
 SCHEMA: dict[str, dict[str, tuple[Checker, Any]]] = {
     "project": {
         "campaigns": (_str, "campaigns"),
@@ -234,61 +299,7 @@ SCHEMA: dict[str, dict[str, tuple[Checker, Any]]] = {
         "postal_address": (_str, ""),
         "unsubscribe_mailto": (_str, ""),
     },
-    "transport": {
-        "kind": (_choice("file", "smtp"), "file"),
-        "path": (_str, "outbox"),
-        "host": (_str, "localhost"),
-        "port": (_int_range(1, 65535), 587),
-        "security": (_choice("starttls", "tls", "none"), "starttls"),
-        "username": (_str, ""),
-        "password_env": (_env_name, "DRIPPER_SMTP_PASSWORD"),
-        "concurrency": (_int_range(1, 256), 4),
-        "rate_per_second": (_number, 0.0),
-        "timeout": (_int_range(1, 3600), 60),
-        "data_timeout": (_int_range(1, 86400), 600),
-        "ca_file": (_str, ""),
-        "pause_after_policy": (_int_range(1, 10_000), 5),
-    },
-    "tracking": {
-        "base_url": (_url, "http://127.0.0.1:8080"),
-        "secret_env": (_env_name, "DRIPPER_SECRET"),
-        "opens": (_bool, True),
-        "clicks": (_bool, True),
-        "apple_relay_ranges": (_str, ""),
-    },
-    "dkim": {
-        "domain": (_str, ""),
-        "selector": (_str, ""),
-        "private_key": (_str, ""),
-    },
-    "replies": {
-        "imap_host": (_str, ""),
-        "imap_port": (_int_range(1, 65535), 993),
-        "security": (_choice("tls", "starttls", "none"), "tls"),
-        "username": (_str, ""),
-        "password_env": (_env_name, "DRIPPER_IMAP_PASSWORD"),
-        "folder": (_str, "INBOX"),
-        "processed_folder": (_str, ""),
-        "notify": (_str, ""),
-    },
-    "bounces": {
-        "return_path": (_return_path, ""),
-        "soft_limit": (_int_range(1, 100), 3),
-    },
-    "api": {
-        "token_env": (_env_name, "DRIPPER_API_TOKEN"),
-        # Named by default: a shop's webhook route answers once its secret is set.
-        "shopify_secret_env": (_optional_env_name, "DRIPPER_SHOPIFY_SECRET"),
-        "woocommerce_secret_env": (_optional_env_name, "DRIPPER_WOOCOMMERCE_SECRET"),
-    },
-    "referrals": {
-        "landing_url": (_optional_url, ""),
-    },
-    "serve": {  # `dripper serve` reached directly, no proxy in front (issue 23)
-        "max_connections": (_int_range(1, 1_000_000), 1000),
-        "request_timeout": (_int_range(1, 3600), 20),
-        "keepalive_timeout": (_int_range(1, 3600), 5),
-    },
+    **{name: _schema_of(cls) for name, cls in SECTIONS.items()},
     "sending": {
         "timezone": (_timezone, "UTC"),
         "quiet_hours": (_quiet_hours, None),
@@ -305,6 +316,53 @@ SCHEMA: dict[str, dict[str, tuple[Checker, Any]]] = {
     },
 }
 FREE_FORM = {"company"}  # any keys; templates see them as company.*
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole configuration with defaults filled in and paths made absolute."""
+
+    path: Path | None
+    base_dir: Path
+    campaigns_dir: Path
+    templates_dir: Path
+    samples_path: Path
+    database_url: str
+    sender_from: str
+    reply_to: str
+    postal_address: str
+    unsubscribe_mailto: str
+    company: Mapping[str, Any]
+    transport: TransportSettings
+    tracking: TrackingSettings
+    dkim: DkimSettings
+    replies: RepliesSettings
+    bounces: BouncesSettings
+    api: ApiSettings
+    referrals: ReferralsSettings
+    cadence: timedelta
+    timezone: str
+    quiet_hours: tuple[time, time] | None
+    max_per_customer: FrequencyCap | None
+    retry: tuple[timedelta, ...]
+    give_up_after: timedelta
+    lease: timedelta
+    tick_seconds: int
+    batch_size: int
+    chunk: int = 4  # sends per connection between database writes (see services.delivery)
+    # `[company] currency`: what total_spent and stats revenue count (DESIGN 12)
+    currency: str = "USD"
+    serve: ServeSettings = field(default_factory=ServeSettings)
+    raw: Mapping[str, Mapping[str, Any]] = field(repr=False, default_factory=dict)
+
+    def secret(self, env_name: str) -> str | None:
+        """The value of the environment variable named by a `*_env` key, if set."""
+        value = os.environ.get(env_name)
+        return value or None
+
+    @property
+    def display_path(self) -> str:
+        return str(self.path) if self.path else "(defaults: no config.toml)"
 
 
 # --- loading ------------------------------------------------------------------------------
@@ -398,11 +456,9 @@ def _build(path: Path | None, base: Path, data: dict[str, Any], text: str = "") 
     company.setdefault("postal_address", postal)
     transport = section_dict("transport")
     transport["path"] = _resolve(base, transport["path"])
-    if transport["ca_file"]:
-        transport["ca_file"] = _resolve(base, transport["ca_file"])
+    transport["ca_file"] = _resolve(base, transport["ca_file"]) if transport["ca_file"] else None
     dkim = section_dict("dkim")
-    if dkim["private_key"]:
-        dkim["private_key"] = _resolve(base, dkim["private_key"])
+    dkim["private_key"] = _resolve(base, dkim["private_key"]) if dkim["private_key"] else None
     tracking = section_dict("tracking")
     if tracking["apple_relay_ranges"]:
         tracking["apple_relay_ranges"] = str(_resolve(base, tracking["apple_relay_ranges"]))
@@ -419,13 +475,14 @@ def _build(path: Path | None, base: Path, data: dict[str, Any], text: str = "") 
         postal_address=postal,
         unsubscribe_mailto=get("sender", "unsubscribe_mailto"),
         company=company,
-        transport=transport,
-        tracking=tracking,
-        dkim=dkim,
-        replies=section_dict("replies"),
-        bounces=section_dict("bounces"),
-        api=section_dict("api"),
-        referrals=section_dict("referrals"),
+        transport=TransportSettings(**transport),
+        tracking=TrackingSettings(**tracking),
+        dkim=DkimSettings(**dkim),
+        replies=RepliesSettings(**section_dict("replies")),
+        bounces=BouncesSettings(**section_dict("bounces")),
+        api=ApiSettings(**section_dict("api")),
+        referrals=ReferralsSettings(**section_dict("referrals")),
+        serve=ServeSettings(**section_dict("serve")),
         cadence=get("project", "cadence"),
         timezone=get("sending", "timezone"),
         quiet_hours=get("sending", "quiet_hours"),

@@ -187,20 +187,20 @@ def _dkim(config: Config, warnings: list[str]) -> list[Problem]:
     from dripper.errors import Problem as Found
 
     dkim = config.dkim
-    if not dkim.get("domain"):
-        if config.transport.get("kind") == "smtp":
+    if not dkim.domain:
+        if config.transport.kind == "smtp":
             warnings.append(
                 "DKIM is not configured: emails sent over SMTP go out unsigned and are likely "
                 "to land in spam; set [dkim] domain, selector and private_key"
             )
         return []
     where = str(config.path or "config.toml")
-    if not dkim.get("selector") or not dkim.get("private_key"):
+    if not dkim.selector or not dkim.private_key:
         return [Found(where, None, "[dkim]", "domain is set: set selector and private_key too")]
     from dripper.dkim import DkimSigner
 
     try:
-        DkimSigner.from_file(dkim["domain"], dkim["selector"], Path(dkim["private_key"]))
+        DkimSigner.from_file(dkim.domain, dkim.selector, Path(dkim.private_key))
     except ConfigError as exc:
         return [Found(where, None, "[dkim] private_key", str(exc))]
     return []
@@ -228,9 +228,9 @@ def _tracking(config: Config) -> list[str]:
 
     from dripper.transport.smtp import is_loopback
 
-    if config.transport.get("kind") != "smtp":
+    if config.transport.kind != "smtp":
         return []
-    base = str(config.tracking.get("base_url", ""))
+    base = str(config.tracking.base_url)
     parts = urlsplit(base)
     found = []
     if parts.scheme != "https":
@@ -248,7 +248,7 @@ def _tracking(config: Config) -> list[str]:
 
 def _relays(config: Config) -> list[Problem]:
     """Apple's relay ranges, when configured, load as `serve` loads them."""
-    path = str(config.tracking.get("apple_relay_ranges") or "")
+    path = str(config.tracking.apple_relay_ranges or "")
     if not path:
         return []  # before the imports: services.hits brings the store (~0.3 s)
     from dripper.errors import ConfigError
@@ -269,7 +269,7 @@ def _transport(config: Config) -> list[Problem]:
     from dripper.errors import ConfigError
     from dripper.errors import Problem as Found
 
-    if config.transport.get("kind") != "smtp":
+    if config.transport.kind != "smtp":
         return []
     from dripper.transport.smtp import SmtpTransport
 

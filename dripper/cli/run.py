@@ -39,13 +39,13 @@ def load_valid_campaigns(ctx: AppContext) -> list[Campaign]:
 
 def make_transport(ctx: AppContext) -> Transport:
     settings = ctx.config.transport
-    if settings["kind"] == "smtp":
+    if settings.kind == "smtp":
         from dripper.transport.smtp import SmtpTransport
 
         return SmtpTransport.from_config(ctx.config)
     from dripper.transport.file import FileTransport
 
-    return FileTransport(settings["path"])
+    return FileTransport(settings.path)
 
 
 def make_signer(ctx: AppContext) -> DkimSigner | None:
@@ -53,13 +53,13 @@ def make_signer(ctx: AppContext) -> DkimSigner | None:
     from dripper.errors import ConfigError
 
     dkim = ctx.config.dkim
-    if not dkim.get("domain"):
+    if not dkim.domain:
         return None
-    if not dkim.get("selector") or not dkim.get("private_key"):
+    if not dkim.selector or not dkim.private_key:
         raise ConfigError("[dkim] domain is set: set selector and private_key too")
     from dripper.dkim import DkimSigner
 
-    return DkimSigner.from_file(dkim["domain"], dkim["selector"], dkim["private_key"])
+    return DkimSigner.from_file(dkim.domain, dkim.selector, dkim.private_key)
 
 
 def make_runner(ctx: AppContext, transport: Transport | None = None) -> Runner:
@@ -69,9 +69,9 @@ def make_runner(ctx: AppContext, transport: Transport | None = None) -> Runner:
 
     campaigns = load_valid_campaigns(ctx)
     store = ctx.store()
-    rate = float(ctx.config.transport.get("rate_per_second") or 0)
+    rate = float(ctx.config.transport.rate_per_second or 0)
     limiter = None
-    if rate > 0 and ctx.config.transport["kind"] == "smtp":
+    if rate > 0 and ctx.config.transport.kind == "smtp":
         from dripper.ratelimit import RateLimiter
 
         limiter = RateLimiter(store, rate)

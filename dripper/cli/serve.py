@@ -75,14 +75,14 @@ def serve(
     # anything listens: with --workers each process would otherwise die on its own.
     web_app = create_app(config, store=ctx.store(), clock=ctx.now)
     # An option given wins over [serve] in the config, which wins over the defaults.
-    section = dict(config.raw.get("serve", {}))
-    given = {
-        "max_connections": max_connections,
-        "request_timeout": request_timeout,
-        "keepalive_timeout": keepalive_timeout,
-    }
-    chosen = {key: value if value is not None else section.get(key) for key, value in given.items()}
-    limits = Limits(**{key: value for key, value in chosen.items() if value is not None})
+    section = config.serve
+    limits = Limits(
+        max_connections=section.max_connections if max_connections is None else max_connections,
+        request_timeout=section.request_timeout if request_timeout is None else request_timeout,
+        keepalive_timeout=(
+            section.keepalive_timeout if keepalive_timeout is None else keepalive_timeout
+        ),
+    )
     fitted = fit_to_file_limit(limits.max_connections)
     if fitted < limits.max_connections:
         click.echo(
@@ -119,9 +119,9 @@ def serve(
             os.environ[NOW_ENV] = ctx.fixed_now.isoformat()
         click.echo(
             f"dripper serve on http://{host}:{port}/ with {workers} worker processes "
-            f"(base_url {config.tracking['base_url']})"
+            f"(base_url {config.tracking.base_url})"
         )
         uvicorn.run("dripper.web.app:app_from_environment", factory=True, workers=workers, **common)
         return
-    click.echo(f"dripper serve on http://{host}:{port}/ (base_url {config.tracking['base_url']})")
+    click.echo(f"dripper serve on http://{host}:{port}/ (base_url {config.tracking.base_url})")
     uvicorn.run(web_app, **common)

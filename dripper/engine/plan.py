@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 # A send planned more than this long after it fell due (an event recorded with an old `--at`,
 # a birthday noticed days late) is recorded as skipped rather than sent out of context.
 STALE_AFTER = timedelta(days=1)
+# The planning pass's cadence: the daemon's (services/scheduling.py) and `dripper check`'s
+# in-memory year (engine/simulation.py) alike.
+SCAN_EVERY = timedelta(minutes=15)  # date and time-dependent `when` triggers, at most
+EARLIEST_OFFSET = timedelta(hours=14)  # UTC+14: where a run day begins first
+MAX_CATCH_UP = timedelta(days=7)  # older date-trigger days are history, not news
 
 
 def variant_for(email: str, campaign: str, step: str, count: int) -> int:

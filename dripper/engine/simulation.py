@@ -29,6 +29,7 @@ from dripper.engine.model import (
     SendStatus,
     Verdict,
 )
+from dripper.engine.plan import EARLIEST_OFFSET, MAX_CATCH_UP, SCAN_EVERY
 from dripper.engine.timing import schedule_runs
 
 if TYPE_CHECKING:
@@ -37,9 +38,6 @@ if TYPE_CHECKING:
     from dripper.customers.model import Customer, CustomerData
 
 STEP = timedelta(hours=6)  # longest jump between passes, as `dripper.simulate`
-SCAN_EVERY = timedelta(minutes=15)  # as services.planning
-EARLIEST_OFFSET = timedelta(hours=14)
-MAX_CATCH_UP = timedelta(days=7)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ is bounded by `timeout`, so a hung server costs one timeout, not the daemon.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import imaplib
 import os
 import ssl
@@ -75,7 +76,7 @@ class ImapMailbox:
 
     @classmethod
     def from_config(cls, config: Config, env: Mapping[str, str] | None = None) -> ImapMailbox:
-        settings = ImapSettings.from_config(config.replies)
+        settings = ImapSettings.from_config(dataclasses.asdict(config.replies))
         env = os.environ if env is None else env
         password = env.get(settings.password_env, "")
         if not password:

@@ -22,7 +22,7 @@ from dripper.errors import DripperError
 
 
 def newest_to(config: Config, address: str) -> EmailMessage:
-    folder = Path(config.transport["path"])
+    folder = Path(config.transport.path)
     found: list[tuple[float, EmailMessage]] = []
     for path in folder.glob("*.eml"):
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)

@@ -103,9 +103,9 @@ class Renderer:
         check_header_value("[sender] postal_address", self.postal_address)
         self._postal_html = htmllib.escape(self.postal_address, quote=False)
         settings = config.tracking
-        self.base_url = str(settings.get("base_url", "http://127.0.0.1:8080")).rstrip("/")
-        self.track_opens = bool(settings.get("opens", True)) and tracking is not False
-        self.track_clicks = bool(settings.get("clicks", True)) and tracking is not False
+        self.base_url = str(settings.base_url).rstrip("/")
+        self.track_opens = bool(settings.opens) and tracking is not False
+        self.track_clicks = bool(settings.clicks) and tracking is not False
         # dripper's own links are never wrapped in a click link: opens, clicks,
         # unsubscribes, answers and referrals are recorded where they land.
         self._tracking_prefixes = tuple(f"{self.base_url}/{k}/" for k in "couar")
@@ -364,7 +364,7 @@ class Renderer:
     def _keyring(self) -> Keyring:
         if self.preview:
             return Keyring.preview()
-        env_name = str(self.config.tracking.get("secret_env", "DRIPPER_SECRET"))
+        env_name = str(self.config.tracking.secret_env)
         secret = self.config.secret(env_name)
         if not secret:
             raise ConfigError(

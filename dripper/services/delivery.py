@@ -76,7 +76,7 @@ class Sender:
         self.limiter = limiter
         self.progress = Progress()
         self.retry = RetryPolicy(config.retry, config.give_up_after)
-        self.pause_after = int(config.transport.get("pause_after_policy", 5))
+        self.pause_after = int(config.transport.pause_after_policy)
         self.exempt_steps = {  # transactional steps: never counted by the frequency cap
             (c.name, step.id) for c in self.campaigns for step in c.steps if step.transactional
         }
@@ -192,7 +192,7 @@ class Sender:
         bounce names its delivery even when its body is mangled; else the From address."""
         from dripper.tokens import delivery_id
 
-        return_path = str(self.config.bounces.get("return_path") or "")
+        return_path = str(self.config.bounces.return_path or "")
         if not return_path:
             return self.renderer.sender.email
         local, _, domain = return_path.rpartition("@")

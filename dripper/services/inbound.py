@@ -72,9 +72,9 @@ class Inbox:
         self.store = store
         self.planner = planner
         self.domain = domain
-        self.return_path = str(config.bounces.get("return_path") or "") or None
-        self.soft_limit = int(config.bounces.get("soft_limit") or 3)
-        self.notify = str(config.replies.get("notify") or "")
+        self.return_path = str(config.bounces.return_path or "") or None
+        self.soft_limit = int(config.bounces.soft_limit or 3)
+        self.notify = str(config.replies.notify or "")
         self.unsubscribe_mailto = config.unsubscribe_mailto or None
 
     def take_in(self, raw: bytes, *, via: str, now: datetime) -> TakenIn:
@@ -299,6 +299,6 @@ def _forward(config: Config, notify: str, reply: Any, now: datetime) -> Any:
 def mailbox_name(config: Config) -> str:
     replies = config.replies
     return (
-        f"{replies.get('username')}@{replies.get('imap_host')}:{replies.get('imap_port')}/"
-        f"{replies.get('folder')}"
+        f"{replies.username}@{replies.imap_host}:{replies.imap_port}/"
+        f"{replies.folder}"
     )

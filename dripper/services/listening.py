@@ -63,7 +63,7 @@ class Listener:
         import asyncio
 
         report = Report()
-        if self.config.replies.get("imap_host"):
+        if self.config.replies.imap_host:
             polled = await asyncio.to_thread(self.inbox.poll, now)
             report.inbound = polled.recorded
             report.mailbox = polled.error

@@ -22,8 +22,8 @@ def forget(config: Config, store: Store, email: str, *, now: datetime) -> bool:
     message_ids = store.message_ids_of(email)
     if not store.forget(email, now=now):
         return False
-    if config.transport.get("kind") == "file":
+    if config.transport.kind == "file":
         from dripper.transport.file import FileTransport
 
-        FileTransport(Path(config.transport["path"])).remove(message_ids)
+        FileTransport(Path(config.transport.path)).remove(message_ids)
     return True

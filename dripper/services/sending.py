@@ -69,7 +69,7 @@ async def send_batch(
     transport = sender.transport
     store = sender.store
     verp = sender.envelope_sender
-    pool = int(sender.config.transport.get("concurrency", 4))
+    pool = int(sender.config.transport.concurrency)
     concurrency = asyncio.Semaphore(pool)
     limiter = sender.limiter
     by_id = {send.id: send for send, _ in ready}

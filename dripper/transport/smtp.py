@@ -118,10 +118,10 @@ class SmtpTransport:
     def from_config(cls, config: Config, env: Mapping[str, str] | None = None) -> SmtpTransport:
         settings = config.transport
         env = os.environ if env is None else env
-        username = str(settings.get("username") or "")
+        username = str(settings.username or "")
         password = ""
         if username:
-            variable = str(settings.get("password_env") or "DRIPPER_SMTP_PASSWORD")
+            variable = settings.password_env
             password = env.get(variable, "")
             if not password:
                 raise ConfigError(
@@ -129,15 +129,15 @@ class SmtpTransport:
                     "(password_env) is empty: export the SMTP password there"
                 )
         return cls(
-            str(settings.get("host", "localhost")),
-            int(settings.get("port", 587)),
-            security=str(settings.get("security", "starttls")),
+            str(settings.host),
+            int(settings.port),
+            security=str(settings.security),
             username=username,
             password=password,
-            concurrency=int(settings.get("concurrency", 4)),
-            timeout=float(settings.get("timeout", 60)),
-            data_timeout=float(settings.get("data_timeout", 600)),
-            ca_file=settings.get("ca_file") or None,
+            concurrency=int(settings.concurrency),
+            timeout=float(settings.timeout),
+            data_timeout=float(settings.data_timeout),
+            ca_file=settings.ca_file or None,
         )
 
     # --- sending --------------------------------------------------------------------------

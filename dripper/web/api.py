@@ -289,7 +289,7 @@ def _record_all(web: Web, items: Sequence[ApiEvent]) -> Outcome:
 
 
 def _authorize(web: Web, request: Request) -> None:
-    env_name = str(web.config.api.get("token_env") or "DRIPPER_API_TOKEN")
+    env_name = web.config.api.token_env
     secret = web.config.secret(env_name) or ""
     given = request.headers.get("authorization", "")
     scheme, _, token = given.partition(" ")
@@ -302,7 +302,7 @@ def _authorize(web: Web, request: Request) -> None:
 
 
 def _shop_secret(web: Web, key: str) -> str:
-    env_name = str(web.config.api.get(key) or "")
+    env_name = str(getattr(web.config.api, key))  # shopify_secret_env, woocommerce_...
     secret = web.config.secret(env_name) if env_name else None
     if not secret:
         raise HTTPException(404)  # that shop is not connected

@@ -77,7 +77,7 @@ def create_app(
         store.ensure_schema()
     if campaigns is None:
         campaigns = _campaigns(config)
-    relays = str(config.tracking.get("apple_relay_ranges") or "")
+    relays = str(config.tracking.apple_relay_ranges or "")
     if relays:  # read here too, so a bad file stops `serve` at once, in one line
         from dripper.services.hits import load_relay_ranges
 
@@ -241,7 +241,7 @@ async def answer(web: Web, request: Request) -> Response:
 
 async def referral(web: Web, request: Request) -> Response:
     payload = web.verify(request.path_params["token"], TokenKind.REFERRAL)
-    landing = str(web.config.referrals.get("landing_url") or web.config.company.get("url") or "")
+    landing = str(web.config.referrals.landing_url or web.config.company.get("url") or "")
     if not landing.startswith(("http://", "https://")):
         raise HTTPException(404)
     code = payload.delivery_id
@@ -314,7 +314,7 @@ def _campaigns(config: Config) -> list[Campaign]:
 def _keyring(config: Config) -> Keyring:
     from dripper.errors import ConfigError
 
-    env_name = str(config.tracking.get("secret_env", "DRIPPER_SECRET"))
+    env_name = str(config.tracking.secret_env)
     secret = config.secret(env_name)
     if not secret:
         raise ConfigError(

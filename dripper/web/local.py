@@ -95,7 +95,7 @@ def call(
 
 def newest_email(config: Config, to: str, lines: int = 12) -> str:
     """The subject and the first `lines` lines of the text of the newest email to `to`."""
-    folder = Path(config.transport["path"])
+    folder = Path(config.transport.path)
     found: list[tuple[float, Path]] = []
     for path in folder.glob("*.eml"):
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
@@ -113,8 +113,8 @@ def newest_email(config: Config, to: str, lines: int = 12) -> str:
 
 def newest_link(config: Config, to: str, kind: str, pattern: str = "") -> str:
     """The path of the first `/<kind>/` link matching `pattern` in the newest email to `to`."""
-    folder = Path(config.transport["path"])
-    base = re.escape(str(config.tracking["base_url"]))
+    folder = Path(config.transport.path)
+    base = re.escape(str(config.tracking.base_url))
     found: list[tuple[float, str]] = []
     for path in folder.glob("*.eml"):
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
@@ -147,7 +147,7 @@ def shopify_order(
     import hmac
     import json
 
-    env_name = str(config.api.get("shopify_secret_env") or "")
+    env_name = str(config.api.shopify_secret_env or "")
     secret = config.secret(env_name) if env_name else None
     if not secret:
         raise DripperError(

@@ -59,7 +59,7 @@ class Web:
         self.hitproc = HitProcess(
             config.database_url,
             self.listener.domain,
-            str(config.tracking.get("apple_relay_ranges") or ""),
+            str(config.tracking.apple_relay_ranges or ""),
         )
         self.writer = HitWriter(
             self.hitproc.write,

@@ -42,7 +42,7 @@ def inbox(store: Store, tmp_path: Path, *, soft_limit: int | None = None) -> Inb
     path = tmp_path / "config.toml"
     path.write_text(text)
     config = load_config(path)
-    assert config.bounces["soft_limit"] == (soft_limit or 3)
+    assert config.bounces.soft_limit == (soft_limit or 3)
     campaigns, problems = load_campaigns(SCAFFOLD / "campaigns", SCAFFOLD / "templates")
     assert not problems
     return Inbox(config, store, Planner(config, store, campaigns), "acme.test")

@@ -22,8 +22,8 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_example_config_loads_with_documented_defaults() -> None:
     """The shipped example is valid and its values match the loader's defaults."""
     config = load_config(EXAMPLE)
-    assert config.transport["kind"] == "file"
-    assert config.tracking["opens"] is True
+    assert config.transport.kind == "file"
+    assert config.tracking.opens is True
     assert config.quiet_hours is None
     assert config.max_per_customer is None
     assert config.timezone == "UTC"
@@ -58,7 +58,7 @@ def test_relative_paths_are_relative_to_the_config_file(tmp_path: Path) -> None:
     sub.mkdir()
     config = load_config(write(sub, '[project]\ncampaigns = "c"\n[transport]\npath = "out"\n'))
     assert config.campaigns_dir == sub / "c"
-    assert config.transport["path"] == sub / "out"
+    assert config.transport.path == sub / "out"
     assert config.database_url == f"sqlite:///{sub}/dripper.db"
 
 
@@ -123,7 +123,7 @@ def test_secrets_are_names_of_environment_variables(
         load_config(write(tmp_path, '[transport]\npassword_env = "hunter2 secret!"\n'))
     config = load_config(write(tmp_path, '[transport]\npassword_env = "MY_SMTP_PW"\n'))
     monkeypatch.setenv("MY_SMTP_PW", "s3cret")
-    assert config.secret(config.transport["password_env"]) == "s3cret"
+    assert config.secret(config.transport.password_env) == "s3cret"
     assert "s3cret" not in repr(config)
 
 
