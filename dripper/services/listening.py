@@ -143,13 +143,8 @@ class Listener:
         is kept apart and answers nothing; a second click of the same answer changes
         nothing. True when an answer was recorded."""
         from dripper.store.records import TrackingKind
-        from dripper.store.tracking import (
-            StoredHit,
-            answered_before,
-            insert_hits,
-            is_opened,
-            replayed_answer,
-        )
+        from dripper.store.replays import answered_before, replayed_answer
+        from dripper.store.tracking import StoredHit, insert_hits, is_opened
 
         verdict = classify(
             HitFacts(HitKind.CLICK, now, method, user_agent, ip, delivery.sent_at, None)
@@ -204,7 +199,7 @@ class Listener:
         visit is noted against them, one row a day with the day's visits counted on it (a
         public link may be opened without end)."""
         from dripper.store import sheet
-        from dripper.store.tracking import referral_visit
+        from dripper.store.replays import referral_visit
 
         with self.store.transaction() as conn:
             customer = sheet.by_referral_code(conn, code)

@@ -87,9 +87,12 @@ def insert_staged(
     staged = stage(conn, table)
     copy_rows(conn, staged, columns[len(defaulted) :], rows)
     names = ", ".join(columns)
+    # In the conflict key's order: two transactions inserting overlapping keys then wait
+    # for each other's index entries in one order, never each for the other's (deadlock).
+    keys = ", ".join(conflict)
     sql = (
         f"INSERT INTO {table} ({names}) SELECT {names} FROM {staged} "  # noqa: S608
-        f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+        f"ORDER BY {keys} ON CONFLICT ({keys}) DO NOTHING"
     )
     if returning:
         sql += f" RETURNING {', '.join(returning)}"

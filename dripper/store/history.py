@@ -130,6 +130,7 @@ class HistoryLoad:
         )
         _new_customers(conn, params)
         _refund_currencies(conn)
+        loaded.warnings += _unmatched_refunds(conn)
         if self.dialect == "postgresql":
             loaded.recorded = _insert_postgresql(conn, params)
         else:
@@ -137,6 +138,11 @@ class HistoryLoad:
         loaded.warnings += _over_refunded(conn)
         conn.execute(sa.text(_UPDATE).bindparams(sa.bindparam("now", params["now"], type_=_UTC)))
         loaded.duplicates = self.rows - loaded.recorded
+        if self.dialect == "sqlite":
+            # No copy of the file's addresses left on the connection once written (forget
+            # promises none); PostgreSQL's temporary tables go at commit.
+            conn.execute(sa.text(f"DROP TABLE {STAGE}"))
+            conn.execute(sa.text(f"DROP TABLE {SUMS}"))
         return loaded
 
     def close(self) -> None:
@@ -268,7 +274,35 @@ GROUP BY c.id
 
 def _sums(conn: Connection, kept: str, params: dict[str, Any]) -> None:
     conn.execute(sa.text(f"DROP TABLE IF EXISTS {SUMS}"))
-    conn.execute(sa.text(_SUMS.format(kept=kept)), {"company": params["company"]})
+    statement = _SUMS.format(kept=kept)
+    if dialect_of(conn) == "postgresql":  # gone at commit, like the stage
+        statement = statement.replace("AS\nSELECT", "ON COMMIT DROP AS\nSELECT", 1)
+    conn.execute(sa.text(statement), {"company": params["company"]})
+
+
+def _unmatched_refunds(conn: Connection) -> list[str]:
+    """Refunds naming an order with no purchase of that customer, in the file or recorded
+    before: they still lower total_spent, and that is said (once for all of them)."""
+    refs = list(
+        conn.execute(
+            sa.text(
+                f"SELECT h.ref FROM {STAGE} h WHERE h.type = 'refund' AND h.ref IS NOT NULL "  # noqa: S608
+                f"AND NOT EXISTS (SELECT 1 FROM {STAGE} p WHERE p.type = 'purchase' "
+                "AND p.ext_id = h.ref AND p.email = h.email) "
+                "AND NOT EXISTS (SELECT 1 FROM events e JOIN customers c ON c.id = e.customer_id "
+                "WHERE e.type = 'purchase' AND e.ext_id = h.ref AND c.email = h.email) "
+                "ORDER BY h.seq"
+            )
+        ).scalars()
+    )
+    if not refs:
+        return []
+    named = ", ".join(repr(r) for r in refs[:_WARNINGS_NAMED])
+    more = f" and {len(refs) - _WARNINGS_NAMED} more" if len(refs) > _WARNINGS_NAMED else ""
+    return [
+        f"{len(refs)} refund(s) name an order with no purchase with that id for their "
+        f"customer ({named}{more}): total_spent is lowered; no campaign's revenue changes"
+    ]
 
 
 def _over_refunded(conn: Connection) -> list[str]:

@@ -4,6 +4,7 @@ PostgreSQL (DESIGN 12): history enrolls nobody, all or nothing, idempotent by id
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from dripper.store.schema import enrollments, events, outbox
 from tests.cli.conftest import Project
 
 NOW = "2027-01-04T15:00:00Z"
+NOW_AT = datetime(2027, 1, 4, 15, tzinfo=UTC)
 HISTORY = """type,email,at,id,amount,currency,product
 purchase,ada@example.com,2024-03-01T10:00:00Z,shop:1,24.50,,Kenya AA
 purchase,Ada@Example.com,2025-05-01T10:00:00Z,shop:2,30.00,,Guji
@@ -169,6 +171,66 @@ def test_a_refund_larger_than_spent_is_clamped_and_said(project: Project) -> Non
         result.stderr
     )
     assert show(project, "a@example.com")["total_spent"] == "0.00"
+
+
+def test_a_history_refund_of_an_unknown_order_is_said_and_over_refunds_are_clamped(
+    project: Project,
+) -> None:
+    """In an order history, a refund naming an order its customer never bought warns (by
+    order) and still lowers total_spent; one taking a customer below 0 leaves 0 and warns;
+    a refund of an order in the file, or recorded before, says nothing."""
+    project.run("--now", NOW, "event", "purchase", "b@example.com", "--id", "shop:9",
+                "--data", '{"amount": 8}')  # fmt: skip
+    project.write(
+        "orders.csv",
+        "type,email,at,id,amount,order\n"
+        "purchase,a@example.com,2025-01-01T10:00:00Z,shop:1,20,\n"
+        "refund,a@example.com,2025-02-01T10:00:00Z,shop:r1,5,shop:1\n"
+        "refund,a@example.com,2025-03-01T10:00:00Z,shop:r2,4,shop:404\n"
+        "refund,b@example.com,2025-03-01T10:00:00Z,shop:r3,3,shop:9\n"
+        "refund,b@example.com,2025-04-01T10:00:00Z,shop:r4,30,shop:9\n",
+    )
+    result = project.run("--now", NOW, "events", "import", "orders.csv")
+    assert result.exit_code == 0, result.output
+    unmatched = [line for line in result.stderr.splitlines() if "no purchase with that id" in line]
+    assert len(unmatched) == 1
+    assert "1 refund(s)" in unmatched[0]
+    assert "'shop:404'" in unmatched[0]
+    assert "refunded more than they spent (b@example.com)" in result.stderr
+    assert show(project, "a@example.com")["total_spent"] == "11.00"  # 20 - 5 - 4
+    assert show(project, "b@example.com")["total_spent"] == "0.00"
+
+
+def test_no_copy_of_a_history_file_stays_on_the_connection(project: Project) -> None:
+    """After an order history is written, its stage tables are gone: on SQLite a
+    temporary table would live as long as the connection (forget promises no copy)."""
+    from dripper.store.history import STAGE, SUMS, HistoryLoad
+
+    project.write("orders.csv", HISTORY)
+    url = project.root.joinpath("config.toml").read_text().split('url = "', 1)[1].split('"')[0]
+    store = open_store(url)
+    store.ensure_schema()
+    try:
+        with store.transaction() as conn:
+            load = store.history_load(conn, now=NOW_AT, currency="USD")
+            assert isinstance(load, HistoryLoad)
+            from dripper.eventdata import NewEvent
+
+            load.add(NewEvent("c@example.com", "signup", NOW_AT, {}, None), None)
+            load.finish()
+            if store.dialect == "sqlite":
+                left = conn.exec_driver_sql(
+                    "SELECT name FROM sqlite_temp_master WHERE type = 'table'"
+                ).scalars()
+                assert not {STAGE, SUMS} & set(left)
+        with store.reading() as conn:
+            if store.dialect == "postgresql":
+                left = conn.exec_driver_sql(
+                    "SELECT relname FROM pg_class WHERE relpersistence = 't'"
+                ).scalars()
+                assert not {STAGE, SUMS, "_history_kept"} & set(left)
+    finally:
+        store.close()
 
 
 def test_stats_take_refunds_off_and_keep_other_currencies_apart(
