@@ -168,7 +168,7 @@ async def _once(runner: Runner, ctx: AppContext) -> Report:
     try:
         return await runner.run_once(ctx.now())
     finally:
-        await runner.sender.transport.close()
+        await runner.sender.close()
 
 
 async def _forever(runner: Runner, ctx: AppContext) -> None:
@@ -214,7 +214,7 @@ async def _forever(runner: Runner, ctx: AppContext) -> None:
                     await asyncio.wait_for(stop.wait(), timeout=tick)
             await _settle_before_exit(runner, ctx)
     finally:
-        await runner.sender.transport.close()
+        await runner.sender.close()
     log.info("stopped", extra={"sent": runner.sender.progress.sent})
 
 

@@ -87,6 +87,13 @@ class Sender:
         self.parked = Parked()
         self._signing: ThreadPoolExecutor | None = None  # DKIM, begun at the first signature
 
+    async def close(self) -> None:
+        """The transport's connections closed, the signing threads ended."""
+        await self.transport.close()
+        if self._signing is not None:
+            self._signing.shutdown(wait=True)
+            self._signing = None
+
     async def send_due(self, now: datetime, *, stop: asyncio.Event | None = None) -> Report:
         """Claim what is due in batches; check, render, sign, send and record each.
 
