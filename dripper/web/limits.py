@@ -123,6 +123,9 @@ class LimitedProtocol(HttpToolsProtocol):
         # The sweep a request (or, on a new connection, the wait for one) began; None: the
         # request is all in, or the connection is between requests (uvicorn's keep-alive).
         self.since: int | None = None
+        # Answered with a refusal and lingering until it closes: never idle, so never
+        # "closed to make room" (which would let a newcomer past the limit).
+        self.refusing = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)  # type: ignore[arg-type]
@@ -195,6 +198,7 @@ class LimitedProtocol(HttpToolsProtocol):
         connection, and the client might never see the answer), then the connection ends."""
         CONNECTIONS.refused[reason] += 1
         log.debug("request refused: %d %s", status, text)
+        self.refusing = True
         self.since = None
         self.head = -1
         self.parser = _DISCARD  # type: ignore[assignment]
@@ -254,6 +258,7 @@ class Sweeper:
         for conn in self.connections:
             if (
                 conn is not newcomer
+                and not getattr(conn, "refusing", False)
                 and getattr(conn, "since", 0) is None
                 and getattr(conn, "head", 0) == -1
                 and (conn.cycle is None or conn.cycle.response_complete)

@@ -174,7 +174,8 @@ def test_a_slow_client_is_cut_off_while_others_are_answered(
 
 def test_connections_past_the_limit_get_503_and_one_warning(bare: Shop) -> None:
     """With --max-connections 4: four connections in the middle of a request hold every
-    place, so five more each get 503, and the log says so once; an idle keep-alive
+    place, so five more each get 503 (and so does one while a refused one lingers), and
+    the log says so once; an idle keep-alive
     connection is closed to make room instead; once the four go, requests are answered."""
     # Long timeouts: the held and idle connections stay until the test lets them go.
     limits = ("--max-connections", "4", "--request-timeout", "60", "--keepalive-timeout", "60")
@@ -187,6 +188,13 @@ def test_connections_past_the_limit_get_503_and_one_warning(bare: Shop) -> None:
         time.sleep(1.0)
         answers = [status(exchange(bare, HEALTHZ + b"\r\n")) for _ in range(5)]
         assert answers == [503] * 5
+        # A refused connection still open (its client has not hung up; serve lingers to
+        # drop what it sends) is not an idle one to close for room: the next is refused too.
+        lingering = connect(bare)
+        lingering.sendall(HEALTHZ + b"\r\n")
+        assert status(one_response(lingering)) == 503
+        assert status(exchange(bare, HEALTHZ + b"\r\n")) == 503
+        lingering.close()
         for sock in held:
             sock.close()
         time.sleep(1.0)  # serve notices the four are gone
@@ -200,7 +208,7 @@ def test_connections_past_the_limit_get_503_and_one_warning(bare: Shop) -> None:
         assert len(closed) == 1
         for sock in idle:
             sock.close()
-        assert refused(bare)["too_many_connections"] == 5
+        assert refused(bare)["too_many_connections"] == 7
     warnings = [line for line in server.log.read_text().splitlines() if "max_connections" in line]
     assert len(warnings) == 1, warnings
     assert "4 connections open" in warnings[0]
