@@ -105,10 +105,9 @@ class Planner:
     ) -> Recorded | None:
         """`record_event` inside the caller's transaction (checked by the caller): the
         events API records up to 1,000 events all or nothing."""
-        from dripper.store import customers as customer_ops
-        from dripper.store import enrollments, sheet
+        from dripper.store import enrollments, recording, sheet
 
-        recorded = customer_ops.record_event(
+        recorded = recording.record_event(
             conn,
             email,
             type_,
@@ -165,8 +164,7 @@ class Planner:
         """A purchase whose `ref` is a customer's referral code: the buyer is recorded as
         referred by them (once: the first referral counts) and the referrer gets a
         `referral` event, planned like any event. Nobody refers themselves."""
-        from dripper.store import customers as customer_ops
-        from dripper.store import enrollments, sheet
+        from dripper.store import enrollments, recording, sheet
 
         code = data.get("ref")
         if not isinstance(code, str) or not REFERRAL_CODE.fullmatch(code.strip().lower()):
@@ -176,7 +174,7 @@ class Planner:
         if referrer is None or referrer.id == buyer.id or "referred_by" in buyer.attributes:
             return None
         sheet.set_attributes(conn, buyer.id, {"referred_by": code})
-        recorded = customer_ops.record_event(
+        recorded = recording.record_event(
             conn, referrer.email, "referral", at=at, data={}, now=now
         )
         assert recorded is not None  # no id: never a duplicate

@@ -25,15 +25,9 @@ from dripper.eventdata import NewEvent as NewEvent  # the Python API names it he
 from dripper.money import DEFAULT_CURRENCY, PURCHASE, REFUND, Money, event_money
 from dripper.store import reads
 from dripper.store.bulk import COPY_FROM
-from dripper.store.customers import (
-    _insert,
-    _suppressed_since,
-    apply_fields,
-    attempt,
-    purchase_update,
-    refund,
-)
+from dripper.store.customers import _insert, _suppressed_since, apply_fields
 from dripper.store.engine import dialect_of
+from dripper.store.recording import attempt, purchase_update, refund
 from dripper.store.schema import customers, events
 from dripper.store.sql import allocate_ids, chunks, insert_ignoring, insert_returning_ids
 from dripper.store.store import Store
@@ -123,7 +117,7 @@ def insert_fresh(
     the events inserted: the customer ids by address, the new events' ids, and their
     positions in `batch`. An event another transaction recorded meanwhile is left out,
     and what was written for it taken back: on PostgreSQL both happen in a savepoint,
-    rolled back and tried again without it (see `customers.attempt`)."""
+    rolled back and tried again without it (see `recording.attempt`)."""
     racing = any(e.id is not None for e in batch)
     positions = list(range(len(batch)))
     for _ in range(MAX_ATTEMPTS):

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dripper.customers.model import Customer, CustomerData
 from dripper.store import customers as customer_ops
-from dripper.store import migrate, privacy, rows
+from dripper.store import migrate, privacy, recording, rows
 from dripper.store.engine import BEGIN_MODE, Dialect, create
 from dripper.store.records import (
     EventRecord,
@@ -252,7 +252,7 @@ class Store:
         purchases, total spent and the first/last purchase times. InputError for a bad
         amount. (The planner records events with ids, fields and what they cause.)"""
         with self.transaction() as conn:
-            recorded = customer_ops.record_event(
+            recorded = recording.record_event(
                 conn, email, type, at=at, data=data, now=now
             )
             assert recorded is not None  # no id, so never a duplicate
@@ -260,7 +260,7 @@ class Store:
 
     def events_for(self, customer_id: int) -> list[EventRecord]:
         with self.reading() as conn:
-            return customer_ops.events_for(conn, customer_id)
+            return recording.events_for(conn, customer_id)
 
     # -- unsubscribes, suppressions, forgetting -------------------------------------------
 
