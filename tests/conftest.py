@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -60,11 +61,20 @@ def pg_admin() -> Iterator[sa.Engine]:
 @pytest.fixture(params=DATABASES)
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of an empty database: a SQLite file, or a fresh PostgreSQL schema."""
+    with empty_database(request, tmp_path, prefix="t") as url:
+        yield url
+
+
+@contextmanager
+def empty_database(request: pytest.FixtureRequest, folder: Path, *, prefix: str) -> Iterator[str]:
+    """`request.param`'s database, empty: a SQLite file in `folder`, or a PostgreSQL schema
+    named `prefix` and a random part (another xdist worker may run the same test or
+    module at the same time), dropped afterwards."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'dripper.db'}"
+        yield f"sqlite:///{folder / 'dripper.db'}"
         return
     admin: sa.Engine = request.getfixturevalue("pg_admin")
-    schema = f"t_{secrets.token_hex(6)}"
+    schema = f"{prefix}_{secrets.token_hex(6)}"
     with admin.connect() as conn:
         conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
     url = admin.url.update_query_dict({"options": f"-csearch_path={schema}"})

@@ -303,6 +303,21 @@ def schedule_enrollment(
     )
 
 
+def next_edition(
+    campaign: Campaign, runs: Mapping[str, str | None], run: date
+) -> Edition | None:
+    """A newsletter run's edition: the first of the campaign's not used by an earlier run
+    (`runs`: run -> edition slug) and not held back past `run`; None when none is left."""
+    used = {slug for slug in runs.values() if slug}
+    for edition in campaign.editions:
+        if edition.slug in used:
+            continue
+        if edition.not_before is not None and edition.not_before > run:
+            continue
+        return edition
+    return None
+
+
 def send_decision(
     *,
     campaign: Campaign,

@@ -231,7 +231,7 @@ class Simulation:
             runs[missed.isoformat()] = None
             self.warnings.append(f"{campaign.name}: run of {missed} missed (daemon not running)")
         run = due[-1]
-        edition = _next_edition(campaign, runs, run)
+        edition = plan.next_edition(campaign, runs, run)
         if campaign.editions_dir is not None and edition is None:
             runs[run.isoformat()] = None
             self.warnings.append(
@@ -358,20 +358,6 @@ def _count_below(spends: Sequence[Decimal], value: Decimal) -> int:
     import bisect
 
     return bisect.bisect_left(spends, value)
-
-
-def _next_edition(
-    campaign: Campaign, runs: Mapping[str, str | None], run: date
-) -> Edition | None:
-    """The planner's choice: the first edition not used, not held back past this run."""
-    used = {slug for slug in runs.values() if slug}
-    for edition in campaign.editions:
-        if edition.slug in used:
-            continue
-        if edition.not_before is not None and edition.not_before > run:
-            continue
-        return edition
-    return None
 
 
 def _edition(campaign: Campaign, state: Mapping[str, Any], occurrence: str) -> Edition | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ from dripper.engine.timing import schedule_runs
 from dripper.services.report import Report
 
 if TYPE_CHECKING:
-    from dripper.campaigns import Campaign, Edition
+    from dripper.campaigns import Campaign
     from dripper.config import Config
     from dripper.customers.model import Customer
     from dripper.store import Store
@@ -158,7 +158,7 @@ class Scheduler:
             runs[missed.isoformat()] = None
             report.warnings.append(f"{campaign.name}: run of {missed} missed (daemon not running)")
         run = due[-1]
-        edition = self._next_edition(campaign, runs, run)
+        edition = plan.next_edition(campaign, runs, run)
         if campaign.editions_dir is not None and edition is None:
             runs[run.isoformat()] = None
             report.warnings.append(
@@ -279,18 +279,6 @@ class Scheduler:
             yield batch
             after = batch[-1].id
 
-    @staticmethod
-    def _next_edition(
-        campaign: Campaign, runs: Mapping[str, str | None], run: date
-    ) -> Edition | None:
-        used = {slug for slug in runs.values() if slug}
-        for edition in campaign.editions:
-            if edition.slug in used:
-                continue
-            if edition.not_before is not None and edition.not_before > run:
-                continue
-            return edition
-        return None
 
 
 def _scan_filter(campaign: Campaign, store: Store) -> Any:

@@ -12,14 +12,12 @@ writes hits in batches, and the previous test's may still be on their way)."""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 
-from tests.conftest import DATABASES
+from tests.conftest import DATABASES, empty_database
 from tests.support.serve import ServeProcess, Shop, make_shop
 
 T0 = "2027-01-04T15:00:00Z"
@@ -59,23 +57,9 @@ def server(shop: Shop) -> Iterator[ServeProcess]:
 def module_db_url(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    """`db_url` for a whole module: a SQLite file, or a PostgreSQL schema of its own (a
-    random name: the other xdist worker may run the same module at the same time)."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'dripper.db'}"
-        return
-    admin: sa.Engine = request.getfixturevalue("pg_admin")
-    schema = f"m_{secrets.token_hex(6)}"
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
-    url = admin.url.update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            # A transaction a test left open would hold locks: fail loudly, never hang.
-            conn.exec_driver_sql("SET lock_timeout = '10s'")
-            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+    """`db_url` for a whole module: a SQLite file, or a PostgreSQL schema of its own."""
+    with empty_database(request, tmp_path_factory.mktemp("db"), prefix="m") as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
