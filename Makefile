@@ -65,6 +65,15 @@ demo: $(VENV)/.base
 	@echo "    Grace gets hers; the new buyer unsubscribed, so he gets nothing"
 	cd $(DEMO) && $(SECRET) ../$(BIN)/dripper --now 2027-01-23T16:00:00Z run --once
 	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-23T16:00:00Z customers show new.buyer@example.com
+	@echo "--- a reader signs up on the shop's site (the signup form of dripper serve), is sent a"
+	@echo "    confirmation link within one tick, confirms with one click and is welcomed"
+	cd $(DEMO) && sed -i.bak 's/^enabled = false/enabled = true/' config.toml && rm -f config.toml.bak
+	cd $(DEMO) && $(SECRET) ../$(BIN)/python -m dripper.web.local --now 2027-01-24T08:00:00Z --to reader@example.com --subscribe news
+	cd $(DEMO) && $(SECRET) ../$(BIN)/dripper --now 2027-01-24T08:00:30Z run --once
+	cd $(DEMO) && ../$(BIN)/python -m dripper.web.local --to reader@example.com --show
+	cd $(DEMO) && $(SECRET) ../$(BIN)/python -m dripper.web.local --now 2027-01-24T08:05:00Z --to reader@example.com --confirm
+	cd $(DEMO) && $(SECRET) ../$(BIN)/dripper --now 2027-01-24T08:05:30Z run --once
+	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-24T08:06:00Z customers show reader@example.com
 	@echo "--- Monday: who are the best customers, and what worked"
 	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-25T09:00:00Z customers top
 	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-25T09:00:00Z stats --cadence 6w

@@ -25,13 +25,16 @@ from dripper.errors import ConfigError, InputError, Problem
 from dripper.money import check_currency
 from dripper.settings import (
     SCHEMA,
+    TOPIC_NAME,
     ApiSettings,
     BouncesSettings,
+    ConsentSettings,
     DkimSettings,
     FrequencyCap,
     ReferralsSettings,
     RepliesSettings,
     ServeSettings,
+    SignupSettings,
     TrackingSettings,
     TransportSettings,
 )
@@ -42,11 +45,13 @@ __all__ = [
     "ApiSettings",
     "BouncesSettings",
     "Config",
+    "ConsentSettings",
     "DkimSettings",
     "FrequencyCap",
     "ReferralsSettings",
     "RepliesSettings",
     "ServeSettings",
+    "SignupSettings",
     "TrackingSettings",
     "TransportSettings",
     "find_config",
@@ -56,7 +61,8 @@ __all__ = [
 CONFIG_NAME = "config.toml"
 
 
-FREE_FORM = {"company"}  # any keys; templates see them as company.*
+FREE_FORM = {"company", "topics"}  # any keys; templates see them as company.*
+LANGUAGES = ("en", "de", "fr", "es", "nl")  # the pages' and footers' catalogs
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,11 @@ class Config:
     # `[company] currency`: what total_spent and stats revenue count (DESIGN 12)
     currency: str = "USD"
     serve: ServeSettings = field(default_factory=ServeSettings)
+    signup: SignupSettings = field(default_factory=SignupSettings)
+    consent: ConsentSettings = field(default_factory=ConsentSettings)
+    # `[topics]`: name -> label, in the file's order (DESIGN 13)
+    topics: Mapping[str, str] = field(default_factory=dict)
+    language: str = "en"  # `[company] language`: pages and footers without a locale
     raw: Mapping[str, Mapping[str, Any]] = field(repr=False, default_factory=dict)
 
     def secret(self, env_name: str) -> str | None:
@@ -146,13 +157,54 @@ def _build(path: Path | None, base: Path, data: dict[str, Any], text: str = "") 
     values: dict[str, dict[str, Any]] = {}
 
     currency = "USD"
+    language = "en"
+    topics: dict[str, str] = {}
     for section, content in data.items():
         if section in FREE_FORM:
             if not isinstance(content, dict):
                 problems.append(
                     Problem(shown, lines.of(section), f"[{section}]", "must be a table")
                 )
-            elif "currency" in content:
+                continue
+            if section == "topics":
+                for name, label in content.items():
+                    where = lines.of(section, name)
+                    if not TOPIC_NAME.fullmatch(name):
+                        problems.append(
+                            Problem(
+                                shown,
+                                where,
+                                f"[topics] {name}",
+                                "a topic name is lower-case "
+                                "letters, digits, - and _, starting with a letter",
+                            )
+                        )
+                    elif not isinstance(label, str) or not label.strip():
+                        problems.append(
+                            Problem(
+                                shown,
+                                where,
+                                f"[topics] {name}",
+                                'expected its label, like "The brewing letter"',
+                            )
+                        )
+                    else:
+                        topics[name] = label.strip()
+                continue
+            if "language" in content:
+                lang = content["language"]
+                if lang not in LANGUAGES:
+                    problems.append(
+                        Problem(
+                            shown,
+                            lines.of(section, "language"),
+                            f"[{section}] language",
+                            f"expected one of {', '.join(LANGUAGES)}, got {lang!r}",
+                        )
+                    )
+                else:
+                    language = lang
+            if "currency" in content:
                 try:
                     currency = check_currency(content["currency"], where="currency")
                 except InputError as exc:
@@ -180,6 +232,21 @@ def _build(path: Path | None, base: Path, data: dict[str, Any], text: str = "") 
                 values.setdefault(section, {})[key] = spec[0](value)
             except ValueError as exc:
                 problems.append(Problem(shown, where, f"[{section}] {key}", str(exc)))
+
+    signup_forms = values.get("signup", {}).get("forms")
+    if signup_forms is not None:
+        for form_id, form in signup_forms:
+            for topic in form.topics or ():
+                if topic not in topics:
+                    problems.append(
+                        Problem(
+                            shown,
+                            lines.of("signup"),
+                            f"[signup.forms.{form_id}] topics",
+                            f"topic {topic!r} is not in [topics]"
+                            + (f" (known: {', '.join(topics)})" if topics else ""),
+                        )
+                    )
 
     if problems:
         raise ConfigError("\n".join(str(p) for p in problems))
@@ -224,6 +291,10 @@ def _build(path: Path | None, base: Path, data: dict[str, Any], text: str = "") 
         api=ApiSettings(**section_dict("api")),
         referrals=ReferralsSettings(**section_dict("referrals")),
         serve=ServeSettings(**section_dict("serve")),
+        signup=SignupSettings(**section_dict("signup")),
+        consent=ConsentSettings(**section_dict("consent")),
+        topics=topics,
+        language=language,
         cadence=get("project", "cadence"),
         timezone=get("sending", "timezone"),
         quiet_hours=get("sending", "quiet_hours"),

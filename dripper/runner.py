@@ -53,7 +53,19 @@ class Runner:
     async def run_once(self, now: datetime, *, stop: asyncio.Event | None = None) -> Report:
         """Plan, send what is due, take in what came back. `stop` (SIGTERM) is honoured
         between batches: a batch in flight is finished and recorded."""
+        from dripper.services.signups import send_confirmations
+
         report = self.planner.plan(now)
-        report.add(await self.sender.send_due(now, stop=stop))
+        sender = self.sender
+        # A new reader's confirmation first: it is what they are waiting for right now.
+        report.confirmations += await send_confirmations(
+            self.config,
+            self.store,
+            renderer=sender.renderer,
+            transport=sender.transport,
+            signer=sender.signer,
+            now=now,
+        )
+        report.add(await sender.send_due(now, stop=stop))
         report.add(await self.listener.listen(now, transport=self.sender.transport))
         return report

@@ -254,6 +254,97 @@ class ServeSettings:
     keepalive_timeout: int = _key(_int_range(1, 3600), 5)
 
 
+@dataclass(frozen=True)
+class SignupForm:
+    """`[signup.forms.<id>]`: what the person agrees to, and the topics offered."""
+
+    consent_text: str
+    topics: tuple[str, ...] | None = None  # None: every configured topic
+
+
+DEFAULT_CONSENT = (
+    "I would like to receive the newsletter by email. I can unsubscribe at any time with "
+    "the link in every email."
+)
+FORM_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+TOPIC_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")
+
+
+def _field_name(value: Any) -> str:
+    text = _str(value)
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,39}", text):
+        raise ValueError(f"expected a form field name like 'website', got {_show(value)}")
+    return text
+
+
+def _rate(value: Any) -> FrequencyCap:
+    """`10/h`, `100/1d`: COUNT per DURATION (a bare unit is one of it)."""
+    text = _str(value).strip()
+    m = re.fullmatch(r"(\d+)\s*/\s*(\d*)([a-z]+)", text)
+    if not m or int(m.group(1)) < 1:
+        raise ValueError(f'expected "COUNT/DURATION" like "10/h", got {_show(value)}')
+    period = parse_duration(f"{m.group(2) or 1}{m.group(3)}")
+    if period <= timedelta(0):
+        raise ValueError("the period must be longer than 0")
+    return FrequencyCap(int(m.group(1)), period)
+
+
+def _forms(value: Any) -> tuple[tuple[str, SignupForm], ...]:
+    if not isinstance(value, dict):
+        raise ValueError(f"expected tables like [signup.forms.default], got {_show(value)}")
+    forms: dict[str, SignupForm] = {}
+    for form_id, spec in value.items():
+        if not FORM_ID.fullmatch(form_id):
+            raise ValueError(f"form id {form_id!r}: use lower-case letters, digits, - and _")
+        if not isinstance(spec, dict):
+            raise ValueError(f"[signup.forms.{form_id}] must be a table")
+        unknown = sorted(set(spec) - {"consent_text", "topics"})
+        if unknown:
+            raise ValueError(
+                f"[signup.forms.{form_id}] unknown key {unknown[0]!r} (known: consent_text, topics)"
+            )
+        text = _str(spec.get("consent_text", DEFAULT_CONSENT)).strip()
+        if not text:
+            raise ValueError(
+                f"[signup.forms.{form_id}] consent_text is empty: say what they agree to"
+            )
+        topics = spec.get("topics")
+        if topics is not None:
+            if not isinstance(topics, list) or not all(isinstance(t, str) for t in topics):
+                raise ValueError(f"[signup.forms.{form_id}] topics: expected a list of topic names")
+            topics = tuple(topics)
+        forms[form_id] = SignupForm(text, topics)
+    forms.setdefault("default", SignupForm(DEFAULT_CONSENT))
+    return tuple(forms.items())
+
+
+@dataclass(frozen=True)
+class SignupSettings:
+    """`[signup]` (DESIGN 13): the signup form of `serve`, off until `enabled = true`."""
+
+    enabled: bool = _key(_bool, False)
+    confirm_within: timedelta = _key(_positive_duration, timedelta(days=7))  # noqa: RUF009 (a field)
+    redirect_url: str = _key(_optional_url, "")
+    honeypot: str = _key(_field_name, "website")
+    per_ip: FrequencyCap = _key(_rate, FrequencyCap(10, timedelta(hours=1)))  # noqa: RUF009
+    max_per_day: int = _key(_int_range(0, 100_000_000), 1000)
+    proof_of_work: bool = _key(_bool, False)
+    # (id, form) pairs: a frozen section holds no dict; `form(id)` looks one up
+    forms: tuple[tuple[str, SignupForm], ...] = _key(
+        _forms, (("default", SignupForm(DEFAULT_CONSENT)),)
+    )
+
+    def form(self, form_id: str) -> SignupForm | None:
+        return dict(self.forms).get(form_id)
+
+
+@dataclass(frozen=True)
+class ConsentSettings:
+    """`[consent]`: the marketing of customers created without a statement."""
+
+    default: str = _key(_choice("subscribed", "not_subscribed"), "subscribed")
+
+
 # The typed sections: their keys, checks and defaults are the dataclasses' fields.
 SECTIONS: dict[str, type] = {
     "transport": TransportSettings,
@@ -264,6 +355,8 @@ SECTIONS: dict[str, type] = {
     "api": ApiSettings,
     "referrals": ReferralsSettings,
     "serve": ServeSettings,
+    "signup": SignupSettings,
+    "consent": ConsentSettings,
 }
 
 

@@ -10,6 +10,7 @@ send someone to the http(s) URL that was signed into it: there is no open redire
     <kid>.c.<delivery>.<url, base64url>.<sig>             click
     <kid>.a.<delivery>.<question>.<answer, b64url>.<sig>  a one-click answer
     <kid>.r.<referral code>.<sig>                         a customer's referral link
+    <kid>.s.<signup key>.<sig>                            a signup's confirm link
 
 Every part is URL-safe (`[A-Za-z0-9_-]`). The signature is the HMAC truncated to 128 bits
 (RFC 2104 allows truncation to half the hash), which keeps URLs short.
@@ -53,6 +54,7 @@ class TokenKind(enum.StrEnum):
     UNSUBSCRIBE = "u"
     ANSWER = "a"
     REFERRAL = "r"
+    SIGNUP = "s"
 
 
 # How many dot-separated parts each kind's message has (key id and kind included).
@@ -62,6 +64,7 @@ _PARTS = {
     TokenKind.CLICK: 4,
     TokenKind.ANSWER: 5,
     TokenKind.REFERRAL: 3,
+    TokenKind.SIGNUP: 3,
 }
 _KINDS = {kind.value: kind for kind in TokenKind}
 QUESTION = re.compile(r"[a-z][a-z0-9_]{0,39}")  # becomes a customer attribute name
@@ -155,6 +158,10 @@ class Keyring:
     def sign_referral(self, code: str) -> str:
         """A customer's own referral link: it names their referral code, nothing else."""
         return self._sign(f"{self._prefix}r.{_checked_delivery(code)}")
+
+    def sign_signup(self, key: str) -> str:
+        """A pending signup's confirm link: it names the signup's random key only."""
+        return self._sign(f"{self._prefix}s.{_checked_delivery(key)}")
 
     def _sign(self, message: str) -> str:
         return f"{message}.{self._mac.sign(message.encode('ascii'))}"

@@ -44,11 +44,14 @@ TOP_KEYS = (
     "exit_on",
     "audience",
     "transactional",
+    "topic",
     "editions",
     "sample_event",
     "steps",
 )
 SAMPLE_EVENT_KEYS = ("data", "id")
+TOPIC = re.compile(r"[a-z][a-z0-9_-]{0,39}")  # as [topics] in config.toml
+TOPIC_RULE = "a name from [topics] in config.toml, like news"
 TRIGGER_KEYS = ("event", "if", "date", "annually", "when")
 TRIGGER_KINDS = {"event": ("if",), "date": ("annually",), "when": ()}
 SCHEDULE_KEYS = ("every", "starting")
@@ -190,6 +193,19 @@ class _CampaignFile:
         transactional = False
         if "transactional" in fields:
             transactional = bool(reader.boolean(fields["transactional"]))
+        topic = topic_line = None
+        if "topic" in fields:
+            topic_line = fields["topic"].line
+            topic = reader.string(
+                fields["topic"], what="a topic name", pattern=TOPIC, rule=TOPIC_RULE
+            )
+            if topic is not None and transactional:
+                self.problem(
+                    topic_line,
+                    "topic",
+                    "a transactional campaign has no topic: every customer gets it whatever "
+                    "they chose; remove 'topic' or 'transactional'",
+                )
         editions: tuple[Edition, ...] = ()
         editions_dir = None
         if "editions" in fields:
@@ -221,6 +237,8 @@ class _CampaignFile:
             exit_on=exit_on,
             audience=audience,
             transactional=transactional,
+            topic=topic,
+            topic_line=topic_line,
             steps=steps,
             editions=editions,
             editions_dir=editions_dir,

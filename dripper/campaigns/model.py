@@ -119,6 +119,8 @@ class Campaign:
     editions: tuple[Edition, ...] = ()
     editions_dir: Path | None = None
     sample_event: SampleEvent | None = None
+    topic: str | None = None  # `topic:` (DESIGN 13): sent only to customers who kept it
+    topic_line: int | None = None
 
     @property
     def recurring(self) -> bool:

@@ -36,6 +36,18 @@ def check(as_json: bool) -> None:
     )
     problems = list(problems)
     warnings: list[str] = []
+    for campaign in campaigns:  # a topic must be one [topics] names (DESIGN 13)
+        if campaign.topic is not None and campaign.topic not in config.topics:
+            known = ", ".join(config.topics) or "none yet"
+            problems.append(
+                Found(
+                    campaign.file,
+                    campaign.topic_line,
+                    "topic",
+                    f"no topic {campaign.topic!r} in [topics] of config.toml (known: {known}); "
+                    f'add {campaign.topic} = "Its label" there',
+                )
+            )
 
     samples = []
     if not config.samples_path.is_file():

@@ -61,7 +61,9 @@ class AppContext:
         if self._store is None:
             from dripper.store import open_store
 
-            store = open_store(self.config.database_url)
+            store = open_store(
+                self.config.database_url, consent_default=self.config.consent.default
+            )
             try:
                 store.ensure_schema()
             except BaseException:

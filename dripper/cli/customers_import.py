@@ -131,7 +131,7 @@ def _import(
                     if conn is None:  # begun at the first write: a bad early row locks nothing
                         conn = stack.enter_context(store.transaction())
                     counts = store.upsert_customers_in(
-                        conn, batch.rows, now=now, again=batch.again
+                        conn, batch.rows, now=now, again=batch.again, source=Path(shown).name
                     )
                     summary.inserted += counts.inserted
                     summary.updated += counts.updated

@@ -103,6 +103,7 @@ def print_report(report: Report, *, as_json: bool, dry_run: bool = False) -> Non
                     "ambiguous": report.ambiguous,
                     "inbound": report.inbound,
                     "forwarded": report.forwarded,
+                    "confirmations": report.confirmations,
                     "mailbox": report.mailbox,
                     "warnings": report.warnings,
                     "deliveries": [
@@ -201,9 +202,7 @@ async def _forever(runner: Runner, ctx: AppContext) -> None:
                     # An outage is a log line and a wait, never the end (issue 23): what
                     # the pass left in memory is settled when the database answers.
                     wait = backoff.next()
-                    log.warning(
-                        "database unreachable, retrying in %d s: %s", wait, describe(exc)
-                    )
+                    log.warning("database unreachable, retrying in %d s: %s", wait, describe(exc))
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=wait)
                     continue

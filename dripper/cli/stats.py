@@ -58,6 +58,7 @@ def stats(campaign: str | None, since: str | None, as_json: bool, cadence: str |
         since=start,
         cadence=interval,
         currency=config.currency,
+        topics=config.topics,
     )
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -189,6 +190,8 @@ def _print(console: Console, report: dict[str, Any]) -> None:
                 f"Second sale, {who}: {group['bought_again']:,} of {group['customers']:,} "
                 f"bought again ({_pct(group['share'])}){after}"
             )
+    for topic in report.get("topics", []):
+        console.print(f"Topic {topic['topic']} ({topic['label']}): {topic['left']:,} left it")
     listening = report["listening"]
     for question, answers in sorted(listening["answers"].items()):
         counts = ", ".join(f"{a}: {n}" for a, n in sorted(answers.items()))

@@ -26,6 +26,8 @@ def timeline_json(timeline: Timeline) -> dict[str, Any]:
             "tags": list(c.tags),
             "attributes": dict(c.attributes),
             "status": c.status.value,
+            "marketing": c.status.value,
+            "topics": None if c.topics is None else list(c.topics),
             "purchases": c.purchases,
             "total_spent": f"{c.total_spent:.2f}",
             "spend_percentile": c.spend_percentile,
@@ -74,6 +76,7 @@ def timeline_json(timeline: Timeline) -> dict[str, Any]:
             {"kind": t.kind.value, "at": t.at.isoformat(), "machine": t.machine, "url": t.url}
             for t in timeline.tracking
         ],
+        "consent": [change.as_json() for change in timeline.consent],
     }
 
 
@@ -95,6 +98,7 @@ def print_timeline(timeline: Timeline) -> None:
         ("time zone", c.timezone or "(config default)"),
         ("locale", c.locale or ""),
         ("tags", ", ".join(c.tags)),
+        ("topics", "every topic" if c.topics is None else ", ".join(c.topics) or "none"),
         ("purchases", f"{c.purchases} (total spent {c.total_spent:.2f})"),
         (
             "spend",
@@ -123,6 +127,15 @@ def print_timeline(timeline: Timeline) -> None:
     rows += [
         (t.at, t.kind.value, t.url or "", "machine" if t.machine else "") for t in timeline.tracking
     ]
+    for change in timeline.consent:  # the consent record (DESIGN 13)
+        said = [change.source] if change.source else []
+        if change.ip:
+            said.append(f"from {change.ip}")
+        if change.text_hash:
+            said.append(f"text {change.text_hash[:12]}")
+        if change.topics is not None:
+            said.append("topics " + (", ".join(change.topics) or "none"))
+        rows.append((change.at, "consent", f"{change.kind} -> {change.marketing}", "; ".join(said)))
     if not rows:
         console.print("  no events or sends yet")
         return

@@ -11,8 +11,9 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Any, BinaryIO, NamedTuple
 
@@ -34,7 +35,15 @@ _FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "\n")
 # Columns of an export that dripper computes itself: an import skips them (and says so),
 # so an export can be imported again; purchases come from `purchase` events only.
 COMPUTED_COLUMNS = frozenset(
-    {*DERIVED_NAMES, "status", "created_at", "spend_percentile", "spend_rank"}
+    {
+        *DERIVED_NAMES,
+        "status",
+        "created_at",
+        "spend_percentile",
+        "spend_rank",
+        "consent_at",  # the consent record's, written by export: never an attribute
+        "consent_source",
+    }
 )
 MAX_FIELD = 10_000  # characters; a runaway quoted field is a broken file, not a customer
 
@@ -269,6 +278,8 @@ EXPORT_FIELDS = (
     "first_purchase_at",
     "last_purchase_at",
     "created_at",
+    "consent_at",
+    "consent_source",
 )
 
 
@@ -278,11 +289,15 @@ def escape_cell(value: str) -> str:
 
 
 def export_rows(
-    customers: Iterable[Customer], attribute_names: Sequence[str]
+    customers: Iterable[Customer],
+    attribute_names: Sequence[str],
+    consent: Callable[[Customer], tuple[datetime, str] | None] = lambda c: None,
 ) -> Iterator[list[str]]:
-    """The header, then one escaped row per customer: fields, derived values, attributes."""
+    """The header, then one escaped row per customer: fields, derived values, the last
+    change of their consent (when, and `kind:source`), attributes."""
     yield [*EXPORT_FIELDS, *attribute_names]
     for c in customers:
+        last = consent(c)
         fields: Mapping[str, Any] = {
             "email": c.email,
             "first_name": c.first_name,
@@ -297,6 +312,8 @@ def export_rows(
             "first_purchase_at": _iso(c.first_purchase_at),
             "last_purchase_at": _iso(c.last_purchase_at),
             "created_at": _iso(c.created_at),
+            "consent_at": _iso(last[0]) if last else "",
+            "consent_source": last[1] if last else "",
         }
         cells = [str(fields[name]) for name in EXPORT_FIELDS]
         cells += [str(c.attributes.get(name, "")) for name in attribute_names]

@@ -20,6 +20,7 @@ BUILTIN_NAMES = frozenset(
         *FIELD_COLUMNS,
         "status",
         "subscribed",
+        "topics",
         *DERIVED_NAMES,
         "created_at",
         "spend_percentile",
@@ -96,6 +97,11 @@ class Customer:
     referral_code: str | None = None  # given when the first send is claimed
     spend_percentile: int | None = None  # 0-100 by lifetime spend, ties alike
     spend_rank: int | None = None  # 1 = the customer who spent most
+    topics: tuple[str, ...] | None = None  # the topics kept (DESIGN 13); None: every topic
+
+    def wants(self, topic: str | None) -> bool:
+        """A campaign of `topic` may reach them (no topic: every customer)."""
+        return topic is None or self.topics is None or topic in self.topics
 
     @property
     def subscribed(self) -> bool:
@@ -121,6 +127,7 @@ class Customer:
             status=self.status.value,
             marketing=self.status.value,
             subscribed=self.status is Status.SUBSCRIBED,
+            topics=None if self.topics is None else list(self.topics),
             purchases=self.purchases,
             total_spent=self.total_spent,
             first_purchase_at=self.first_purchase_at,

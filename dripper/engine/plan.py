@@ -303,9 +303,7 @@ def schedule_enrollment(
     )
 
 
-def next_edition(
-    campaign: Campaign, runs: Mapping[str, str | None], run: date
-) -> Edition | None:
+def next_edition(campaign: Campaign, runs: Mapping[str, str | None], run: date) -> Edition | None:
     """A newsletter run's edition: the first of the campaign's not used by an earlier run
     (`runs`: run -> edition slug) and not held back past `run`; None when none is left."""
     used = {slug for slug in runs.values() if slug}
@@ -344,6 +342,8 @@ def send_decision(
         return SendDecision(Verdict.CANCEL, f"enrollment {enrollment_status.value}")
     if not customer.subscribed and not (campaign.transactional or step.transactional):
         return SendDecision(Verdict.SKIP, "not subscribed to marketing")
+    if not customer.wants(campaign.topic):
+        return SendDecision(Verdict.SKIP, f"left the topic {campaign.topic}")
     warnings: list[str] = []
     if step.condition is not None and not _holds(step.condition, ctx, warnings):
         reason = warnings[0] if warnings else f"if: {step.condition.source}"

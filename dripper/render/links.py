@@ -155,27 +155,43 @@ def pixel(url: str) -> str:
     )
 
 
-def html_footer(unsubscribe_url: str, postal_address: str, *, link: bool, address: bool) -> str:
-    """The small footer added when a template shows no unsubscribe link or no address."""
+def html_footer(
+    unsubscribe_url: str,
+    postal_address: str,
+    *,
+    link: bool,
+    address: bool,
+    label: str = "Unsubscribe",
+) -> str:
+    """The small footer added when a template shows no unsubscribe link or no address
+    (`label`: "Unsubscribe" in the customer's language)."""
     pieces = []
     if address:
         pieces.append(htmllib.escape(postal_address))
     if link:
         pieces.append(
             f'<a href="{htmllib.escape(unsubscribe_url)}" '
-            'style="color:#777777;text-decoration:underline;">Unsubscribe</a>'
+            'style="color:#595959;text-decoration:underline;">'
+            f"{htmllib.escape(label)}</a>"
         )
     return (
         '<div style="margin:0 auto;max-width:600px;padding:16px 8px;text-align:center;'
-        "font-family:Arial,Helvetica,sans-serif;font-size:12px;line-height:18px;"
-        'color:#777777;">' + "<br />".join(pieces) + "</div>"
+        "font-family:Arial,Helvetica,sans-serif;font-size:14px;line-height:20px;"
+        'color:#595959;">' + "<br />".join(pieces) + "</div>"
     )
 
 
-def text_footer(unsubscribe_url: str, postal_address: str, *, link: bool, address: bool) -> str:
+def text_footer(
+    unsubscribe_url: str,
+    postal_address: str,
+    *,
+    link: bool,
+    address: bool,
+    label: str = "Unsubscribe",
+) -> str:
     lines = ["", "--"]
     if address:
         lines.append(postal_address)
     if link:
-        lines.append(f"Unsubscribe: {unsubscribe_url}")
+        lines.append(f"{label}: {unsubscribe_url}")
     return "\n".join(lines) + "\n"

@@ -200,8 +200,9 @@ def build_headers(
     ]
     if reply_to is not None:
         lines.append(f"Reply-To: {reply_to.header()}")
-    lines.append(list_header("List-Unsubscribe", unsubscribe))
-    lines.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
+    if unsubscribe:  # none on a notice that belongs to no list (a signup's confirmation)
+        lines.append(list_header("List-Unsubscribe", unsubscribe))
+        lines.append("List-Unsubscribe-Post: List-Unsubscribe=One-Click")
     for name, value in extra:
         lines.append(unstructured(name, value))
     lines.append("MIME-Version: 1.0")

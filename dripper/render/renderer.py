@@ -32,6 +32,7 @@ from dripper.config import Config
 from dripper.customers.model import Customer
 from dripper.engine.model import EventFacts
 from dripper.errors import ConfigError, Problem
+from dripper.i18n import choose
 from dripper.render.compiler import CompiledTemplate, Compiler, Mode, run
 from dripper.render.errors import HeaderError, RenderError
 from dripper.render.filters import make_filters
@@ -198,9 +199,14 @@ class Renderer:
             if self.track_opens
             else ""
         )
+        t = choose(customer.locale, None, self.config.language)  # the footer's words
         if not (has_link and has_address):
             tail += html_footer(
-                unsubscribe_url, self.postal_address, link=not has_link, address=not has_address
+                unsubscribe_url,
+                self.postal_address,
+                link=not has_link,
+                address=not has_address,
+                label=t("Unsubscribe"),
             )
         if self.track_clicks:
             static, dynamic = self._signers(delivery, plan.encoded, unsubscribe_url)
@@ -213,7 +219,11 @@ class Renderer:
         text_address = compiled.text_always.address or self.postal_address in text
         if not (text_link and text_address):
             text += text_footer(
-                unsubscribe_url, self.postal_address, link=not text_link, address=not text_address
+                unsubscribe_url,
+                self.postal_address,
+                link=not text_link,
+                address=not text_address,
+                label=t("Unsubscribe"),
             )
 
         recipient = Address(f"{customer.first_name} {customer.last_name}".strip(), customer.email)
@@ -323,9 +333,7 @@ class Renderer:
                 tree = self.text_env.parse(source)
             except TemplateError:
                 return []  # a syntax error is reported by the render check
-            return sorted(
-                {n.lineno for n in tree.find_all(nodes.Name) if n.name == "event"}
-            )
+            return sorted({n.lineno for n in tree.find_all(nodes.Name) if n.name == "event"})
 
         why = (
             f"reads `event`, but campaign {campaign.name!r} has no event trigger, so its "

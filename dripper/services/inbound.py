@@ -140,16 +140,22 @@ class Inbox:
             _track(conn, verdict, email, now)
         if kind is InboundClass.BOUNCE_HARD and address:
             if not (verdict.status or "").startswith(POLICY):
-                privacy.suppress(conn, address, reason=SuppressionReason.BOUNCED, now=now)
+                privacy.suppress(
+                    conn, address, reason=SuppressionReason.BOUNCED, now=now, source="hard bounce"
+                )
         elif kind is InboundClass.BOUNCE_SOFT and address:
             owner = verdict.delivery.customer_id if verdict.delivery is not None else None
             if stored.soft_bounces_in_a_row(conn, address, owner) >= self.soft_limit:
-                privacy.suppress(conn, address, reason=SuppressionReason.BOUNCED, now=now)
+                privacy.suppress(
+                    conn, address, reason=SuppressionReason.BOUNCED, now=now, source="soft bounces"
+                )
         elif kind is InboundClass.COMPLAINT and address:
-            privacy.suppress(conn, address, reason=SuppressionReason.COMPLAINED, now=now)
+            privacy.suppress(
+                conn, address, reason=SuppressionReason.COMPLAINED, now=now, source="complaint"
+            )
         elif kind is InboundClass.UNSUBSCRIBE and address:
             privacy.unsubscribe(
-                conn, address, reason=SuppressionReason.UNSUBSCRIBED, now=now
+                conn, address, reason=SuppressionReason.UNSUBSCRIBED, now=now, source="mail"
             )
             _track(conn, verdict, email, now)  # against the email it names, if it does
         elif kind is InboundClass.REPLY and verdict.delivery is not None:
@@ -298,7 +304,4 @@ def _forward(config: Config, notify: str, reply: Any, now: datetime) -> Any:
 
 def mailbox_name(config: Config) -> str:
     replies = config.replies
-    return (
-        f"{replies.username}@{replies.imap_host}:{replies.imap_port}/"
-        f"{replies.folder}"
-    )
+    return f"{replies.username}@{replies.imap_host}:{replies.imap_port}/{replies.folder}"

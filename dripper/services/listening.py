@@ -110,6 +110,7 @@ class Listener:
                 delivery.email,
                 reason=SuppressionReason.UNSUBSCRIBED,
                 now=now,
+                source=f"{how}: {delivery.campaign}/{delivery.step}",
             )
             hit = StoredHit(
                 delivery.outbox_id,

@@ -18,6 +18,7 @@ _COUNTS = (
     "forwarded",
     "recorded",
     "duplicates",
+    "confirmations",
 )
 
 
@@ -36,6 +37,7 @@ class Report:
     forwarded: int = 0  # replies forwarded to [replies] notify
     recorded: int = 0  # events stored (bulk ingestion)
     duplicates: int = 0  # events whose type and id were recorded before: nothing changed
+    confirmations: int = 0  # signups' confirmation emails sent (DESIGN 13)
     mailbox: str | None = None  # the reply mailbox's trouble, if it has any
     warnings: list[str] = field(default_factory=list)
     deliveries: list[tuple[datetime, str, str, str, str]] = field(default_factory=list)
@@ -62,6 +64,8 @@ class Report:
             parts.append(f"{self.inbound} inbound")
         if self.forwarded:
             parts.append(f"{self.forwarded} forwarded")
+        if self.confirmations:
+            parts.append(f"{self.confirmations} signup confirmation(s)")
         if self.mailbox:
             parts.append(f"mailbox: {self.mailbox}")
         return ", ".join(parts)

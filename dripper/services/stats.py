@@ -7,7 +7,7 @@ page draws it.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +30,7 @@ def collect(
     since: datetime | None = None,
     cadence: timedelta | None = None,
     currency: str = "USD",
+    topics: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Everything `dripper stats` shows, as one JSON-ready object. On PostgreSQL the
     queries run on two connections at once, over one snapshot (`Store.readers`)."""
@@ -48,10 +49,13 @@ def collect(
         )
 
     def the_rest(conn: Connection) -> tuple[Any, ...]:
+        from dripper.store.consent import topic_choices
+
         return (
             stats.second_sale(conn, welcome),
             stats.waiting_replies(conn),
             stats.silent(conn, cadence=cadence, now=now, limit=SHOWN) if cadence else None,
+            topic_choices(conn) if topics else [],
         )
 
     with store.readers(2, scans=True) as (one, other):
@@ -59,10 +63,10 @@ def collect(
             with ThreadPoolExecutor(max_workers=1) as pool:
                 later = pool.submit(the_rest, other)
                 rows, converted, answers = sends(one)
-                second, waiting, silent = later.result()
+                second, waiting, silent, chosen = later.result()
         else:
             rows, converted, answers = sends(one)
-            second, waiting, silent = the_rest(other)
+            second, waiting, silent, chosen = the_rest(other)
     for key, found in converted.items():
         row = rows.setdefault(key, Funnel())
         row.conversions, row.revenue, row.refunds = found.count, found.revenue, found.refunds
@@ -97,6 +101,15 @@ def collect(
         ],
         "waiting_count": len(waiting),
     }
+    if topics:  # who left each topic on the preference page (DESIGN 13)
+        report["topics"] = [
+            {
+                "topic": name,
+                "label": label,
+                "left": sum(n for kept, n in chosen if name not in kept),
+            }
+            for name, label in topics.items()
+        ]
     if silent is not None and cadence is not None:
         count, first = silent
         report["cadence"] = {

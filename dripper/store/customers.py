@@ -16,9 +16,9 @@ from sqlalchemy.engine import Connection, RowMapping
 from dripper.customers.addresses import address_hash
 from dripper.customers.fields import merge_fields, merged_status
 from dripper.customers.model import Customer, CustomerData, Status
-from dripper.store import rows
-from dripper.store.engine import dialect_of
-from dripper.store.records import UpsertCounts
+from dripper.store import consent, rows
+from dripper.store.engine import consent_default_of, dialect_of
+from dripper.store.records import ConsentChange, UpsertCounts
 from dripper.store.schema import customers, suppressions
 from dripper.store.sql import chunks, insert_ignoring
 
@@ -63,6 +63,7 @@ def upsert_customers(
     *,
     now: datetime,
     again: Mapping[str, bool] | None = None,
+    source: str = "",
 ) -> UpsertCounts:
     """Insert new customers and merge into existing ones, a chunk at a time (two SELECTs
     and two executemany statements per chunk). Addresses must be unique in `data`.
@@ -72,12 +73,16 @@ def upsert_customers(
     row further down the file), with whether that batch gave their tags. Such a row is
     merged as if both rows had been one (`CustomerData.merged_with`: tags united) and is
     not counted twice. A row the earlier batch wrote has `updated_at == now`; anything
-    else is no repeat (the import's 64-bit hash of the address matched another's)."""
+    else is no repeat (the import's 64-bit hash of the address matched another's).
+
+    A row that says something of marketing (the `marketing` column) and changes it, or
+    makes a customer with it, is kept in the consent record (`imported`, `source`)."""
     inserted = updated = suppressed = 0
     for chunk in chunks(data):
         by_email = {row.email: row for row in chunk}
         blocked = _suppressed_since(conn, list(by_email))
         existing = _existing(conn, list(by_email))
+        before = {email: row["status"] for email, row in existing.items()}
         new = [email for email in by_email if email not in existing]
         won = _insert(conn, [by_email[e] for e in new], blocked, now)
         inserted += won
@@ -104,7 +109,29 @@ def upsert_customers(
             for email, u in zip(merging, updates, strict=True)
             if u["b_status"] == _UNSUBSCRIBED and email not in repeats
         )
+        _record_statements(conn, by_email, before, now, source)
     return UpsertCounts(inserted=inserted, updated=updated, suppressed=suppressed)
+
+
+def _record_statements(
+    conn: Connection,
+    by_email: Mapping[str, CustomerData],
+    before: Mapping[str, str],
+    now: datetime,
+    source: str,
+) -> None:
+    """The consent record of the rows whose `marketing` said something and changed it."""
+    stated = [e for e, row in by_email.items() if row.marketing is not None]
+    if not stated:
+        return
+    c = customers.c
+    query = sa.select(c.id, c.email, c.status).where(c.email.in_(stated))
+    changes = [
+        (cid, ConsentChange(now, "imported", status, source))
+        for cid, email, status in conn.execute(query)
+        if before.get(email) != status
+    ]
+    consent.record_many(conn, changes)
 
 
 def _repeats(
@@ -143,10 +170,11 @@ def _insert(
     dialect = dialect_of(conn)
     if not data:
         return 0
+    default = consent_default_of(conn)  # a customer no source made a statement about
     values = []
     for row in data:
         since = blocked.get(row.email)
-        status = merged_status(_SUBSCRIBED, row.marketing, blocked=since is not None)
+        status = merged_status(default, row.marketing, blocked=since is not None)
         if since is None and status == _UNSUBSCRIBED:
             since = now  # the source says they unsubscribed
         values.append(
@@ -208,9 +236,9 @@ def _given(value: str | None, old: Any) -> Any:
 
 
 def add_customer(
-    conn: Connection, data: CustomerData, *, now: datetime
+    conn: Connection, data: CustomerData, *, now: datetime, source: str = ""
 ) -> Customer:
-    upsert_customers(conn, [data], now=now)
+    upsert_customers(conn, [data], now=now, source=source)
     customer = get_customer(conn, data.email)
     assert customer is not None
     return customer
@@ -226,8 +254,8 @@ def customer_id(conn: Connection, email: str) -> int | None:
 
 
 def ensure_customer(conn: Connection, email: str, *, now: datetime) -> int:
-    """The id of the customer with this address, created (subscribed unless suppressed)
-    if there is none."""
+    """The id of the customer with this address, created (`[consent] default` unless
+    suppressed) if there is none."""
     found = customer_id(conn, email)
     if found is not None:
         return found
@@ -238,9 +266,20 @@ def ensure_customer(conn: Connection, email: str, *, now: datetime) -> int:
     return found
 
 
-def apply_fields(conn: Connection, cid: int, given: CustomerData, *, now: datetime) -> None:
+def field_source(ext_id: str | None) -> str:
+    """Who said what an event says of its customer: a shop's webhook (its events' ids
+    name the shop) or the events API (the consent record's kind, DESIGN 13)."""
+    if ext_id and ext_id.startswith(("shopify:", "woocommerce:")):
+        return "shop"
+    return "api"
+
+
+def apply_fields(
+    conn: Connection, cid: int, given: CustomerData, *, now: datetime, source: str = "api"
+) -> None:
     """What an event says of its customer, merged into the row (see `merge_fields`); the
-    row is locked first on PostgreSQL, so two events of one customer lose no tag."""
+    row is locked first on PostgreSQL, so two events of one customer lose no tag. A change
+    of marketing is kept in the consent record as `source` (`shop`, `api`)."""
     c = customers.c
     old = (
         conn.execute(
@@ -259,3 +298,5 @@ def apply_fields(conn: Connection, cid: int, given: CustomerData, *, now: dateti
     if changes.get("status") == _UNSUBSCRIBED:
         changes["unsubscribed_at"] = now
     conn.execute(sa.update(customers).where(c.id == cid).values(**changes, updated_at=now))
+    if "status" in changes:
+        consent.record(conn, cid, ConsentChange(now, source, changes["status"], source))

@@ -21,6 +21,10 @@ from dripper.errors import StoreError
 
 Dialect = Literal["sqlite", "postgresql"]
 
+# Execution option of a store's write transactions: `[consent] default`, the marketing a
+# customer created without a statement gets (read by `consent_default_of`).
+CONSENT_DEFAULT = "dripper_consent_default"
+
 # Execution option read by the BEGIN hook: a write transaction on SQLite begins IMMEDIATE.
 BEGIN_MODE = "dripper_sqlite_begin"
 
@@ -149,3 +153,7 @@ def dialect_of(conn: Connection) -> Dialect:
     no caller outside the store passes or reads the dialect (issue 25)."""
     return "postgresql" if conn.dialect.name == "postgresql" else "sqlite"
 
+
+def consent_default_of(conn: Connection) -> str:
+    """`[consent] default` of the store this transaction belongs to (DESIGN 13)."""
+    return str(conn.get_execution_options().get(CONSENT_DEFAULT, "subscribed"))

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Connection
 
 from dripper.eventdata import NewEvent
 from dripper.money import Money
-from dripper.store.engine import Dialect, dialect_of, json_dumps
+from dripper.store.engine import Dialect, consent_default_of, dialect_of, json_dumps
 
 STAGE = "_history"
 _COLUMNS = ("seq", "email", "hash", "type", "at", "data", "ext_id", "cents", "currency", "ref")
@@ -205,20 +205,23 @@ def _create_stage(conn: Connection) -> None:
 
 
 def _new_customers(conn: Connection, params: dict[str, Any]) -> None:
-    """The file's addresses dripper does not know, as customers: subscribed unless the
-    address is suppressed (a forgotten or bounced address stays blocked, DESIGN 7)."""
+    """The file's addresses dripper does not know, as customers: `[consent] default` unless
+    the address is suppressed (a forgotten or bounced address stays blocked, DESIGN 7)."""
     conn.execute(
         sa.text(
             "INSERT INTO customers (email, first_name, last_name, tags, attributes, status, "  # noqa: S608
             "unsubscribed_at, purchases, total_spent_cents, created_at, updated_at) "
             "SELECT n.email, '', '', '[]', '{}', "
-            "CASE WHEN s.address_hash IS NULL THEN 'subscribed' ELSE 'unsubscribed' END, "
+            "CASE WHEN s.address_hash IS NULL THEN :default ELSE 'unsubscribed' END, "
             "s.created_at, 0, 0, :now, :now "
             f"FROM (SELECT email, min(hash) AS hash FROM {STAGE} GROUP BY email) n "
             "LEFT JOIN suppressions s ON s.address_hash = n.hash "
             "WHERE NOT EXISTS (SELECT 1 FROM customers c WHERE c.email = n.email) "
             "ON CONFLICT (email) DO NOTHING"
-        ).bindparams(sa.bindparam("now", params["now"], type_=_UTC))
+        ).bindparams(
+            sa.bindparam("now", params["now"], type_=_UTC),
+            sa.bindparam("default", consent_default_of(conn)),
+        )
     )
 
 

@@ -25,7 +25,7 @@ from dripper.eventdata import NewEvent as NewEvent  # the Python API names it he
 from dripper.money import DEFAULT_CURRENCY, PURCHASE, REFUND, Money, event_money
 from dripper.store import reads
 from dripper.store.bulk import COPY_FROM
-from dripper.store.customers import _insert, _suppressed_since, apply_fields
+from dripper.store.customers import _insert, _suppressed_since, apply_fields, field_source
 from dripper.store.engine import dialect_of
 from dripper.store.recording import attempt, purchase_update, refund
 from dripper.store.schema import customers, events
@@ -70,7 +70,7 @@ def store_events(
         batch, money = [batch[i] for i in kept], [money[i] for i in kept]
         for e in batch:
             if e.customer is not None:
-                apply_fields(conn, ids[e.email], e.customer, now=now)
+                apply_fields(conn, ids[e.email], e.customer, now=now, source=field_source(e.id))
         add_purchases(conn, purchase_totals(batch, money, ids, currency), now=now)
         for e, m in zip(batch, money, strict=True):
             if e.type == REFUND and m is not None:
@@ -133,9 +133,7 @@ def insert_fresh(
                 return ids, [i for _, i in kept], [p for p, _ in kept]
             savepoint.rollback()
         positions = [p for p, i in zip(positions, inserted, strict=True) if i is not None]
-    raise StoreError(
-        "other processes kept recording the same event ids as this one: run it again"
-    )
+    raise StoreError("other processes kept recording the same event ids as this one: run it again")
 
 
 def insert_events(
@@ -233,9 +231,7 @@ def purchase_totals(
     return [(cid, n, cents, first, last) for cid, (n, cents, first, last) in found.items()]
 
 
-def add_purchases(
-    conn: Connection, totals: Sequence[Totals], *, now: datetime
-) -> None:
+def add_purchases(conn: Connection, totals: Sequence[Totals], *, now: datetime) -> None:
     """Add purchase totals to the customers' derived fields by SQL arithmetic (concurrent
     purchases of one customer lose no update). PostgreSQL stages a long list with COPY and
     updates from it in one statement."""
@@ -286,9 +282,7 @@ def refresh_statistics(store: Store) -> None:
         conn.commit()
 
 
-def ensure_customers(
-    conn: Connection, emails: Sequence[str], *, now: datetime
-) -> dict[str, int]:
+def ensure_customers(conn: Connection, emails: Sequence[str], *, now: datetime) -> dict[str, int]:
     """The ids of these addresses' customers, creating those there are none of."""
     ids = _ids(conn, emails)
     missing = [email for email in emails if email not in ids]

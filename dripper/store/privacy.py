@@ -14,16 +14,18 @@ from sqlalchemy.engine import Connection
 
 from dripper.customers.addresses import address_hash
 from dripper.customers.model import Status
-from dripper.store import rows
+from dripper.store import consent, rows, signups
 from dripper.store.customers import customer_id
 from dripper.store.engine import dialect_of
 from dripper.store.records import (
+    ConsentChange,
     EnrollmentStatus,
     SendStatus,
     SuppressionReason,
     SuppressionRecord,
 )
 from dripper.store.schema import (
+    consent_records,
     customers,
     delivery_attempts,
     enrollments,
@@ -41,10 +43,11 @@ def suppress(
     *,
     reason: SuppressionReason,
     now: datetime,
+    source: str = "",
 ) -> bool:
     """Put the address on the suppression list (the first reason given stays) and, if it is
-    a customer's, unsubscribe them and cancel what was planned for them. True if the
-    customer exists."""
+    a customer's, unsubscribe them and cancel what was planned for them (the change kept
+    in the consent record, with `source`: how it came). True if the customer exists."""
     dialect = dialect_of(conn)
     conn.execute(
         insert_ignoring(dialect, suppressions, ["address_hash"]).values(
@@ -58,11 +61,15 @@ def suppress(
     if cid is None:
         return False
     why = "unsubscribed" if reason is SuppressionReason.UNSUBSCRIBED else f"suppressed: {reason}"
-    conn.execute(
+    changed = conn.execute(
         sa.update(customers)
         .where(customers.c.id == cid, customers.c.status != Status.UNSUBSCRIBED.value)
-        .values(status=Status.UNSUBSCRIBED.value, unsubscribed_at=now, updated_at=now)
-    )
+        .values(status=Status.UNSUBSCRIBED.value, unsubscribed_at=now, updated_at=now),
+        execution_options={"preserve_rowcount": True},
+    ).rowcount
+    if changed:
+        change = ConsentChange(now, reason.value, Status.UNSUBSCRIBED.value, source)
+        consent.record(conn, cid, change)
     # Only what has not started: a row being sent right now finishes, and the send-time
     # check stops anything that slips through.
     conn.execute(
@@ -87,21 +94,23 @@ def unsubscribe(
     *,
     reason: SuppressionReason,
     now: datetime,
+    source: str = "",
 ) -> bool:
     """Unsubscribe a customer (idempotent); False, and nothing written, if there is none."""
     if customer_id(conn, email) is None:
         return False
-    return suppress(conn, email, reason=reason, now=now)
+    return suppress(conn, email, reason=reason, now=now, source=source)
 
 
 def message_ids_of(conn: Connection, email: str) -> list[str]:
-    """The Message-IDs given to this customer's emails."""
+    """The Message-IDs given to this address's emails (its confirmations included)."""
+    confirmations = list(signups.message_ids_of(conn, email))
     cid = customer_id(conn, email)
     if cid is None:
-        return []
+        return confirmations
     o = outbox.c
     query = sa.select(o.message_id).where(o.customer_id == cid, o.message_id.is_not(None))
-    return [str(m) for m in conn.execute(query).scalars()]
+    return [str(m) for m in conn.execute(query).scalars()] + confirmations
 
 
 def forget(conn: Connection, email: str, *, now: datetime) -> bool:
@@ -118,6 +127,7 @@ def forget(conn: Connection, email: str, *, now: datetime) -> bool:
     from dripper.store import inbound
 
     inbound.forget(conn, cid, email)  # what came back from or about the address
+    cleared += signups.forget(conn, email)  # what the address typed into a signup form
     if cid is None:
         return cleared > 0
     # Explicit deletes, children first, rather than trusting ON DELETE CASCADE alone: a
@@ -134,7 +144,7 @@ def forget(conn: Connection, email: str, *, now: datetime) -> bool:
         )
     )
     conn.execute(sa.delete(delivery_attempts).where(delivery_attempts.c.outbox_id.in_(theirs)))
-    for table in (outbox, enrollments, events):
+    for table in (outbox, enrollments, events, consent_records):
         conn.execute(sa.delete(table).where(table.c.customer_id == cid))
     conn.execute(sa.delete(customers).where(customers.c.id == cid))
     conn.execute(

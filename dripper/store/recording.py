@@ -19,7 +19,7 @@ from sqlalchemy.engine import Connection, NestedTransaction
 from dripper.customers.model import Customer, CustomerData
 from dripper.money import DEFAULT_CURRENCY, PURCHASE, REFUND, Money, event_money, shown
 from dripper.store import rows
-from dripper.store.customers import apply_fields, ensure_customer, get_customer
+from dripper.store.customers import apply_fields, ensure_customer, field_source, get_customer
 from dripper.store.engine import dialect_of
 from dripper.store.records import EventRecord
 from dripper.store.schema import customers, events
@@ -78,7 +78,7 @@ def record_event(
                 savepoint.rollback()  # and the customer made for it goes again
             return None
     if fields is not None:
-        apply_fields(conn, cid, fields, now=now)
+        apply_fields(conn, cid, fields, now=now, source=field_source(ext_id))
     warnings: list[str] = []
     if type_ == PURCHASE and money is not None:
         cents = money.counts_in(currency)
@@ -94,9 +94,7 @@ def record_event(
 
 
 @contextmanager
-def attempt(
-    conn: Connection, racing: bool
-) -> Iterator[NestedTransaction | None]:
+def attempt(conn: Connection, racing: bool) -> Iterator[NestedTransaction | None]:
     """A savepoint on PostgreSQL for writes that may turn out a duplicate (`racing`: an
     event with an id, which another transaction may be recording at the same moment):
     rolled back, it takes back what this transaction wrote for it (a new customer) and

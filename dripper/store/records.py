@@ -132,6 +132,32 @@ class SuppressionRecord:
 
 
 @dataclass(frozen=True)
+class ConsentChange:
+    """One change of marketing, as stored and shown (`customers show --json`: "consent")."""
+
+    at: datetime
+    kind: str  # confirmed, imported, shop, api, unsubscribed, complained, bounced, topics, ...
+    marketing: str  # the customer's marketing after the change
+    source: str = ""  # a form id, a file, a shop, how an unsubscribe came
+    ip: str | None = None
+    user_agent: str | None = None
+    text_hash: str | None = None  # SHA-256 of the consent text the person was shown
+    topics: tuple[str, ...] | None = None  # the topics kept, where the change chose them
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "kind": self.kind,
+            "marketing": self.marketing,
+            "source": self.source,
+            "ip": self.ip,
+            "user_agent": self.user_agent,
+            "consent_text_sha256": self.text_hash,
+            "topics": None if self.topics is None else list(self.topics),
+        }
+
+
+@dataclass(frozen=True)
 class Timeline:
     """Everything stored about one customer, oldest first, for `dripper customers show`."""
 
@@ -141,3 +167,4 @@ class Timeline:
     outbox: tuple[OutboxRecord, ...]
     tracking: tuple[TrackingRecord, ...]
     suppression: SuppressionRecord | None
+    consent: tuple[ConsentChange, ...] = ()  # every change of marketing, oldest first

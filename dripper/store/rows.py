@@ -48,6 +48,7 @@ def customer(row: Row | Mapping[str, Any]) -> Customer:
         referral_code=row.get("referral_code"),
         spend_percentile=row.get("spend_percentile"),
         spend_rank=row.get("spend_rank"),
+        topics=None if row.get("topics") is None else tuple(row["topics"]),
     )
 
 

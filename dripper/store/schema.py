@@ -63,6 +63,9 @@ customers = sa.Table(
     # 0-100 by lifetime spend (ties alike) and 1 = the best: refreshed by the planner.
     sa.Column("spend_percentile", sa.Integer),
     sa.Column("spend_rank", sa.Integer),
+    # The topics the person kept (0012): NULL is every topic, so a topic added later
+    # reaches everyone who never chose.
+    sa.Column("topics", JSONType),
     sa.Index("ix_customers_referral_code", "referral_code", unique=True),
     sqlite_autoincrement=True,
 )
@@ -257,4 +260,57 @@ campaign_state = sa.Table(
     sa.Column("data", JSONType, nullable=False),
     # The run of 5.7.x rejections since the last delivery: pauses at pause_after_policy.
     sa.Column("policy_hits", sa.Integer, nullable=False, server_default=sa.text("0")),
+)
+
+# A signup waiting for its confirmation (0012, DESIGN 13): no customer exists before the
+# person confirms. `key` is random and travels only signed (/s/<token>). The confirmation
+# email's own state (queued, sent, limited, failed) lives here, not in the outbox: the
+# outbox's rows belong to customers' enrollments.
+signups = sa.Table(
+    "signups",
+    metadata,
+    _id(),
+    sa.Column("key", sa.String(32), nullable=False, unique=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    sa.Column("first_name", sa.Text, nullable=False, server_default=""),
+    sa.Column("form", sa.String(64), nullable=False),
+    sa.Column("topics", JSONType),
+    sa.Column("locale", sa.String(64)),
+    sa.Column("ip", sa.String(64)),
+    sa.Column("user_agent", sa.Text),
+    sa.Column("text_hash", sa.String(64), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("expires_at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text),
+    sa.Column("message_id", sa.String(255)),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("next_attempt_at", UTCDateTime, nullable=False),
+    sa.Column("lease_until", UTCDateTime),
+    sa.Column("sent_at", UTCDateTime),
+    sa.Column("confirmed_at", UTCDateTime),
+    sa.Index("ix_signups_claim", "status", "next_attempt_at"),
+    sa.Index("ix_signups_email", "email", "created_at"),
+    sa.Index("ix_signups_ip", "ip", "created_at"),
+    sa.Index("ix_signups_sent", "sent_at"),
+    sqlite_autoincrement=True,
+)
+
+# Every change of a customer's marketing (0012, DESIGN 13): when, what, where from, and
+# what the person was shown. Erased with the customer (`forget`).
+consent_records = sa.Table(
+    "consent_records",
+    metadata,
+    _id(),
+    _customer_fk(),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("marketing", sa.String(16), nullable=False),
+    sa.Column("source", sa.Text, nullable=False, server_default=""),
+    sa.Column("ip", sa.String(64)),
+    sa.Column("user_agent", sa.Text),
+    sa.Column("text_hash", sa.String(64)),
+    sa.Column("topics", JSONType),
+    sa.Index("ix_consent_records_customer", "customer_id", "at"),
+    sqlite_autoincrement=True,
 )

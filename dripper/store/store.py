@@ -19,7 +19,8 @@ from sqlalchemy.engine import Connection, Engine
 from dripper.customers.model import Customer, CustomerData
 from dripper.store import customers as customer_ops
 from dripper.store import migrate, privacy, recording, rows
-from dripper.store.engine import BEGIN_MODE, Dialect, create
+from dripper.store.consent import history as consent_history
+from dripper.store.engine import BEGIN_MODE, CONSENT_DEFAULT, Dialect, create
 from dripper.store.records import (
     EventRecord,
     SuppressionReason,
@@ -33,17 +34,22 @@ if TYPE_CHECKING:
     from dripper.store.history import HistoryLoad
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, consent_default: str = "subscribed") -> Store:
     """Connect to the database at `url` (sqlite:///PATH or postgresql+psycopg://...).
-    Raises StoreError with one line if the URL is unusable or the database unreachable."""
+    Raises StoreError with one line if the URL is unusable or the database unreachable.
+    `consent_default`: `[consent] default`, the marketing of a customer created without
+    a statement (DESIGN 13)."""
     engine, dialect = create(url)
-    return Store(engine, dialect)
+    return Store(engine, dialect, consent_default=consent_default)
 
 
 class Store:
-    def __init__(self, engine: Engine, dialect: Dialect) -> None:
+    def __init__(
+        self, engine: Engine, dialect: Dialect, *, consent_default: str = "subscribed"
+    ) -> None:
         self._engine = engine
         self._dialect: Dialect = dialect
+        self.consent_default = consent_default
 
     @property
     def engine(self) -> Engine:
@@ -71,6 +77,7 @@ class Store:
         with self._engine.connect() as conn:
             if self._dialect == "sqlite":
                 conn.execution_options(**{BEGIN_MODE: "IMMEDIATE"})
+            conn.execution_options(**{CONSENT_DEFAULT: self.consent_default})
             with conn.begin():
                 yield conn
 
@@ -196,9 +203,11 @@ class Store:
         *,
         now: datetime,
         again: Mapping[str, bool] | None = None,
+        source: str = "",
     ) -> UpsertCounts:
-        """`upsert_customers` in the caller's transaction (an import: all or nothing)."""
-        return customer_ops.upsert_customers(conn, data, now=now, again=again)
+        """`upsert_customers` in the caller's transaction (an import: all or nothing).
+        `source` names the file in the consent record."""
+        return customer_ops.upsert_customers(conn, data, now=now, again=again, source=source)
 
     def history_load(self, conn: Connection, *, now: datetime, currency: str) -> HistoryLoad:
         """An order history's events, added one by one and written set-wise in the
@@ -209,7 +218,7 @@ class Store:
 
     def add_customer(self, data: CustomerData, *, now: datetime) -> Customer:
         with self.transaction() as conn:
-            return customer_ops.add_customer(conn, data, now=now)
+            return customer_ops.add_customer(conn, data, now=now, source="customers add")
 
     def get_customer(self, email: str) -> Customer | None:
         with self.reading() as conn:
@@ -252,9 +261,7 @@ class Store:
         purchases, total spent and the first/last purchase times. InputError for a bad
         amount. (The planner records events with ids, fields and what they cause.)"""
         with self.transaction() as conn:
-            recorded = recording.record_event(
-                conn, email, type, at=at, data=data, now=now
-            )
+            recorded = recording.record_event(conn, email, type, at=at, data=data, now=now)
             assert recorded is not None  # no id, so never a duplicate
             return recorded.customer, recorded.event
 
@@ -274,17 +281,13 @@ class Store:
         """Unsubscribe and suppress a customer, cancelling their planned sends. False if
         there is no such customer; calling it again changes nothing."""
         with self.transaction() as conn:
-            return privacy.unsubscribe(
-                conn, email, reason=SuppressionReason(reason), now=now
-            )
+            return privacy.unsubscribe(conn, email, reason=SuppressionReason(reason), now=now)
 
     def suppress(self, email: str, *, reason: SuppressionReason | str, now: datetime) -> bool:
         """Suppress an address, customer or not (a customer is also unsubscribed). True if
         the address belongs to a customer."""
         with self.transaction() as conn:
-            return privacy.suppress(
-                conn, email, reason=SuppressionReason(reason), now=now
-            )
+            return privacy.suppress(conn, email, reason=SuppressionReason(reason), now=now)
 
     def suppression_for(self, email: str) -> SuppressionRecord | None:
         with self.reading() as conn:
@@ -316,6 +319,13 @@ class Store:
 
     # -- the customer's story -------------------------------------------------------------
 
+    def consent_latest(self, customer_ids: Sequence[int]) -> dict[int, tuple[datetime, str]]:
+        """Each customer's last change of consent: (when, "kind:source")."""
+        from dripper.store import consent
+
+        with self.reading() as conn:
+            return consent.latest(conn, customer_ids)
+
     def timeline(self, email: str) -> Timeline | None:
         with self.reading() as conn:
             customer = customer_ops.get_customer(conn, email)
@@ -339,6 +349,7 @@ class Store:
                 outbox=tuple(map(rows.outbox, fetch(outbox, outbox.c.due_at, outbox.c.id))),
                 tracking=tuple(map(rows.tracking, conn.execute(_tracking_of(cid)).mappings())),
                 suppression=privacy.suppression_for(conn, email),
+                consent=tuple(consent_history(conn, cid)),
             )
 
 

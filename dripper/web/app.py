@@ -25,7 +25,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qs, parse_qsl, urlencode, urlsplit, urlunsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -35,6 +35,8 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from dripper.customers.model import Status
+from dripper.i18n import choose
 from dripper.tokens import Keyring, TokenError, TokenKind
 from dripper.web import pages
 from dripper.web.fastpath import HitRoutes
@@ -68,12 +70,12 @@ def create_app(
 ) -> Starlette:
     """The app for `config`: its database, its campaigns (a campaign with problems is left
     out with a warning: an unsubscribe must never depend on a YAML typo) and its secret."""
-    from dripper.web import api
+    from dripper.web import api, signup
 
     if store is None:
         from dripper.store import open_store
 
-        store = open_store(config.database_url)
+        store = open_store(config.database_url, consent_default=config.consent.default)
         store.ensure_schema()
     if campaigns is None:
         campaigns = _campaigns(config)
@@ -117,6 +119,7 @@ def create_app(
         Route("/healthz", timed("healthz", healthz), methods=["GET"]),
         Route("/metrics", timed("metrics", metrics), methods=["GET"]),
         *api.routes(web, timed),
+        *signup.routes(web, timed),
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -126,9 +129,10 @@ def create_app(
             # A 503 is the database: a shop's webhook or an MTA keeps the request and retries.
             headers = {**NO_STORE, "Retry-After": "60"} if status == 503 else NO_STORE
             return JSONResponse({"error": detail}, status_code=status, headers=headers)
+        t = choose(None, request.headers.get("accept-language"), web.config.language)
         if status >= 500:
-            return web.html(pages.unavailable(web.company), status)
-        return web.html(pages.not_found(web.company), 404 if status in (404, 405) else status)
+            return web.html(pages.unavailable(web.company, t), status)
+        return web.html(pages.not_found(web.company, t), 404 if status in (404, 405) else status)
 
     async def client_gone(request: Request, exc: Exception) -> Response:
         # A client gone mid-body (a webhook cut off, a dropped line, serve's request
@@ -182,21 +186,54 @@ async def not_a_hit(web: Web, request: Request) -> Response:
 
 
 async def unsubscribe(web: Web, request: Request) -> Response:
+    """The preference page (DESIGN 13). GET shows it and changes nothing; the RFC 8058
+    one-click POST and the page's "stop all email" unsubscribe from everything; the page's
+    "save" keeps the topics ticked. Written before the 200, else 503."""
     payload = web.verify(request.path_params["token"], TokenKind.UNSUBSCRIBE)
     delivery, answered = await web.delivery(payload)
     if not answered:
         return _unavailable(web)
     if delivery is None:
         raise HTTPException(404)
+    try:
+        customer = await run_in_threadpool(web.store.get_customer, delivery.email)
+    except Exception:
+        return _unavailable(web)
+    t = choose(
+        customer.locale if customer else None,
+        request.headers.get("accept-language"),
+        web.config.language,
+    )
+    gone = customer is None or customer.status is Status.UNSUBSCRIBED
     if request.method == "GET":
-        try:
-            done = await run_in_threadpool(_is_unsubscribed, web, delivery.email)
-        except Exception:
-            return _unavailable(web)
-        if done:
-            return web.html(pages.unsubscribed(web.company, delivery.email))
-        return web.html(pages.unsubscribe_form(web.company, delivery.email))
+        if gone:
+            return web.html(pages.unsubscribed(web.company, delivery.email, t))
+        if web.config.topics and customer is not None:
+            kept = [
+                (name, label, customer.wants(name)) for name, label in web.config.topics.items()
+            ]
+            return web.html(pages.preferences(web.company, delivery.email, kept, t))
+        return web.html(pages.unsubscribe_form(web.company, delivery.email, t))
     body = await read_body(request, FORM_LIMIT)
+    form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+    if b"List-Unsubscribe=One-Click" not in body and form.get("action") == ["save"]:
+        if gone:
+            return web.html(pages.unsubscribed(web.company, delivery.email, t))
+        try:
+            await run_in_threadpool(
+                lambda: web.desk.choose_topics(
+                    delivery.email,
+                    form.get("topics", []),
+                    now=web.clock(),
+                    ip=request.client.host if request.client else None,
+                    user_agent=request.headers.get("user-agent"),
+                )
+            )
+        except Exception as exc:  # never claim what was not stored
+            log.error("topics not stored: %s", exc)
+            return _unavailable(web)
+        web.metrics.requests.labels("preferences").inc()
+        return web.html(pages.saved(web.company, t))
     how = "one-click" if b"List-Unsubscribe=One-Click" in body else "page"
     try:
         changed = await run_in_threadpool(
@@ -207,7 +244,7 @@ async def unsubscribe(web: Web, request: Request) -> Response:
         return _unavailable(web)
     web.metrics.requests.labels("unsubscribe").inc()
     web.metrics.classes.labels("unsubscribe", "new" if changed else "again").inc()
-    return web.html(pages.unsubscribed(web.company, delivery.email))
+    return web.html(pages.unsubscribed(web.company, delivery.email, t))
 
 
 async def answer(web: Web, request: Request) -> Response:
@@ -236,7 +273,8 @@ async def answer(web: Web, request: Request) -> Response:
         return _unavailable(web)
     web.metrics.requests.labels("answer").inc()
     web.metrics.classes.labels("answer", "recorded" if recorded else "not recorded").inc()
-    return web.html(pages.thanks(web.company))
+    t = choose(None, request.headers.get("accept-language"), web.config.language)
+    return web.html(pages.thanks(web.company, t))
 
 
 async def referral(web: Web, request: Request) -> Response:
@@ -277,13 +315,6 @@ def _unavailable(web: Web) -> Response:
     response = web.html(pages.unavailable(web.company), 503)
     response.headers["Retry-After"] = "60"
     return response
-
-
-def _is_unsubscribed(web: Web, email: str) -> bool:
-    from dripper.customers.model import Status
-
-    customer = web.store.get_customer(email)
-    return customer is None or customer.status is Status.UNSUBSCRIBED
 
 
 def _ping(web: Web) -> None:

@@ -5,9 +5,13 @@ server listening anywhere.
     python -m dripper.web.local --to grace@example.com --answer first_bag=poor
     python -m dripper.web.local --to new.buyer@example.com --unsubscribe
     python -m dripper.web.local --to grace@example.com --shopify-order 1001
+    python -m dripper.web.local --to reader@example.com --subscribe news
+    python -m dripper.web.local --to reader@example.com --confirm
 
 The link is taken from the newest `.eml` to that address in the file transport's folder,
 and the request goes through the same ASGI app, routes and database as `dripper serve`.
+`--subscribe TOPICS` posts the signup form (`[signup]` must be enabled) as a reader's
+browser would; `--confirm` presses the button behind the newest confirm link.
 `--shopify-order N` posts Shopify's `orders/create` webhook for an order numbered N by
 that customer (the shipped sample order), signed with the secret `[api]
 shopify_secret_env` names, as Shopify would.
@@ -185,6 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     action.add_argument(
         "--show", action="store_true", help="print the newest email's subject and text"
     )
+    action.add_argument(
+        "--subscribe", metavar="TOPICS", help="post the signup form (topics comma-separated)"
+    )
+    action.add_argument("--confirm", action="store_true", help="confirm the newest signup")
     args = parser.parse_args(argv)
     from dripper.web.app import create_app
 
@@ -202,6 +210,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.shopify_order is not None:
             path, method = "/api/shopify", "POST"
             body, headers = shopify_order(config, args.to, args.shopify_order, moment)
+        elif args.subscribe is not None:
+            from urllib.parse import urlencode
+
+            fields = [("email", args.to), *(("topics", t) for t in args.subscribe.split(",") if t)]
+            path, method, body = "/subscribe", "POST", urlencode(fields).encode()
+        elif args.confirm:
+            path, method, body = newest_link(config, args.to, "s"), "POST", b""
         elif args.unsubscribe:
             path = newest_link(config, args.to, "u")
             method, body = "POST", b"List-Unsubscribe=One-Click"

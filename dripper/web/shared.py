@@ -51,6 +51,9 @@ class Web:
         self.store = store
         self.keyring = keyring
         self.listener: Listener = Listener(config, store, campaigns)
+        from dripper.services.signups import Desk
+
+        self.desk = Desk(config, store, self.listener.planner)
         self.clock = clock or (lambda: datetime.now(UTC))
         self.company = str(config.company.get("name") or "")
         self.metrics = Metrics()

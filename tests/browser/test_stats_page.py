@@ -6,6 +6,7 @@ not scroll sideways on a phone; a screenshot is taken of each width."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -102,13 +103,13 @@ def test_the_stats_page_draws_and_fits(
     assert response.status == 200
     page.wait_for_load_state("load")
     assert page.locator("script").count() == 0
-    assert page.locator("h2", has_text="welcome").count() == 1
+    assert page.locator("h2", has_text=re.compile(r"^welcome$")).count() == 1
     assert page.locator("h3", has_text="second-sale").count() == 1
     svgs = page.locator("svg")
     # the timeline, a funnel for each step that sent something (newsletter, thank-you,
     # offer), the offer's variants; the steps that sent nothing say so in a line
     assert svgs.count() == 5
-    assert page.locator("text=Nothing sent yet.").count() == 4
+    assert page.locator("text=Nothing sent yet.").count() == 5
     assert page.locator("svg[aria-label='variants side by side']").count() == 1
     assert page.locator("svg[aria-label='opens and clicks per day'] rect").count() >= 4
     for i in range(svgs.count()):

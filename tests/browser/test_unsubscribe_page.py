@@ -1,6 +1,8 @@
-"""The unsubscribe page of a real `dripper serve` in Debian's chromium (Playwright): GET
-shows one button and changes nothing, clicking it unsubscribes, a reload shows the done
-state; no script runs, nothing scrolls sideways at 375 px."""
+"""The unsubscribe page of a real `dripper serve` in Debian's chromium (Playwright): with
+the shipped `[topics]` it is the preference page (each topic a checkbox, "save" and "stop
+all email"); GET changes nothing, "save" keeps the topics ticked, "stop all email"
+unsubscribes, a reload shows the done state; no script runs, nothing scrolls sideways at
+375 px."""
 
 from __future__ import annotations
 
@@ -32,14 +34,25 @@ def status(where: Shop, email: str) -> str:
         store.close()
 
 
+def topics(where: Shop, email: str) -> tuple[str, ...] | None:
+    store = open_store(where.db_url)
+    try:
+        customer = store.get_customer(email)
+        assert customer is not None
+        return customer.topics
+    finally:
+        store.close()
+
+
 def test_the_unsubscribe_page_in_a_browser(
     shop: Shop,  # noqa: F811
     server: ServeProcess,  # noqa: F811
     browser: object,
 ) -> None:
-    """With JavaScript switched off (so none is needed): one button, the shop's name, no
-    script, no sideways scroll; GETs change nothing; the click unsubscribes; reloading, and
-    coming back later, show the done state."""
+    """With JavaScript switched off (so none is needed): the topics and two buttons, the
+    shop's name, no script, no sideways scroll; GETs change nothing; unticking a topic and
+    saving keeps the customer subscribed without it; "stop all email" unsubscribes;
+    reloading, and coming back later, show the done state."""
     url = next(
         u for u in links(shop.email_to("ada@example.com", "Thank you"), shop.base_url) if "/u/" in u
     )
@@ -49,7 +62,8 @@ def test_the_unsubscribe_page_in_a_browser(
     try:
         page = context.new_page()
         page.goto(url)
-        assert page.locator("button").count() == 1
+        assert page.locator("button").count() == 2  # save my choice, stop all email
+        assert page.locator("input[type=checkbox][name=topics]").count() == 1
         text = page.inner_text("main")
         assert "a***a@example.com" in text  # the address, partly masked
         assert "Acme Coffee" in text  # whose emails these are
@@ -61,7 +75,14 @@ def test_the_unsubscribe_page_in_a_browser(
                 assert box["x"] + box["width"] <= 375, box
         page.reload()  # GETs change nothing, however many
         assert status(shop, "ada@example.com") == "subscribed"
-        page.click("button")
+        page.uncheck("input[name=topics]")
+        page.click("button[value=save]")
+        assert "Your choice is saved" in page.inner_text("h1")
+        assert status(shop, "ada@example.com") == "subscribed"
+        assert topics(shop, "ada@example.com") == ()
+        page.goto(url)
+        assert not page.is_checked("input[name=topics]")  # the choice, shown again
+        page.click("button[value=stop]")
         page.wait_for_load_state("load")
         assert "You are unsubscribed" in page.inner_text("h1")
         assert status(shop, "ada@example.com") == "unsubscribed"

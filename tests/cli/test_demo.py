@@ -62,7 +62,13 @@ def test_make_demo_tells_its_story_and_ends_with_stats() -> None:
         assert commands[-1].endswith("stats --cadence 6w")
         assert "Second sale, reached by the welcome sequence: 3 of 3 bought again" in out
         assert "Answers to first_bag: poor: 1" in out
+        # Issue 26: a reader signs up, gets the confirmation link, confirms, is welcomed.
+        assert "POST /subscribe... -> 200 Check your inbox" in out
+        assert "1 signup confirmation(s)" in out
+        assert "Subject: Please confirm your subscription to Acme Coffee" in out
+        assert "-> 200 You are subscribed" in out
+        assert "sent newsletter-welcome/welcome to reader@example.com" in out
         emails = list((folder / "outbox").iterdir())
-        assert len(emails) == 17
+        assert len(emails) == 19
     finally:
         shutil.rmtree(folder, ignore_errors=True)

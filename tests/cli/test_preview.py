@@ -20,6 +20,7 @@ STEPS = {
     "birthday": ["greeting"],
     "feedback-follow-up": ["make-it-right"],
     "vip": ["regulars"],
+    "newsletter-welcome": ["welcome"],
 }
 
 

@@ -28,6 +28,8 @@ TABLES = {
     "campaign_state",
     "inbound_messages",
     "mailbox_state",
+    "signups",
+    "consent_records",
 }
 
 # A migration after the real head: the database is then one revision behind.

@@ -142,6 +142,7 @@ def test_shipped_campaigns_load_without_problems() -> None:
     assert sorted(c.name for c in campaigns) == [
         "birthday",
         "feedback-follow-up",
+        "newsletter-welcome",
         "referral-request",
         "value-newsletter",
         "vip",

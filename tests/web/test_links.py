@@ -104,7 +104,9 @@ def test_every_link_in_every_sent_email_resolves(shop: Shop, server: ServeProces
                 if "/u/" in url:
                     page = httpx.get(url)
                     assert page.status_code == 200
-                    assert "Unsubscribe?" in page.text
+                    # [topics]: the preference page, in the customer's language
+                    assert "name='action' value='stop'" in page.text
+                    assert "name='topics' value='news'" in page.text
     assert seen_kinds == {"o", "c", "u", "a", "r"}
 
 

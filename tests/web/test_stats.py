@@ -119,10 +119,11 @@ def test_stats_from_the_real_commands(shop: Shop, server: ServeProcess) -> None:
         shop.ok("--now", LATER, "inbound", str(path))
     report = json.loads(shop.ok("--now", LATER, "stats", "--json").output)
 
-    assert set(report) == {"campaigns", "currency", "second_sale", "listening"}
+    assert set(report) == {"campaigns", "currency", "second_sale", "listening", "topics"}
+    assert report["topics"] == [{"topic": "news", "label": "The brewing letter", "left": 0}]
     names = [c["campaign"] for c in report["campaigns"]]
     assert names == sorted(names)
-    assert len(names) == 6
+    assert len(names) == 7
     by_name = {c["campaign"]: c for c in report["campaigns"]}
     for campaign in report["campaigns"]:
         assert set(campaign) == {"campaign", "steps", "variants"}
