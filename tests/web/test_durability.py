@@ -25,7 +25,8 @@ import sqlalchemy as sa
 from dripper.inbound.samples import reply
 from dripper.store import open_store
 from dripper.store.schema import customers, tracking_events
-from tests.support.serve import API_TOKEN, ServeProcess, Shop, links
+from dripper.tokens import Keyring
+from tests.support.serve import API_TOKEN, SECRET, ServeProcess, Shop, links
 from tests.web.conftest import DAY20
 
 BROWSER = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
@@ -175,7 +176,9 @@ def _answer_of(url: str) -> str:
 def test_a_database_outage_is_never_claimed_as_success(shop: Shop, pg_admin: sa.Engine) -> None:
     """The database refuses connections: /healthz 503, an unsubscribe and an answer 503
     (stored later, when the mailbox provider or the person retries), the events API and
-    /inbound a JSON 503 with Retry-After, a click still redirects; then it comes back."""
+    /inbound a JSON 503 with Retry-After, a signup and a confirmation 503 with Retry-After
+    (never the "check your inbox" page for a signup not stored), a click still redirects;
+    then it comes back."""
     role = f"dripper_outage_{secrets.token_hex(4)}"
     schema = sa.make_url(shop.db_url).query["options"].split("=", 1)[1]  # type: ignore[union-attr]
     with pg_admin.connect() as conn:
@@ -184,7 +187,9 @@ def test_a_database_outage_is_never_claimed_as_success(shop: Shop, pg_admin: sa.
         conn.exec_driver_sql(f"GRANT ALL ON ALL TABLES IN SCHEMA {schema} TO {role}")
         conn.exec_driver_sql(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA {schema} TO {role}")
     url = sa.make_url(shop.db_url).set(username=role).render_as_string(hide_password=False)
-    shop.config.write_text(shop.config.read_text().replace(shop.db_url, url))
+    text = shop.config.read_text().replace(shop.db_url, url)
+    shop.config.write_text(text.replace("enabled = false", "enabled = true", 1))  # [signup]
+    confirm = f"{shop.base_url}/s/{Keyring.from_secret(SECRET).sign_signup('a' * 26)}"
     message = shop.email_to("ada@example.com", "Thank you")
     ours = links(message, shop.base_url)
     unsubscribe = next(u for u in ours if "/u/" in u)
@@ -218,6 +223,13 @@ def test_a_database_outage_is_never_claimed_as_success(shop: Shop, pg_admin: sa.
                 assert refused.status_code == 503, (path, refused.text)
                 assert refused.json()["error"].startswith("not recorded, try again")
                 assert refused.headers["retry-after"] == "60"
+            signup = httpx.post(f"{shop.base_url}/subscribe", data={"email": "r@example.com"})
+            assert signup.status_code == 503
+            assert signup.headers["retry-after"] == "60"
+            assert "Check your inbox" not in signup.text
+            as_json = httpx.post(f"{shop.base_url}/subscribe", json={"email": "r@example.com"})
+            assert (as_json.status_code, as_json.headers["retry-after"]) == (503, "60")
+            assert httpx.post(confirm).status_code == 503
             redirect = httpx.get(click, headers={"user-agent": BROWSER})
             assert redirect.status_code == 302  # the target is in the token
             with pg_admin.connect() as conn:
@@ -232,6 +244,9 @@ def test_a_database_outage_is_never_claimed_as_success(shop: Shop, pg_admin: sa.
             assert (health.status_code, health.json()) == (200, {"status": "ok"})
             assert httpx.post(unsubscribe, content=b"List-Unsubscribe=One-Click").status_code == 200
             assert httpx.get(answer, headers={"user-agent": BROWSER}).status_code == 200
+            back = httpx.post(f"{shop.base_url}/subscribe", data={"email": "r@example.com"})
+            assert back.status_code == 200
+            assert httpx.post(confirm).status_code == 404  # no such signup: now it can tell
     finally:
         with pg_admin.connect() as conn:
             conn.exec_driver_sql(TERMINATE.format(role=role))
