@@ -293,6 +293,7 @@ signups = sa.Table(
     sa.Index("ix_signups_email", "email", "created_at"),
     sa.Index("ix_signups_ip", "ip", "created_at"),
     sa.Index("ix_signups_sent", "sent_at"),
+    sa.Index("ix_signups_expires", "expires_at"),
     sqlite_autoincrement=True,
 )
 

@@ -203,11 +203,12 @@ def forget(conn: Connection, email: str) -> int:
 
 
 def purge(conn: Connection, *, before: datetime) -> int:
-    """Drop signups that expired unconfirmed before then: an address someone typed is not
-    kept longer than it takes to confirm it (plus the day the limits look back on)."""
+    """Drop signups whose link expired before then, confirmed or not: an address someone
+    typed is not kept longer than it takes to confirm it (plus the day the limits look
+    back on); a confirmed one's evidence is the consent record."""
     t = signups.c
     result = conn.execute(
-        sa.delete(signups).where(t.expires_at < before, t.status != SignupStatus.CONFIRMED.value),
+        sa.delete(signups).where(t.expires_at < before),
         execution_options={"preserve_rowcount": True},
     )
     return int(result.rowcount)

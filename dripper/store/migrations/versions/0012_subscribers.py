@@ -58,6 +58,7 @@ def upgrade() -> None:
         sa.Index("ix_signups_email", "email", "created_at"),
         sa.Index("ix_signups_ip", "ip", "created_at"),
         sa.Index("ix_signups_sent", "sent_at"),
+        sa.Index("ix_signups_expires", "expires_at"),
         sqlite_autoincrement=True,
     )
     op.create_table(
