@@ -6,10 +6,13 @@ file, line and key.
 
 from __future__ import annotations
 
+import calendar
 import re
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 _DURATION = re.compile(r"^\s*(\d+)\s*([smhdw]?)\s*$")
+_SPAN = re.compile(r"^\s*(\d+)\s*(mo|y|[smhdw]?)\s*$")
 # Longer than any campaign could mean, and far from datetime's limits: a typo such as
 # `after: 99999999w` is refused when the file loads, not by an OverflowError at send time.
 MAX_DURATION = timedelta(days=36525)  # 100 years
@@ -19,6 +22,8 @@ EARLIEST_YEAR, LATEST_YEAR = 1900, 2999
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 _TIME_OF_DAY = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 DURATION_HINT = "use 0, 30m, 2h, 14d or 6w"
+SPAN_HINT = "use 0, 30m, 2h, 14d, 6w, 6mo (calendar months) or 1y"
+MAX_MONTHS = 1200  # 100 years
 
 
 def parse_duration(value: object) -> timedelta:
@@ -101,3 +106,76 @@ def _shown(value: object, limit: int = 40) -> str:
     """`value` as a message quotes it: repr, cut short (a message is one readable line)."""
     text = repr(value.strip() if isinstance(value, str) else value)
     return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
+# --- calendar spans ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Span:
+    """A campaign's `after`, `every` or `within` (DESIGN 14): a fixed length, or whole
+    calendar months (`mo`; `y` is 12 of them). A month is the calendar's: January 31 plus
+    one month is the last day of February, and the local time of day is kept across a
+    change of daylight saving time."""
+
+    months: int = 0
+    fixed: timedelta = timedelta(0)
+
+    @classmethod
+    def of(cls, delta: timedelta) -> Span:
+        return cls(0, delta)
+
+    @property
+    def is_zero(self) -> bool:
+        return self.months == 0 and self.fixed == timedelta(0)
+
+    @property
+    def approx(self) -> timedelta:
+        """About how long (a month as 30.44 days): for orders and warnings, never dates."""
+        return timedelta(days=self.months * 30.436875) + self.fixed
+
+    def add(self, moment: datetime, tz: tzinfo = UTC, times: int = 1) -> datetime:
+        """`moment` plus this span `times` over: months on the local calendar of `tz`."""
+        if self.months:
+            local = moment.astimezone(tz)
+            day = add_months(local.date(), self.months * times)
+            wall = datetime.combine(day, local.time(), tzinfo=tz)
+            moment = wall.astimezone(UTC)
+        return moment + self.fixed * times
+
+    def add_to_date(self, day: date, times: int = 1) -> date:
+        """A date plus this span `times` over (whole days of the fixed part)."""
+        if self.months:
+            day = add_months(day, self.months * times)
+        return day + timedelta(days=self.fixed.days * times)
+
+    def __str__(self) -> str:
+        if self.months:
+            return f"{self.months // 12}y" if self.months % 12 == 0 else f"{self.months}mo"
+        return format_duration(self.fixed)
+
+
+def add_months(day: date, months: int) -> date:
+    """`day` plus `months` calendar months, clamped to the month's last day."""
+    index = day.year * 12 + (day.month - 1) + months
+    year, month = divmod(index, 12)
+    last = calendar.monthrange(year, month + 1)[1]
+    return date(year, month + 1, min(day.day, last))
+
+
+def parse_span(value: object) -> Span:
+    """`parse_duration` and calendar units: `6mo`, `1y`. `m` stays minutes."""
+    if isinstance(value, str):
+        m = _SPAN.match(value)
+        if m and m.group(2) in ("mo", "y"):
+            count = int(m.group(1)) if len(m.group(1)) < 6 else MAX_MONTHS + 1
+            months = count * (12 if m.group(2) == "y" else 1)
+            if months > MAX_MONTHS:
+                raise ValueError(
+                    f"duration {_shown(value)} is longer than 100 years ({SPAN_HINT})"
+                )
+            return Span(months)
+    try:
+        return Span.of(parse_duration(value))
+    except ValueError as exc:
+        raise ValueError(str(exc).replace(DURATION_HINT, SPAN_HINT)) from None

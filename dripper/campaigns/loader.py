@@ -52,9 +52,10 @@ TOP_KEYS = (
 SAMPLE_EVENT_KEYS = ("data", "id")
 TOPIC = re.compile(r"[a-z][a-z0-9_-]{0,39}")  # as [topics] in config.toml
 TOPIC_RULE = "a name from [topics] in config.toml, like news"
-TRIGGER_KEYS = ("event", "if", "date", "annually", "when")
-TRIGGER_KINDS = {"event": ("if",), "date": ("annually",), "when": ()}
-SCHEDULE_KEYS = ("every", "starting")
+TRIGGER_KEYS = ("event", "if", "date", "annually", "when", "repeat")
+TRIGGER_KINDS = {"event": ("if",), "date": ("annually",), "when": ("repeat",)}
+_OWNERS = {"if": "an 'event'", "annually": "a 'date'", "repeat": "a 'when'"}
+SCHEDULE_KEYS = ("every", "starting", "once")
 GOAL_KEYS = ("event", "within")
 EXIT_EVENTS = ("reply",)
 
@@ -326,13 +327,12 @@ class _CampaignFile:
                 f"not both '{kinds[0]}' and '{kinds[1]}'",
             )
         kind = kinds[0]
-        for key in ("if", "annually"):
+        for key in ("if", "annually", "repeat"):
             if key in fields and key not in TRIGGER_KINDS[kind]:
-                owner = "an 'event'" if key == "if" else "a 'date'"
                 self.problem(
                     fields[key].line,
                     fields[key].key,
-                    f"'{key}' goes with {owner} trigger, not with '{kind}'",
+                    f"'{key}' goes with {_OWNERS[key]} trigger, not with '{kind}'",
                 )
         if kind == "event":
             event = reader.string(
@@ -345,18 +345,37 @@ class _CampaignFile:
             annually = reader.boolean(fields["annually"]) if "annually" in fields else False
             return None if date is None or annually is None else DateTrigger(date, annually)
         condition = read_expression(reader, fields["when"])
-        return None if condition is None else WhenTrigger(condition)
+        repeat = reader.boolean(fields["repeat"]) if "repeat" in fields else False
+        return None if condition is None or repeat is None else WhenTrigger(condition, repeat)
 
     def _schedule(self, reader: NodeReader, entry: Entry) -> Schedule | None:
         fields = reader.mapping(entry, SCHEDULE_KEYS)
         if fields is None:
             return None
-        every = self._required(fields, entry, "every", "how often it runs, like 6w")
+        if "once" in fields:  # a one-off broadcast (DESIGN 14)
+            for key in ("every", "starting"):
+                if key in fields:
+                    self.problem(
+                        fields[key].line,
+                        fields[key].key,
+                        f"a schedule runs 'once' on a date or 'every' so often from 'starting', "
+                        f"not both: remove '{key}' or 'once'",
+                    )
+            day = reader.date(fields["once"])
+            return None if day is None else Schedule(None, day)
+        every = self._required(fields, entry, "every", "how often it runs, like 6w (or once: DATE)")
         starting = self._required(fields, entry, "starting", "the first run, like 2027-01-05")
-        period = None if every is None else reader.duration(every)
+        period = None if every is None else reader.span(every)
         first = None if starting is None else reader.date(starting)
-        if every is not None and period is not None and period <= timedelta(0):
-            self.problem(every.line, every.key, "must be more than 0, like 6w")
+        if every is not None and period is not None and period.is_zero:
+            self.problem(every.line, every.key, "must be more than 0, like 6w or 6mo")
+            return None
+        if every is not None and period is not None and period.approx < timedelta(days=1):
+            written = str(every.node.value).strip()
+            digits = "".join(ch for ch in written if ch.isdigit()) or "6"
+            fix = f"{digits} months is {digits}mo" if written.endswith("m") else "use 1d or more"
+            hint = f"{written} is {period}: a schedule runs at most once a day; {fix}"
+            self.problem(every.line, every.key, hint)
             return None
         return None if period is None or first is None else Schedule(period, first)
 
@@ -370,8 +389,8 @@ class _CampaignFile:
             event = reader.string(event_entry, what="event type", pattern=EVENT, rule=EVENT_RULE)
         within = None
         if "within" in fields:
-            within = reader.duration(fields["within"])
-            if within is not None and within <= timedelta(0):
+            within = reader.span(fields["within"])
+            if within is not None and within.is_zero:
                 self.problem(fields["within"].line, fields["within"].key, "must be more than 0")
         return None if event is None else Goal(event, within)
 

@@ -1,19 +1,20 @@
 """What a campaign file means once loaded: immutable values, no I/O.
 
-Durations are timedeltas, times of day are naive `time`s (read in each customer's zone by the
-planner), dates are `date`s. Line numbers are kept where a later error must point back at the
-file (expressions carry their own).
+Durations are `Span`s (a fixed length, or calendar months), times of day are naive
+`time`s (read in each customer's zone by the planner), dates are `date`s. Line numbers are
+kept where a later error must point back at the file (expressions carry their own).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, time, timedelta
+from datetime import date, time
 from pathlib import Path
 from typing import Any
 
 from dripper.campaigns.expressions import Expression
+from dripper.timeparse import Span
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,11 @@ class DateTrigger:
 
 @dataclass(frozen=True)
 class WhenTrigger:
-    """`trigger: {when: ...}`: enroll once, when the customer is first seen to match."""
+    """`trigger: {when: ...}`: enroll once, when the customer is first seen to match; with
+    `repeat: true` again each time they start to match after having stopped (DESIGN 14)."""
 
     condition: Expression
+    repeat: bool = False
 
 
 Trigger = EventTrigger | DateTrigger | WhenTrigger
@@ -49,8 +52,12 @@ class Schedule:
     """`schedule: {every: 6w, starting: 2027-01-05}`: a run on `starting` and every `every`
     after it; each run enrolls the audience."""
 
-    every: timedelta
+    every: Span | None  # None: `once:` a broadcast on `starting`, never again
     starting: date
+
+    @property
+    def once(self) -> bool:
+        return self.every is None
 
 
 @dataclass(frozen=True)
@@ -59,7 +66,7 @@ class Goal:
     enrollment and ends it."""
 
     event: str
-    within: timedelta | None = None
+    within: Span | None = None
 
 
 @dataclass(frozen=True)
@@ -68,7 +75,7 @@ class Step:
     file leaves it out)."""
 
     id: str
-    after: timedelta
+    after: Span
     send_at: time | None
     condition: Expression | None
     subjects: tuple[str, ...]  # more than one: A/B variants

@@ -7,7 +7,6 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Iterable
-from datetime import timedelta
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from jinja2 import TemplateError, TemplateSyntaxError, nodes
@@ -16,6 +15,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from dripper.campaigns.expressions import Expression, ExpressionError
 from dripper.campaigns.model import Step
 from dripper.campaigns.yamlnodes import Entry, NodeReader
+from dripper.timeparse import Span
 
 STEP_KEYS = ("id", "after", "send_at", "if", "subject", "template", "transactional")
 STEP_ID = re.compile(r"[a-z0-9-]+")
@@ -88,7 +88,7 @@ def read_steps(reader: NodeReader, entry: Entry, templates: TemplateFolder) -> t
         return ()
     steps: list[Step] = []
     ids: dict[str, Entry] = {}
-    previous: tuple[Entry, timedelta, str] | None = None  # the last offset, and as written
+    previous: tuple[Entry, Span, str] | None = None  # the last offset, and as written
     for item in items:
         before = len(reader.problems)
         fields = reader.mapping(item, STEP_KEYS)
@@ -96,13 +96,13 @@ def read_steps(reader: NodeReader, entry: Entry, templates: TemplateFolder) -> t
             continue
         step_id = _step_id(reader, item, fields, ids)
         # `after` defaults to 0: a newsletter's one step needs no `after: 0`.
-        after: timedelta | None = timedelta(0)
+        after: Span | None = Span()
         written = "0"
         if "after" in fields:
-            after = reader.duration(fields["after"])
+            after = reader.span(fields["after"])
             written = str(fields["after"].node.value)
         if after is not None:
-            if previous is not None and after < previous[1]:
+            if previous is not None and after.approx < previous[1].approx:
                 where = fields.get("after", item)
                 reader.problem(
                     where.line,

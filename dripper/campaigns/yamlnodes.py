@@ -21,7 +21,7 @@ from typing import TypeVar
 import yaml
 
 from dripper.errors import Problem
-from dripper.timeparse import parse_duration, parse_time_of_day
+from dripper.timeparse import Span, parse_duration, parse_span, parse_time_of_day
 
 T = TypeVar("T")
 
@@ -284,6 +284,10 @@ class NodeReader:
 
     def duration(self, entry: Entry) -> timedelta | None:
         return self._parsed(entry, "a duration", parse_duration)
+
+    def span(self, entry: Entry) -> Span | None:
+        """A duration that may be in calendar months (`6mo`) or years (`1y`)."""
+        return self._parsed(entry, "a duration", parse_span)
 
     def time_of_day(self, entry: Entry) -> time | None:
         return self._parsed(entry, "a time of day", parse_time_of_day)

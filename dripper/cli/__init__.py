@@ -26,6 +26,8 @@ COMMANDS = {
     "simulate": "dripper.cli.simulate:simulate",
     "preview": "dripper.cli.preview:preview",
     "send-test": "dripper.cli.sendtest:send_test",
+    "campaigns": "dripper.cli.resume:campaigns",
+    "pause": "dripper.cli.resume:pause",
     "resume": "dripper.cli.resume:resume",
     "serve": "dripper.cli.serve:serve",
     "inbound": "dripper.cli.inbound:inbound",

@@ -152,7 +152,7 @@ def on_event(
             and goal.event == event.type
             and event.id != enrollment.event_id
             and event.at >= enrollment.enrolled_at
-            and (goal.within is None or event.at <= enrollment.enrolled_at + goal.within)
+            and (goal.within is None or event.at <= goal.within.add(enrollment.enrolled_at))
         ):
             ends.append(
                 Ending(
@@ -209,25 +209,61 @@ def when_enrollment(
     now: datetime,
     fallback_tz: str,
     warnings: list[str] | None = None,
+    occurrence: str = "once",
 ) -> NewEnrollment | None:
-    """`trigger: {when: ...}`: enroll once, the moment the customer is seen to match."""
-    from dripper.campaigns import WhenTrigger
-
-    trigger = campaign.trigger
-    assert isinstance(trigger, WhenTrigger)
-    if not customer.subscribed:
-        return None
-    if not _holds(trigger.condition, context(customer, campaign, now), warnings or []):
+    """`trigger: {when: ...}`: enroll once, the moment the customer is seen to match (a
+    repeating trigger passes the occurrence `when_repeat` decided)."""
+    if not when_matches(campaign, customer, now=now, warnings=warnings):
         return None
     return plan_enrollment(
         campaign,
         customer,
-        occurrence="once",
+        occurrence=occurrence,
         enrolled_at=now,
         event_id=None,
         tz=zone(customer.timezone, fallback_tz),
         now=now,
     )
+
+
+def when_matches(
+    campaign: Campaign, customer: Customer, *, now: datetime, warnings: list[str] | None = None
+) -> bool:
+    """The customer may get the campaign and its `when:` holds for them now."""
+    from dripper.campaigns import WhenTrigger
+
+    trigger = campaign.trigger
+    assert isinstance(trigger, WhenTrigger)
+    if not customer.subscribed:
+        return False
+    return _holds(trigger.condition, context(customer, campaign, now), warnings or [])
+
+
+def when_repeat(matches: bool, latest: tuple[int, bool] | None) -> tuple[str, int] | None:
+    """`when: ..., repeat: true` (DESIGN 14): what one customer's scan does, given whether
+    they match now and their latest occurrence (its number, and whether they have been
+    seen not matching since it began). ("enroll", k): a new occurrence `when:k`; ("lapse",
+    k): mark occurrence k lapsed, so the next match starts k+1; None: nothing."""
+    if matches:
+        if latest is None:
+            return ("enroll", 1)
+        number, lapsed = latest
+        return ("enroll", number + 1) if lapsed else None
+    if latest is not None and not latest[1]:
+        return ("lapse", latest[0])
+    return None
+
+
+def repeat_occurrence(number: int) -> str:
+    return f"when:{number}"
+
+
+def occurrence_number(occurrence: str) -> int | None:
+    """`when:3` -> 3, `once` (a `when` before it repeated) -> 1; else no `when` occurrence."""
+    if occurrence == "once":
+        return 1
+    head, _, tail = occurrence.partition(":")
+    return int(tail) if head == "when" and tail.isdigit() else None
 
 
 def date_enrollment(

@@ -82,6 +82,7 @@ class Simulation:
         self.by_name = {c.name: c for c in self.campaigns}
         self.customers: dict[int, Customer] = {}
         self.enrollments: dict[tuple[int, str, str], _Enrollment] = {}
+        self.lapsed: set[tuple[int, str, str]] = set()  # repeating `when` occurrences
         self.sends: list[_Send] = []
         self.state: dict[str, dict[str, Any]] = {}
         self.warnings: list[str] = []
@@ -204,8 +205,12 @@ class Simulation:
             if isinstance(trigger, DateTrigger)
             else plan.when_enrollment
         )
+        repeating = isinstance(trigger, WhenTrigger) and trigger.repeat
         for customer in list(self.customers.values()):
             if not customer.subscribed:
+                continue
+            if repeating:
+                self._repeat(campaign, customer, now)
                 continue
             new = enroll(
                 campaign,
@@ -217,6 +222,36 @@ class Simulation:
             if new is not None:
                 self._save(customer.id, new, None)
         state["last_scan"] = now
+
+    def _repeat(self, campaign: Campaign, customer: Customer, now: datetime) -> None:
+        """A repeating `when:` for one customer, as `Scheduler._repeat` does it."""
+        mine = [
+            (number, key)
+            for key in self.enrollments
+            if key[0] == customer.id
+            and key[1] == campaign.name
+            and (number := plan.occurrence_number(key[2])) is not None
+        ]
+        number, key = max(mine) if mine else (0, None)
+        latest = None if key is None else (number, key in self.lapsed)
+        matches = plan.when_matches(campaign, customer, now=now, warnings=self.warnings)
+        step = plan.when_repeat(matches, latest)
+        if step is None:
+            return
+        action, number = step
+        if action == "lapse":
+            assert key is not None
+            self.lapsed.add(key)
+            return
+        new = plan.when_enrollment(
+            campaign,
+            customer,
+            now=now,
+            fallback_tz=self.config.timezone,
+            occurrence=plan.repeat_occurrence(number),
+        )
+        if new is not None:
+            self._save(customer.id, new, None)
 
     def _schedule(self, campaign: Campaign, now: datetime) -> None:
         assert campaign.schedule is not None
@@ -363,3 +398,4 @@ def _count_below(spends: Sequence[Decimal], value: Decimal) -> int:
 def _edition(campaign: Campaign, state: Mapping[str, Any], occurrence: str) -> Edition | None:
     slug = state.get("runs", {}).get(occurrence)
     return campaign.edition(slug) if slug else None
+

@@ -12,6 +12,8 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
+from dripper.timeparse import Span
+
 
 # Planning asks the same few questions for every customer of a zone (a newsletter run: one
 # local midnight and one 09:00 per zone and day); both answers are pure, so remember them.
@@ -51,9 +53,10 @@ def next_local_time(moment: datetime, at: time, tz: tzinfo) -> datetime:
     raise AssertionError("unreachable: a local time recurs within three days")
 
 
-def due_at(enrolled_at: datetime, after: timedelta, send_at: time | None, tz: tzinfo) -> datetime:
-    """When a step falls due: `after` from enrollment, then the first `send_at` local time."""
-    moment = enrolled_at + after
+def due_at(enrolled_at: datetime, after: Span, send_at: time | None, tz: tzinfo) -> datetime:
+    """When a step falls due: `after` from enrollment (calendar months on the customer's
+    own calendar), then the first `send_at` local time."""
+    moment = after.add(enrolled_at, tz)
     return moment if send_at is None else next_local_time(moment, send_at, tz)
 
 
@@ -80,16 +83,25 @@ def anniversary(original: date, year: int) -> date:
         return date(year, 2, 28)
 
 
-def schedule_runs(starting: date, every: timedelta, after: date | None, until: date) -> list[date]:
-    """Run dates `starting + k*every` that are later than `after` and not later than `until`."""
-    if every <= timedelta(0):
-        raise ValueError("a schedule needs a positive interval")
-    step_days = max(every.days, 1)
+def schedule_runs(
+    starting: date, every: Span | None, after: date | None, until: date
+) -> list[date]:
+    """Run dates `starting + k*every` that are later than `after` and not later than
+    `until`; `every` None is a one-off broadcast: `starting` alone. Months are calendar
+    months counted from `starting` each time (Jan 31, Feb 28, Mar 31, ...)."""
+    if every is None:
+        late = after is not None and after >= starting
+        return [] if late or starting > until else [starting]
+    if every.is_zero or every.approx < timedelta(days=1):
+        raise ValueError("a schedule needs an interval of a day or more")
     runs: list[date] = []
     k = 0
     if after is not None and after >= starting:
-        k = (after - starting).days // step_days + 1
-    while (run := starting + timedelta(days=k * step_days)) <= until:
+        # a guess a little short of the first run after `after`, then forward
+        k = max(0, int((after - starting).days / (every.approx.total_seconds() / 86400)) - 1)
+        while every.add_to_date(starting, k) <= after:
+            k += 1
+    while (run := every.add_to_date(starting, k)) <= until:
         runs.append(run)
         k += 1
     return runs

@@ -127,6 +127,7 @@ class Sender:
                 ambiguous,
             )
         report.ambiguous += ambiguous
+        self._files_back()
         while stop is None or not stop.is_set():
             with self.store.transaction() as conn:
                 due = self._claim(conn, now, claim=True)
@@ -211,18 +212,45 @@ class Sender:
         from dripper.tokens import new_message_id
 
         sender = self.renderer.sender.email
-        due = deliveries.claim_due(
-            conn,
-            now=now,
-            limit=self.config.batch_size,
-            owner=self.owner,
-            lease=self.config.lease,
-            new_message_id=lambda: new_message_id(sender),
-            claim=claim,
-        )
-        if not claim:  # a dry run writes nothing (a customer without a code shows none)
-            return due
-        return deliveries.give_referral_codes(conn, due)
+        while True:
+            due = deliveries.claim_due(
+                conn,
+                now=now,
+                limit=self.config.batch_size,
+                owner=self.owner,
+                lease=self.config.lease,
+                new_message_id=lambda: new_message_id(sender),
+                claim=claim,
+            )
+            kept = [d for d in due if d.campaign in self.by_name]
+            if not claim:  # a dry run writes nothing (a customer without a code shows none)
+                return kept
+            if len(kept) < len(due):
+                self._hold_orphans(conn, [d for d in due if d.campaign not in self.by_name], now)
+                if not kept:
+                    continue  # their campaigns are paused now: the next claim skips them
+            return deliveries.give_referral_codes(conn, kept)
+
+    def _hold_orphans(self, conn: Any, orphans: Sequence[DueSend], now: datetime) -> None:
+        """Sends of a campaign whose file is gone (DESIGN 14): back to the queue, and the
+        campaign paused, so they wait (kept, shown by `dripper campaigns`) instead of being
+        cancelled; its history stays in `stats`. The file's return resumes it."""
+        from dripper.store import campaign_state, deliveries
+
+        deliveries.give_back(conn, [d.id for d in orphans], owner=self.owner, now=now)
+        for name in sorted({d.campaign for d in orphans}):
+            campaign_state.pause_campaign(conn, name, campaign_state.NO_FILE)
+            log.warning("campaign %s has no file any more: its sends are held", name)
+
+    def _files_back(self) -> None:
+        """A campaign paused because its file was gone, whose file is back: resumed."""
+        from dripper.store import campaign_state
+
+        with self.store.transaction() as conn:
+            for name, reason in campaign_state.paused_campaigns(conn).items():
+                if reason == campaign_state.NO_FILE and name in self.by_name:
+                    campaign_state.resume_campaign(conn, name)
+                    log.info("campaign %s has its file again: its sends go out", name)
 
     def after_results(
         self, conn: Any, due: Sequence[DueSend], results: Sequence[SendResult], now: datetime

@@ -116,6 +116,8 @@ class Scheduler:
         )
 
         def planned(batch: list[Customer]) -> list[tuple[int, NewEnrollment]]:
+            if isinstance(trigger, WhenTrigger) and trigger.repeat:
+                return self._repeat(campaign, batch, now, report)
             found = []
             for customer in batch:
                 new = enroll(
@@ -129,7 +131,9 @@ class Scheduler:
                     found.append((customer.id, new))
             return found
 
-        where = _scan_filter(campaign, self.store)
+        # A repeating trigger must see those who stopped matching too: no filter.
+        repeating = isinstance(trigger, WhenTrigger) and trigger.repeat
+        where = None if repeating else _scan_filter(campaign, self.store)
         pages = self._customers(changed_since, where)
         report.enrolled += self._save_pages(map(planned, pages), now)
         with self.store.transaction() as conn:
@@ -137,6 +141,43 @@ class Scheduler:
                 conn, campaign.name, {**state, "last_scan": now.isoformat()}
             )
         return report
+
+    def _repeat(
+        self, campaign: Campaign, batch: list[Customer], now: datetime, report: Report
+    ) -> list[tuple[int, NewEnrollment]]:
+        """A page of a repeating `when:` (DESIGN 14): a new occurrence for each customer
+        who starts to match again; the latest occurrence of each who stopped, marked
+        lapsed (written here, before the page's enrollments)."""
+        from dripper.store import repeats
+
+        with self.store.reading() as conn:
+            memory = repeats.latest(conn, campaign.name, [c.id for c in batch])
+        found: list[tuple[int, NewEnrollment]] = []
+        lapses: list[tuple[int, str]] = []
+        for customer in batch:
+            latest = memory.get(customer.id)
+            matches = plan.when_matches(campaign, customer, now=now, warnings=report.warnings)
+            step = plan.when_repeat(matches, None if latest is None else latest[:2])
+            if step is None:
+                continue
+            action, number = step
+            if action == "lapse":
+                assert latest is not None
+                lapses.append((customer.id, latest[2]))
+                continue
+            new = plan.when_enrollment(
+                campaign,
+                customer,
+                now=now,
+                fallback_tz=self.config.timezone,
+                occurrence=plan.repeat_occurrence(number),
+            )
+            if new is not None:
+                found.append((customer.id, new))
+        if lapses:
+            with self.store.transaction() as conn:
+                repeats.mark_lapsed(conn, campaign.name, lapses, now=now)
+        return found
 
     def _schedule(self, campaign: Campaign, now: datetime) -> Report:
         """A recurring campaign: each run due enrolls every subscribed customer, with the

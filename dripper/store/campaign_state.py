@@ -9,13 +9,14 @@ daemons on one PostgreSQL database count together, and a restart forgets nothing
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dripper.store.engine import dialect_of
-from dripper.store.schema import campaign_state
+from dripper.store.schema import campaign_state, outbox
 from dripper.store.sql import insert_ignoring
 
 
@@ -23,6 +24,11 @@ def _ensure_row(conn: Connection, campaign: str) -> None:
     dialect = dialect_of(conn)
     stmt = insert_ignoring(dialect, campaign_state, ("campaign",))
     conn.execute(stmt, {"campaign": campaign, "paused": False, "data": {}})
+
+
+# Why a campaign is paused, besides the policy pause (whose reason quotes the rejection).
+BY_HAND = "paused with `dripper pause`"
+NO_FILE = "its campaign file is gone: its sends wait until the file is back"
 
 
 def pause_campaign(conn: Connection, campaign: str, reason: str) -> None:
@@ -94,3 +100,23 @@ def save_state(conn: Connection, campaign: str, data: Mapping[str, Any]) -> None
         .where(campaign_state.c.campaign == campaign)
         .values(data=dict(data))
     )
+
+
+def state_of(reason: str | None) -> str:
+    """The state `dripper campaigns` shows for a paused campaign's reason."""
+    if reason == BY_HAND:
+        return "paused"
+    if reason == NO_FILE:
+        return "no file"
+    return "policy-paused"
+
+
+def overview(conn: Connection) -> dict[str, tuple[int, datetime | None]]:
+    """Each campaign that has sends: how many wait (planned), and the last one sent."""
+    o = outbox.c
+    query = sa.select(
+        o.campaign,
+        sa.func.count().filter(o.status == "planned"),
+        sa.func.max(o.sent_at),
+    ).group_by(o.campaign)
+    return {name: (int(pending), last) for name, pending, last in conn.execute(query)}

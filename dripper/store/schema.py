@@ -106,6 +106,9 @@ enrollments = sa.Table(
     sa.Column("converted_at", UTCDateTime),
     sa.Column("converted_event_id", ID),
     sa.Column("attributed_step", sa.String(100)),
+    # A repeating `when` occurrence first seen not matching (0013): the next match starts
+    # the next occurrence.
+    sa.Column("lapsed_at", UTCDateTime),
     sa.UniqueConstraint(
         "customer_id", "campaign", "occurrence", name="uq_enrollments_customer_campaign_occ"
     ),

@@ -109,3 +109,24 @@ def test_a_trigger_that_reads_now_and_a_sample_who_did_not_opt_in(tmp_path: Path
     grace = [(c, step) for _, to, c, step in real if to == "grace@example.com"]
     assert grace == [("welcome", "thank-you")]  # transactional only: she did not opt in
     assert mine == real
+
+
+DRIFTING = """
+description: Each time a customer drifts (days 40-59 of every 60 since their purchase).
+trigger:
+  when: "customer.purchases >= 1 and (now - customer.last_purchase_at).days % 60 >= 40"
+  repeat: true
+steps:
+  - {id: come-back, send_at: "10:00", subject: "Come back", template: vip.mjml}
+"""
+
+
+def test_a_repeating_when_in_both(tmp_path: Path) -> None:
+    """`repeat: true` enrolls anew each time the trigger starts to hold again, on the same
+    passes in the runner and in memory (three drifts in 190 days, per customer)."""
+    root = project(tmp_path)
+    (root / "campaigns" / "drifting.yaml").write_text(DRIFTING, encoding="utf-8")
+    real, mine = timelines(root, 190)
+    per_customer = [to for _, to, c, _ in real if c == "drifting"]
+    assert per_customer.count("ada@example.com") == 3
+    assert mine == real

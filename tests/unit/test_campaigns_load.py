@@ -18,6 +18,7 @@ from dripper.campaigns import (
     load_campaigns,
 )
 from dripper.errors import Problem
+from dripper.timeparse import Span
 
 ROOT = Path(__file__).resolve().parents[2]
 SCAFFOLD = ROOT / "dripper" / "scaffold"
@@ -37,7 +38,7 @@ EXPECTED = [
         "broken/bad-duration.yaml",
         9,
         "steps[1].after",
-        "bad duration '14x' (use 0, 30m, 2h, 14d or 6w)",
+        "bad duration '14x' (use 0, 30m, 2h, 14d, 6w, 6mo (calendar months) or 1y)",
     ),
     ("broken/bad-time.yaml", 6, "steps[0].send_at", 'quote it, like "09:00"'),
     ("broken/bad-expression.yaml", 3, "trigger.if", "'customer.purchases <' does not compile"),
@@ -131,7 +132,7 @@ def test_problems_are_sorted_one_line_each(broken: Loaded) -> None:
         assert "\n" not in str(problem)
     assert (
         "broken/bad-duration.yaml:9: steps[1].after: bad duration '14x' "
-        "(use 0, 30m, 2h, 14d or 6w)" in [str(p) for p in problems]
+        "(use 0, 30m, 2h, 14d, 6w, 6mo (calendar months) or 1y)" in [str(p) for p in problems]
     )
 
 
@@ -162,14 +163,14 @@ def test_welcome_is_the_design_example() -> None:
     assert welcome.trigger.event == "purchase"
     assert welcome.trigger.condition is not None
     assert welcome.trigger.condition.source == "customer.purchases == 1"
-    assert welcome.goal == Goal("purchase", timedelta(days=30))
+    assert welcome.goal == Goal("purchase", Span.of(timedelta(days=30)))
     assert welcome.exit_on == frozenset({"reply"})
     assert welcome.schedule is None
     assert not welcome.transactional
     assert [s.id for s in welcome.steps] == ["thank-you", "second-sale"]
     first, second = welcome.steps
-    assert (first.after, first.send_at, first.condition) == (timedelta(0), None, None)
-    assert second.after == timedelta(days=14)
+    assert (first.after, first.send_at, first.condition) == (Span(), None, None)
+    assert second.after == Span.of(timedelta(days=14))
     assert second.send_at == time(10, 0)
     assert len(second.subjects) == 2
     assert second.template == "second-sale.mjml"
@@ -180,7 +181,7 @@ def test_welcome_is_the_design_example() -> None:
 def test_newsletter_has_editions_in_file_order() -> None:
     """value-newsletter runs every 6 weeks and reads its Markdown editions in name order."""
     newsletter = _shipped("value-newsletter")
-    assert newsletter.schedule == Schedule(timedelta(weeks=6), date(2027, 1, 5))
+    assert newsletter.schedule == Schedule(Span.of(timedelta(weeks=6)), date(2027, 1, 5))
     assert newsletter.trigger is None
     assert len(newsletter.editions) >= 2
     slugs = [e.slug for e in newsletter.editions]
@@ -207,7 +208,7 @@ def test_birthday_and_referral_triggers() -> None:
     assert isinstance(referral.trigger, EventTrigger)
     assert referral.trigger.condition is not None
     assert referral.trigger.condition.source == "customer.purchases == 2"
-    assert referral.steps[0].after == timedelta(days=3)
+    assert referral.steps[0].after == Span.of(timedelta(days=3))
     assert referral.steps[0].send_at == time(10, 0)
     assert referral.exit_on == frozenset({"reply"})
 
@@ -239,7 +240,7 @@ def test_when_trigger_and_quoted_schedule_date(tmp_path: Path) -> None:
     when = by_name["big-spenders"].trigger
     assert isinstance(when, WhenTrigger)
     assert when.condition.evaluate({"customer": {"total_spent": 600}}) is True
-    assert by_name["monthly"].schedule == Schedule(timedelta(weeks=4), date(2027, 2, 1))
+    assert by_name["monthly"].schedule == Schedule(Span.of(timedelta(weeks=4)), date(2027, 2, 1))
 
 
 def test_missing_folders(tmp_path: Path) -> None:
@@ -400,7 +401,7 @@ def test_after_is_optional_and_defaults_to_zero(tmp_path: Path) -> None:
     )
     campaigns, problems = load_campaigns(tmp_path, TEMPLATES)
     assert problems == []
-    assert campaigns[0].steps[0].after == timedelta(0)
+    assert campaigns[0].steps[0].after == Span()
 
 
 def test_a_single_step_can_be_transactional(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ from dripper.engine.timing import (
     schedule_runs,
     zone,
 )
+from dripper.timeparse import Span
 
 NY = ZoneInfo("America/New_York")
 ZONES = sorted(
@@ -47,11 +48,11 @@ def test_ambiguous_local_time_fires_once_at_first_occurrence() -> None:
 def test_day_14_offer_at_ten_local() -> None:
     """14 days after a 10:00 EST purchase at send_at 10:00 is 10:00 local on day 14."""
     enrolled = datetime(2027, 1, 4, 15, 0, tzinfo=UTC)  # 10:00 in New York
-    assert due_at(enrolled, timedelta(days=14), time(10), NY) == datetime(
+    assert due_at(enrolled, Span.of(timedelta(days=14)), time(10), NY) == datetime(
         2027, 1, 18, 15, 0, tzinfo=UTC
     )
     later = datetime(2027, 1, 4, 16, 0, tzinfo=UTC)  # 11:00: the next 10:00 is a day later
-    assert due_at(later, timedelta(days=14), time(10), NY).date() == date(2027, 1, 19)
+    assert due_at(later, Span.of(timedelta(days=14)), time(10), NY).date() == date(2027, 1, 19)
 
 
 def test_quiet_hours_wrap_midnight() -> None:
@@ -73,7 +74,7 @@ def test_feb_29_falls_on_feb_28_in_common_years() -> None:
 def test_schedule_runs() -> None:
     """Runs every six weeks from the start, only those after the last run and until today."""
     start = date(2027, 1, 5)
-    every = timedelta(weeks=6)
+    every = Span.of(timedelta(weeks=6))
     assert schedule_runs(start, every, None, date(2027, 1, 4)) == []
     assert schedule_runs(start, every, None, date(2027, 3, 30)) == [
         date(2027, 1, 5),

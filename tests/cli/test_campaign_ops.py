@@ -1,0 +1,129 @@
+"""Campaign operations through the real commands on each database (DESIGN 14): `dripper
+campaigns` lists each campaign's kind, topic, state, waiting sends and last send; `pause`
+holds a campaign's sends (nothing cancelled) and `resume` releases them; a deleted campaign
+file holds its sends and keeps its history in `stats`, and its return releases them."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.cli.conftest import Project
+
+T0 = "2027-01-04T15:00:00Z"
+DAY15 = "2027-01-19T18:00:00Z"
+
+
+@pytest.fixture
+def buying(project: Project, monkeypatch: pytest.MonkeyPatch) -> Project:
+    """Ada bought on day 0 and got her thank-you; the day-14 offer is planned."""
+    monkeypatch.setenv("DRIPPER_SECRET", "campaign-ops-secret-0123456789")
+    assert project.run("--now", T0, "customers", "import", "customers.csv").exit_code == 0
+    assert project.run("--now", T0, "event", "purchase", "ada@example.com").exit_code == 0
+    result = project.run("--now", T0, "run", "--once")
+    assert "sent welcome/thank-you to ada@example.com" in result.output
+    return project
+
+
+def listed(project: Project) -> dict[str, dict[str, object]]:
+    result = project.run("campaigns", "--json")
+    assert result.exit_code == 0, result.output
+    return {row["campaign"]: row for row in json.loads(result.output)}
+
+
+def test_campaigns_lists_kind_topic_state_and_sends(buying: Project) -> None:
+    """Every campaign with its kind and topic; welcome active with one send waiting."""
+    rows = listed(buying)
+    assert rows["welcome"]["kind"] == "event purchase"
+    assert rows["value-newsletter"]["kind"] == "every 6w"
+    assert rows["value-newsletter"]["topic"] == "news"
+    assert rows["welcome"]["state"] == "active"
+    assert rows["welcome"]["pending"] == 1
+    assert str(rows["welcome"]["last_sent"]).startswith("2027-01-04T15:00")
+    text = buying.run("campaigns").output
+    assert "welcome" in text
+    assert "event purchase" in text
+
+
+def test_pause_holds_and_resume_releases(buying: Project) -> None:
+    """Paused, the day-14 offer waits past its time (still planned, not cancelled);
+    resumed, the next pass sends it."""
+    result = buying.run("pause", "welcome")
+    assert result.exit_code == 0, result.output
+    assert "paused welcome" in result.output
+    assert "already paused" in buying.run("pause", "welcome").output
+    run = buying.run("--now", DAY15, "run", "--once")
+    assert "second-sale" not in run.output
+    assert listed(buying)["welcome"]["state"] == "paused"
+    assert listed(buying)["welcome"]["pending"] == 1
+    assert buying.run("resume", "welcome").exit_code == 0
+    run = buying.run("--now", DAY15, "run", "--once")
+    assert "sent welcome/second-sale to ada@example.com" in run.output
+
+
+def test_pause_of_an_unknown_campaign(buying: Project) -> None:
+    """`pause welcom`: exit 2, one line with the campaign it probably means."""
+    result = buying.run("pause", "welcom")
+    assert result.exit_code == 2
+    assert "no campaign named 'welcom' (did you mean 'welcome'?)" in result.output
+
+
+def test_a_deleted_file_holds_its_sends_and_keeps_its_history(buying: Project) -> None:
+    """The file gone: the offer is held (not cancelled), `campaigns` says "no file",
+    `stats` still shows the thank-you sent; the file back: the offer goes out."""
+    path = buying.root / "campaigns" / "welcome.yaml"
+    text = path.read_text()
+    path.unlink()
+    run = buying.run("--now", DAY15, "run", "--once")
+    assert run.exit_code == 0, run.output
+    assert "second-sale" not in run.output
+    row = listed(buying)["welcome"]
+    assert (row["state"], row["pending"]) == ("no file", 1)
+    stats = json.loads(buying.run("--now", DAY15, "stats", "--json").output)
+    welcome = next(c for c in stats["campaigns"] if c["campaign"] == "welcome")
+    assert next(s for s in welcome["steps"] if s["step"] == "thank-you")["sent"] == 1
+    path.write_text(text)
+    run = buying.run("--now", DAY15, "run", "--once")
+    assert "sent welcome/second-sale to ada@example.com" in run.output
+    assert listed(buying)["welcome"]["state"] == "active"
+
+
+WIN_BACK = """description: Come back, each time you drift away.
+trigger:
+  when: customer.drifting == 'yes'
+  repeat: {repeat}
+steps:
+  - id: miss-you
+    subject: We miss you
+    template: vip.mjml
+"""
+
+
+def test_a_repeating_when_enrolls_each_time_it_starts_to_hold(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`repeat: true`: a customer who matches, stops, and matches again gets the campaign
+    twice (`when:1`, `when:2`); without it, once. Matching for several passes in a row is
+    one occurrence."""
+    monkeypatch.setenv("DRIPPER_SECRET", "campaign-ops-secret-0123456789")
+    for name, repeat in (("again", "true"), ("single", "false")):
+        project.write(f"campaigns/{name}.yaml", WIN_BACK.format(repeat=repeat))
+    moments = iter(f"2027-01-{day:02d}T12:00:00Z" for day in range(4, 20))
+    sent: list[str] = []
+    for drifting in ("yes", "yes", "no", "yes", "yes"):
+        project.write("d.csv", f"email,drifting\nzoe@example.com,{drifting}\n")
+        now = next(moments)
+        assert project.run("--now", now, "customers", "import", "d.csv").exit_code == 0
+        run = project.run("--now", next(moments), "run", "--once")
+        assert run.exit_code == 0, run.output
+        sent += [line.split()[1] for line in run.output.splitlines() if "sent " in line]
+    mine = sorted(s for s in sent if s.endswith("/miss-you"))
+    assert mine == ["again/miss-you", "again/miss-you", "single/miss-you"]
+    shown = json.loads(project.run("customers", "show", "zoe@example.com", "--json").output)
+    occurrences = sorted(
+        (e["campaign"], e["occurrence"])
+        for e in shown["enrollments"]
+        if e["campaign"] in ("again", "single")
+    )
+    assert occurrences == [("again", "when:1"), ("again", "when:2"), ("single", "once")]
