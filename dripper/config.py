@@ -105,6 +105,7 @@ class Config:
     # `[topics]`: name -> label, in the file's order (DESIGN 13)
     topics: Mapping[str, str] = field(default_factory=dict)
     language: str = "en"  # `[company] language`: pages and footers without a locale
+    max_per_week: int = 3  # `[project] max_per_week`: check's over-mailing warning
     raw: Mapping[str, Mapping[str, Any]] = field(repr=False, default_factory=dict)
 
     def secret(self, env_name: str) -> str | None:
@@ -296,6 +297,7 @@ def _build(path: Path | None, base: Path, data: dict[str, Any], text: str = "") 
         topics=topics,
         language=language,
         cadence=get("project", "cadence"),
+        max_per_week=get("project", "max_per_week"),
         timezone=get("sending", "timezone"),
         quiet_hours=get("sending", "quiet_hours"),
         max_per_customer=get("sending", "max_per_customer"),

@@ -372,6 +372,7 @@ SCHEMA: dict[str, dict[str, tuple[Checker, Any]]] = {
         "templates": (_str, "templates"),
         "samples": (_str, "customers.csv"),
         "cadence": (_positive_duration, timedelta(weeks=6)),
+        "max_per_week": (_int_range(1, 1000), 3),
     },
     "database": {"url": (_str, "sqlite:///dripper.db")},
     "sender": {

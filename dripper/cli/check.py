@@ -36,6 +36,13 @@ def check(as_json: bool) -> None:
     )
     problems = list(problems)
     warnings: list[str] = []
+    for campaign in campaigns:  # a broadcast dated before today never goes out (DESIGN 14)
+        schedule = campaign.schedule
+        if schedule is not None and schedule.once and schedule.starting < ctx.now().date():
+            warnings.append(
+                f"{campaign.file}: schedule.once {schedule.starting} is in the past: it will "
+                "never run (a broadcast is sent on its date, never late)"
+            )
     for campaign in campaigns:  # a topic must be one [topics] names (DESIGN 13)
         if campaign.topic is not None and campaign.topic not in config.topics:
             known = ", ".join(config.topics) or "none yet"
@@ -151,7 +158,7 @@ def _cadence(now: datetime, config: Config, campaigns: Sequence[Campaign]) -> li
 
     from dripper.customers.csvio import read_customers_csv
     from dripper.customers.model import CustomerData
-    from dripper.engine.cadence import longest_silences
+    from dripper.engine.cadence import longest_silences, over_mailing
     from dripper.engine.simulation import Simulation
     from dripper.timeparse import format_duration
 
@@ -165,20 +172,33 @@ def _cadence(now: datetime, config: Config, campaigns: Sequence[Campaign]) -> li
     sends = simulation.timeline(now, CADENCE_DAYS)
     simulated = simulation.warnings
     times: dict[str, list[datetime]] = {row.email: [] for row in rows}
+    marketing: dict[str, list[tuple[datetime, str]]] = {}
+    exempt = {
+        (c.name, s.id) for c in campaigns for s in c.steps if c.transactional or s.transactional
+    }
     for send in sends:
         times.setdefault(send.to, []).append(send.at)
+        if (send.campaign, send.step) not in exempt:
+            marketing.setdefault(send.to, []).append((send.at, send.campaign))
+    found = [
+        f"over-mailing: in the simulated year {c.email} would get {c.count} marketing emails "
+        f"in the 7 days from {c.start:%Y-%m-%d} (more than [project] max_per_week = "
+        f"{config.max_per_week}), from {', '.join(c.campaigns)}: space the steps out, or "
+        "give one campaign an audience that leaves the others' customers out"
+        for c in over_mailing(marketing, limit=config.max_per_week)[:CADENCE_SHOWN]
+    ]
     cadence = config.cadence
     silences = longest_silences(
         times, start=now, end=now + timedelta(days=CADENCE_DAYS), longer_than=cadence
     )
     if not silences:
-        return []
+        return found
     named = "; ".join(
         f"{s.email} from {s.start:%Y-%m-%d} to {s.end:%Y-%m-%d} ({s.length.days} days)"
         for s in silences[:CADENCE_SHOWN]
     )
     more = len(silences) - CADENCE_SHOWN
-    found = [
+    found += [
         f"cadence: simulating the next year for the sample customers (each buying today), "
         f"{len(silences)} of {len(times)} would hear nothing for longer than "
         f"{format_duration(cadence)} ([project] cadence): {named}"

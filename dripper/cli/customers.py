@@ -82,10 +82,20 @@ def add(
     tags: tuple[str, ...],
     attrs: tuple[str, ...],
 ) -> None:
-    """Add a customer, or update the fields given for an existing one."""
+    """Add a customer, or update the fields given for an existing one (`--tag` adds to
+    their tags; `customers tag` removes one)."""
     import io
 
+    from dripper.customers.addresses import normalize_email
     from dripper.customers.csvio import parse_customers
+
+    if tags:  # added to the tags they have, never replacing them (DESIGN 14)
+        try:
+            existing = app().store().get_customer(normalize_email(email))
+        except ValueError:
+            existing = None  # the row check below names what is wrong with the address
+        if existing is not None:
+            tags = tuple(dict.fromkeys([*existing.tags, *tags]))
 
     # One row through the CSV validator: `add` and `import` accept exactly the same values.
     header = ["email", "first_name", "last_name", "timezone", "locale"]
@@ -113,6 +123,29 @@ def add(
     ctx = app()
     customer = ctx.store().add_customer(sheet.rows[0], now=ctx.now())
     click.echo(f"{customer.email}: {customer.status.value}")
+
+
+@customers.command(context_settings={"ignore_unknown_options": True})  # -TAG is no option
+@click.argument("email")
+@click.argument("changes", nargs=-1, required=True, type=click.UNPROCESSED)
+@config_option
+def tag(email: str, changes: tuple[str, ...]) -> None:
+    """Add and remove tags: `dripper customers tag EMAIL +vip -wholesale`."""
+    add: list[str] = []
+    remove: list[str] = []
+    for change in changes:
+        name = change[1:].strip()
+        if change[:1] not in "+-" or not name or ";" in name or not name.isprintable():
+            raise InputError(
+                f"{change!r}: write +TAG to add a tag or -TAG to remove one, "
+                "like +vip -wholesale (a tag has no ';')"
+            )
+        (add if change[0] == "+" else remove).append(name)
+    address = _address(email)
+    customer = app().store().change_tags(address, add, remove, now=app().now())
+    if customer is None:
+        raise InputError(f"{address}: no such customer")
+    click.echo(f"{address}: tags {', '.join(customer.tags) or '(none)'}")
 
 
 @customers.command()

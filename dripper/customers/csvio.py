@@ -189,10 +189,16 @@ def _check_header(header: Sequence[str]) -> tuple[list[str], list[str]]:
     return columns, problems
 
 
+def unescape_cell(value: str) -> str:
+    """What `escape_cell` wrote, back: `'=SUM(1)` -> `=SUM(1)`, `'+34 600` -> `+34 600`,
+    `''quoted` -> `'quoted`: a leading apostrophe marks text, as in every spreadsheet."""
+    return value[1:] if value.startswith("'") else value
+
+
 def _row(columns: list[str], record: list[str]) -> tuple[CustomerData | None, str]:
     if len(record) > len(columns):
         return None, f"{len(record)} cells but the header has {len(columns)} columns"
-    values = dict(zip(columns, (cell.strip() for cell in record), strict=False))
+    values = dict(zip(columns, (unescape_cell(cell.strip()) for cell in record), strict=False))
     try:
         email = normalize_email(values.get("email", ""))
     except ValueError as exc:
@@ -285,7 +291,7 @@ EXPORT_FIELDS = (
 
 def escape_cell(value: str) -> str:
     """Neutralise a cell a spreadsheet would run as a formula."""
-    return "'" + value if value.startswith(_FORMULA_START) else value
+    return "'" + value if value.startswith((*_FORMULA_START, "'")) else value
 
 
 def export_rows(

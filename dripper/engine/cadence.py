@@ -44,3 +44,41 @@ def longest_silences(
         if gap[1] - gap[0] > longer_than + SLACK:
             found.append(Silence(email, gap[0], gap[1]))
     return sorted(found, key=lambda s: (-s.length, s.email))
+
+
+@dataclass(frozen=True)
+class Crowding:
+    """The busiest week of one customer: `count` marketing emails from `start`, and the
+    campaigns that sent them."""
+
+    email: str
+    start: datetime
+    count: int
+    campaigns: tuple[str, ...]
+
+
+def over_mailing(
+    sends: Mapping[str, Iterable[tuple[datetime, str]]],
+    *,
+    limit: int,
+    window: timedelta = timedelta(days=7),
+) -> list[Crowding]:
+    """For each customer whose non-transactional sends `(time, campaign)` put more than
+    `limit` into some `window`, their busiest window (DESIGN 14: `check`'s warning);
+    the most crowded first."""
+    found = []
+    for email, items in sends.items():
+        ordered = sorted(items)
+        best: tuple[int, int] | None = None  # (count, index of the window's first send)
+        first = 0
+        for last in range(len(ordered)):
+            while ordered[last][0] - ordered[first][0] >= window:
+                first += 1
+            count = last - first + 1
+            if count > limit and (best is None or count > best[0]):
+                best = (count, first)
+        if best is not None:
+            count, first = best
+            names = tuple(sorted({c for _, c in ordered[first : first + count]}))
+            found.append(Crowding(email, ordered[first][0], count, names))
+    return sorted(found, key=lambda c: (-c.count, c.email))

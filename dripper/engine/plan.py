@@ -27,7 +27,7 @@ from dripper.engine.timing import after_quiet_hours, anniversary, due_at, start_
 if TYPE_CHECKING:
     from datetime import time
 
-    from dripper.campaigns import Campaign, Edition, Step
+    from dripper.campaigns import Campaign, Edition, Schedule, Step
     from dripper.config import FrequencyCap
     from dripper.customers.model import Customer
 
@@ -256,6 +256,12 @@ def when_repeat(matches: bool, latest: tuple[int, bool] | None) -> tuple[str, in
 
 def repeat_occurrence(number: int) -> str:
     return f"when:{number}"
+
+
+def broadcast_passed(schedule: Schedule, run: date, now: datetime) -> bool:
+    """A one-off broadcast (`once:`) first seen more than a day after its date: never sent
+    (a shop's old announcement must not go out late; `check` warns of a past date)."""
+    return schedule.every is None and run < (now - timedelta(days=1)).date()
 
 
 def occurrence_number(occurrence: str) -> int | None:

@@ -266,6 +266,10 @@ class Simulation:
             runs[missed.isoformat()] = None
             self.warnings.append(f"{campaign.name}: run of {missed} missed (daemon not running)")
         run = due[-1]
+        if plan.broadcast_passed(campaign.schedule, run, now):
+            runs[run.isoformat()] = None
+            self.warnings.append(f"{campaign.name}: broadcast of {run} not sent: its date passed")
+            return
         edition = plan.next_edition(campaign, runs, run)
         if campaign.editions_dir is not None and edition is None:
             runs[run.isoformat()] = None

@@ -200,7 +200,10 @@ class Scheduler:
             report.warnings.append(f"{campaign.name}: run of {missed} missed (daemon not running)")
         run = due[-1]
         edition = plan.next_edition(campaign, runs, run)
-        if campaign.editions_dir is not None and edition is None:
+        if plan.broadcast_passed(campaign.schedule, run, now):
+            runs[run.isoformat()] = None
+            report.warnings.append(f"{campaign.name}: broadcast of {run} not sent: its date passed")
+        elif campaign.editions_dir is not None and edition is None:
             runs[run.isoformat()] = None
             report.warnings.append(
                 f"{campaign.name}: run of {run} skipped: no edition left in "

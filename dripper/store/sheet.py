@@ -4,7 +4,8 @@ codes lead back to their customer, and a purchase id to its buyer."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -24,6 +25,25 @@ def set_attributes(conn: Connection, customer_id: int, values: Mapping[str, str]
         sa.update(customers).where(customers.c.id == customer_id).values(attributes=merged)
     )
     found = conn.execute(sa.select(customers).where(customers.c.id == customer_id)).mappings()
+    return rows.customer(found.one())
+
+
+def change_tags(
+    conn: Connection, email: str, add: Sequence[str], remove: Sequence[str], *, now: datetime
+) -> Customer | None:
+    """Add and remove tags (`customers tag EMAIL +a -b`), the row locked on PostgreSQL so a
+    concurrent change loses nothing; None when there is no such customer."""
+    c = customers.c
+    row = conn.execute(
+        sa.select(c.id, c.tags).where(c.email == email).with_for_update()
+    ).first()
+    if row is None:
+        return None
+    cid, tags = row
+    kept = [t for t in dict.fromkeys([*tags, *add]) if t not in set(remove)]
+    if kept != list(tags):
+        conn.execute(sa.update(customers).where(c.id == cid).values(tags=kept, updated_at=now))
+    found = conn.execute(sa.select(customers).where(c.id == cid)).mappings()
     return rows.customer(found.one())
 
 

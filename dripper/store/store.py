@@ -220,6 +220,15 @@ class Store:
         with self.transaction() as conn:
             return customer_ops.add_customer(conn, data, now=now, source="customers add")
 
+    def change_tags(
+        self, email: str, add: Sequence[str], remove: Sequence[str], *, now: datetime
+    ) -> Customer | None:
+        """`customers tag`: tags added and removed; None when there is no such customer."""
+        from dripper.store import sheet
+
+        with self.transaction() as conn:
+            return sheet.change_tags(conn, email, add, remove, now=now)
+
     def get_customer(self, email: str) -> Customer | None:
         with self.reading() as conn:
             return customer_ops.get_customer(conn, email)

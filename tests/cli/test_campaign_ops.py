@@ -127,3 +127,55 @@ def test_a_repeating_when_enrolls_each_time_it_starts_to_hold(
         if e["campaign"] in ("again", "single")
     )
     assert occurrences == [("again", "when:1"), ("again", "when:2"), ("single", "once")]
+
+
+BROADCAST = """description: Valentine's day, once.
+schedule: {{once: {day}}}
+steps:
+  - id: hearts
+    send_at: "09:00"
+    subject: For your valentine
+    template: vip.mjml
+"""
+
+
+def test_a_broadcast_goes_out_once_on_its_date(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`schedule: {once: 2027-02-14}`: nothing before the day, every subscribed customer
+    on it at 09:00 their time, nothing the days after."""
+    monkeypatch.setenv("DRIPPER_SECRET", "campaign-ops-secret-0123456789")
+    project.write("campaigns/valentine.yaml", BROADCAST.format(day="2027-02-14"))
+    assert project.run("--now", T0, "customers", "import", "customers.csv").exit_code == 0
+    sent: list[str] = []
+    for now in ("2027-02-13T12:00:00Z", "2027-02-14T23:59:00Z", "2027-02-16T12:00:00Z"):
+        run = project.run("--now", now, "run", "--once")
+        assert run.exit_code == 0, run.output
+        sent += [line for line in run.output.splitlines() if "valentine/hearts" in line]
+        if now.startswith("2027-02-13"):
+            assert sent == []
+    subscribed = [
+        line for line in (project.root / "customers.csv").read_text().splitlines()[1:] if line
+    ]
+    assert 0 < len(sent) <= len(subscribed)
+    assert len(set(sent)) == len(sent)  # one each
+    row = listed(project)["valentine"]
+    assert row["kind"] == "once 2027-02-14"
+
+
+def test_check_warns_of_a_past_broadcast_and_over_mailing(project: Project) -> None:
+    """A broadcast dated yesterday: "it will never run"; four weekly-ish campaigns on one
+    sample's first week: the over-mailing warning names the sample and the campaigns."""
+    project.write("campaigns/old.yaml", BROADCAST.format(day="2027-01-03"))
+    for n in range(3):
+        project.write(
+            f"campaigns/extra{n}.yaml",
+            "trigger: {event: purchase}\nsteps:\n"
+            f"  - {{id: s, after: {n + 1}d, subject: Hi, template: vip.mjml}}\n",
+        )
+    result = project.run("--now", T0, "check")
+    assert "schedule.once 2027-01-03 is in the past: it will never run" in result.output
+    assert "over-mailing:" in result.output
+    line = next(x for x in result.output.splitlines() if "over-mailing:" in x)
+    assert "extra0, extra1, extra2" in line
+    assert "max_per_week = 3" in line
