@@ -106,6 +106,7 @@ class Config:
     topics: Mapping[str, str] = field(default_factory=dict)
     language: str = "en"  # `[company] language`: pages and footers without a locale
     max_per_week: int = 3  # `[project] max_per_week`: check's over-mailing warning
+    sending_metrics: str = ""  # `[sending] metrics`: HOST:PORT of the daemon's /metrics
     raw: Mapping[str, Mapping[str, Any]] = field(repr=False, default_factory=dict)
 
     def secret(self, env_name: str) -> str | None:
@@ -307,6 +308,7 @@ def _build(path: Path | None, base: Path, data: dict[str, Any], text: str = "") 
         tick_seconds=get("sending", "tick_seconds"),
         batch_size=get("sending", "batch_size"),
         chunk=get("sending", "chunk"),
+        sending_metrics=get("sending", "metrics"),
         currency=currency,
         raw=values,
     )

@@ -395,5 +395,6 @@ SCHEMA: dict[str, dict[str, tuple[Checker, Any]]] = {
         "tick_seconds": (_int_range(1, 3600), 30),
         "batch_size": (_int_range(1, 10_000), 500),
         "chunk": (_int_range(1, 64), 4),
+        "metrics": (_str, ""),
     },
 }

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import TYPE_CHECKING
 
 import click
 
 from dripper.cli.common import app, config_option
+from dripper.errors import InputError
 
 log = logging.getLogger("dripper.run")
 
 if TYPE_CHECKING:
     from dripper.campaigns import Campaign
     from dripper.cli.common import AppContext
+    from dripper.cli.watch import DaemonMetrics
     from dripper.dkim import DkimSigner
     from dripper.runner import Report, Runner
     from dripper.transport.base import Transport
@@ -130,8 +133,14 @@ def print_report(report: Report, *, as_json: bool, dry_run: bool = False) -> Non
     help="Render what is due now (signed, as it would go out) without sending or recording.",
 )
 @click.option("--json", "as_json", is_flag=True, help="With --once/--dry-run: JSON report.")
+@click.option(
+    "--metrics",
+    metavar="HOST:PORT",
+    default=None,
+    help="Serve /metrics (Prometheus) and /healthz there ([sending] metrics).",
+)
 @config_option
-def run(once: bool, dry_run: bool, as_json: bool) -> None:
+def run(once: bool, dry_run: bool, as_json: bool, metrics: str | None) -> None:
     """Run the daemon: enroll customers, send what is due, repeat every tick.
 
     Stop it with Ctrl-C or SIGTERM: it finishes the sends in flight, records them and
@@ -149,8 +158,20 @@ def run(once: bool, dry_run: bool, as_json: bool) -> None:
         report = asyncio.run(runner.sender.dry_run(ctx.now()))
         print_report(report, as_json=as_json, dry_run=True)
         return
+    address = metrics or str(ctx.config.sending_metrics or "")
+    watch = None
+    if address and not once:
+        from dripper.cli.watch import DaemonMetrics, parse_address
+
+        host, port = parse_address(address)
+        watch = DaemonMetrics(ctx.config.tick_seconds, ping=lambda: _ping(ctx))
+        watch.serve(host, port)  # before anything else: a port in use stops here, exit 2
+    elif metrics and once:
+        raise InputError("--metrics watches the daemon: leave out --once")
     runner = make_runner(ctx) if once else _wait_for_database(ctx)
     with contextlib.ExitStack() as stack:
+        if watch is not None:
+            stack.callback(watch.close)
         database = runner.store.database_file
         if database is not None:  # SQLite: one daemon at a time
             from dripper.daemonlock import DaemonLock
@@ -162,7 +183,7 @@ def run(once: bool, dry_run: bool, as_json: bool) -> None:
             if report.failed:
                 click.get_current_context().exit(1)
             return
-        asyncio.run(_forever(runner, ctx))
+        asyncio.run(_forever(runner, ctx, watch))
 
 
 async def _once(runner: Runner, ctx: AppContext) -> Report:
@@ -172,7 +193,11 @@ async def _once(runner: Runner, ctx: AppContext) -> Report:
         await runner.sender.close()
 
 
-async def _forever(runner: Runner, ctx: AppContext) -> None:
+def _ping(ctx: AppContext) -> None:
+    ctx.store().ping()
+
+
+async def _forever(runner: Runner, ctx: AppContext, watch: DaemonMetrics | None = None) -> None:
     import asyncio
     import contextlib
     import signal
@@ -194,6 +219,7 @@ async def _forever(runner: Runner, ctx: AppContext) -> None:
             while not stop.is_set():
                 # A stop request is honoured between batches: every send in flight is
                 # finished and recorded before the daemon exits.
+                began = time.monotonic()
                 try:
                     report = await runner.run_once(ctx.now(), stop=stop)
                 except Exception as exc:
@@ -209,12 +235,30 @@ async def _forever(runner: Runner, ctx: AppContext) -> None:
                 if backoff.reset():
                     log.warning("database reachable again")
                 status.passed(report)
+                if watch is not None:
+                    watch.passed(
+                        report,
+                        time.monotonic() - began,
+                        await asyncio.to_thread(_counts, runner, ctx),
+                        mailbox=bool(ctx.config.replies.imap_host),
+                    )
                 with contextlib.suppress(TimeoutError):  # the tick passed without a stop
                     await asyncio.wait_for(stop.wait(), timeout=tick)
             await _settle_before_exit(runner, ctx)
     finally:
         await runner.sender.close()
     log.info("stopped", extra={"sent": runner.sender.progress.sent})
+
+
+def _counts(runner: Runner, ctx: AppContext) -> dict[str, int]:
+    """The backlog for /metrics (never a reason for the daemon to stop)."""
+    from dripper.store import deliveries
+
+    try:
+        with runner.store.reading() as conn:
+            return deliveries.status_counts(conn, now=ctx.now())
+    except Exception:
+        return {}
 
 
 SETTLE_ON_EXIT = 30.0  # seconds a stopping daemon keeps trying to record what it sent
