@@ -74,6 +74,10 @@ demo: $(VENV)/.base
 	cd $(DEMO) && $(SECRET) ../$(BIN)/python -m dripper.web.local --now 2027-01-24T08:05:00Z --to reader@example.com --confirm
 	cd $(DEMO) && $(SECRET) ../$(BIN)/dripper --now 2027-01-24T08:05:30Z run --once
 	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-24T08:06:00Z customers show reader@example.com
+	@echo "--- the owner holds the welcome sequence for a day (a new blend is late): its offers wait"
+	cd $(DEMO) && ../$(BIN)/dripper pause welcome
+	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-24T09:00:00Z campaigns
+	cd $(DEMO) && ../$(BIN)/dripper resume welcome
 	@echo "--- Monday: who are the best customers, and what worked"
 	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-25T09:00:00Z customers top
 	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-25T09:00:00Z stats --cadence 6w

@@ -68,6 +68,9 @@ def test_make_demo_tells_its_story_and_ends_with_stats() -> None:
         assert "Subject: Please confirm your subscription to Acme Coffee" in out
         assert "-> 200 You are subscribed" in out
         assert "sent newsletter-welcome/welcome to reader@example.com" in out
+        # Issue 27: a campaign paused and resumed, `dripper campaigns` in between.
+        assert "paused welcome: its sends wait" in out
+        assert "resumed welcome (was: paused with `dripper pause`)" in out
         emails = list((folder / "outbox").iterdir())
         assert len(emails) == 19
     finally:
