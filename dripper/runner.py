@@ -19,6 +19,7 @@ from dripper.services.report import Report
 if TYPE_CHECKING:
     from dripper.campaigns import Campaign
     from dripper.config import Config
+    from dripper.render.renderer import Renderer
     from dripper.services.delivery import Sender
     from dripper.store import Store
 
@@ -43,6 +44,18 @@ class Runner:
         self.planner = Planner(config, store, self.campaigns)
         self.listener = Listener(config, store, self.campaigns, planner=self.planner)
         self._sender = sender
+
+    def use(self, campaigns: Sequence[Campaign], renderer: Renderer) -> None:
+        """Switch to another version of the project's campaigns and templates (dripper.live)
+        between passes: planning and listening see the new campaigns, the sender renders
+        with the new templates; its connections and what an outage left are kept."""
+        mailbox_error = self.listener._mailbox_error
+        self.campaigns = list(campaigns)
+        self.planner = Planner(self.config, self.store, self.campaigns)
+        self.listener = Listener(self.config, self.store, self.campaigns, planner=self.planner)
+        self.listener._mailbox_error = mailbox_error
+        if self._sender is not None:
+            self._sender.use(self.campaigns, renderer)
 
     @property
     def sender(self) -> Sender:

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from dripper.cli.common import AppContext
     from dripper.cli.watch import DaemonMetrics
     from dripper.dkim import DkimSigner
+    from dripper.live import Version
     from dripper.runner import Report, Runner
     from dripper.transport.base import Transport
 
@@ -65,12 +66,31 @@ def make_signer(ctx: AppContext) -> DkimSigner | None:
     return DkimSigner.from_file(dkim.domain, dkim.selector, dkim.private_key)
 
 
-def make_runner(ctx: AppContext, transport: Transport | None = None) -> Runner:
-    from dripper.render.renderer import Renderer
+def load_version(ctx: AppContext) -> Version:
+    """The project as one version (campaigns, every template compiled), or CampaignError
+    (exit 1) listing each problem: a daemon never runs half a project."""
+    from dripper.errors import CampaignError, Problem
+    from dripper.live import MOVING
+    from dripper.live import load_version as load
+
+    loaded = load(ctx.config)
+    while loaded == [MOVING]:
+        loaded = load(ctx.config)  # being written as we start: read it again
+    if isinstance(loaded, list):
+        load_valid_campaigns(ctx)  # the campaign problems, with their file and line
+        where = str(ctx.config.templates_dir)
+        raise CampaignError([Problem(where, None, "template", text) for text in loaded])
+    return loaded
+
+
+def make_runner(
+    ctx: AppContext, transport: Transport | None = None, version: Version | None = None
+) -> Runner:
     from dripper.runner import Runner
     from dripper.services.delivery import Sender
 
-    campaigns = load_valid_campaigns(ctx)
+    version = version or load_version(ctx)
+    campaigns = list(version.campaigns)
     store = ctx.store()
     rate = float(ctx.config.transport.rate_per_second or 0)
     limiter = None
@@ -82,7 +102,7 @@ def make_runner(ctx: AppContext, transport: Transport | None = None) -> Runner:
         ctx.config,
         store,
         campaigns,
-        renderer=Renderer(ctx.config),
+        renderer=version.renderer,
         transport=transport or make_transport(ctx),
         signer=make_signer(ctx),
         limiter=limiter,
@@ -208,9 +228,13 @@ async def _forever(runner: Runner, ctx: AppContext, watch: DaemonMetrics | None 
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    from dripper.live import Version, Watcher, fingerprint
     from dripper.store.outage import Backoff, describe, is_outage
 
-    tick = ctx.config.tick_seconds
+    config = ctx.config
+    tick = config.tick_seconds
+    files = fingerprint(config.campaigns_dir, config.templates_dir)
+    watcher = Watcher(config, Version(tuple(runner.campaigns), runner.sender.renderer, files))
     status = StatusLine(runner, ctx)  # sets up logging: a status line or JSON lines
     log.info("started", extra={"tick_seconds": tick, "owner": runner.sender.owner})
     backoff = Backoff()
@@ -221,6 +245,10 @@ async def _forever(runner: Runner, ctx: AppContext, watch: DaemonMetrics | None 
                 # finished and recorded before the daemon exits.
                 began = time.monotonic()
                 try:
+                    # Edited files between passes: one version, switched to at once.
+                    version = await asyncio.to_thread(watcher.changed)
+                    if version is not None:
+                        runner.use(version.campaigns, version.renderer)
                     report = await runner.run_once(ctx.now(), stop=stop)
                 except Exception as exc:
                     if not is_outage(exc):

@@ -87,6 +87,15 @@ class Sender:
         self.parked = Parked()
         self._signing: ThreadPoolExecutor | None = None  # DKIM, begun at the first signature
 
+    def use(self, campaigns: Sequence[Campaign], renderer: Renderer) -> None:
+        """Another version of the campaigns and the templates, from the next batch on."""
+        self.campaigns = list(campaigns)
+        self.by_name = {c.name: c for c in self.campaigns}
+        self.renderer = renderer
+        self.exempt_steps = {
+            (c.name, step.id) for c in self.campaigns for step in c.steps if step.transactional
+        }
+
     async def close(self) -> None:
         """The transport's connections closed, the signing threads ended."""
         await self.transport.close()
