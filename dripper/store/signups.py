@@ -5,6 +5,7 @@ confirmations racing make one customer and one event)."""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -77,7 +78,14 @@ def add(
 
 
 def count_from(conn: Connection, ip: str, *, since: datetime) -> int:
-    """Signups stored from this IP since then (the per-IP limit, across every worker)."""
+    """Signups stored from this IP since then (the per-IP limit, across every worker).
+    On PostgreSQL the IP is locked for the rest of the transaction first, so signups from
+    one address at once count one after the other (READ COMMITTED would let them all see
+    the same count); SQLite's write transaction already holds the one write lock."""
+    if dialect_of(conn) == "postgresql":
+        digest = hashlib.sha256(b"dripper signup ip " + ip.encode()).digest()
+        key = int.from_bytes(digest[:8], "big", signed=True)
+        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
     t = signups.c
     query = sa.select(sa.func.count()).where(t.ip == ip, t.created_at >= since)
     return int(conn.execute(query).scalar_one())

@@ -56,12 +56,14 @@ class ProofOfWork:
         ok, _error = verify_solution(payload, self._key, check_expires=True)
         if not ok:
             return False
-        salt = str(data.get("salt"))
+        # Remembered by the challenge, not the salt: the library accepts a salt with or
+        # without its closing "&", so the salt as sent could be replayed in its other form.
+        key = str(data.get("challenge"))
         now = time.time()
         with self._lock:
-            if salt in self._used:
+            if key in self._used:
                 return False
             if len(self._used) > 100_000:  # expired ones go first
                 self._used = {s: t for s, t in self._used.items() if t > now}
-            self._used[salt] = now + LIFETIME
+            self._used[key] = now + LIFETIME
         return True

@@ -389,3 +389,23 @@ def test_pages_speak_the_browsers_language(sshop: Shop, sserver: ServeProcess) -
         headings[lang] = page.text.split("<h1>")[1].split("</h1>")[0]
     assert len(set(headings.values())) == 5
     assert headings["ja"].startswith("Subscribe")
+
+
+def test_the_per_ip_limit_holds_under_concurrent_posts(sshop: Shop, sserver: ServeProcess) -> None:
+    """Twenty POSTs from one address at the same moment: exactly `per_ip` (3) stored, the
+    rest 429 (on PostgreSQL the address is locked while its count is taken)."""
+    same = ip()
+    codes: list[int] = []
+
+    def one(n: int) -> None:
+        data = {"email": f"burst{n}@example.com"}
+        codes.append(httpx.post(f"{sshop.base_url}/subscribe", data=data, headers=same).status_code)
+
+    threads = [threading.Thread(target=one, args=(n,)) for n in range(20)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(codes) == [200] * 3 + [429] * 17
+    stored = rows(sshop, signups, signups.c.ip == same["X-Forwarded-For"])
+    assert len(stored) == 3
