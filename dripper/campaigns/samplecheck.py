@@ -16,7 +16,7 @@ from datetime import datetime
 from jinja2 import UndefinedError
 
 from dripper.campaigns.expressions import Expression, ExpressionError
-from dripper.campaigns.model import Campaign, DateTrigger, EventTrigger, WhenTrigger
+from dripper.campaigns.model import Campaign, DateTrigger, EventTrigger, Step, WhenTrigger
 from dripper.customers.model import Customer
 from dripper.engine.dates import BadDate, date_problem, summarize, unknown_name_problem
 from dripper.engine.model import EventFacts
@@ -92,6 +92,38 @@ def sample_event(campaign: Campaign, now: datetime) -> EventFacts | None:
     if sample is None:
         return EventFacts(0, trigger.event, now, {}, None)
     return EventFacts(0, trigger.event, now, dict(sample.data), sample.id)
+
+
+def reaches(campaign: Campaign, step: Step, customer: Customer, *, now: datetime) -> bool:
+    """Whether this sample customer could get this step (DESIGN 14: `check` renders a
+    step only for them): marketing they agreed to, a `date:` they have, the audience and
+    the step's `if` holding. An event's `if` and a `when:` may hold later (a second
+    purchase, a lapse), so they never leave a sample out; an expression that fails does
+    not either (its failure is reported on its own)."""
+    if not (customer.subscribed or campaign.transactional or step.transactional):
+        return False
+    event = sample_event(campaign, now)
+    ctx = context(
+        customer, campaign, now, event, campaign.editions[0] if campaign.editions else None
+    )
+    trigger = campaign.trigger
+    tests: list[Expression] = []
+    if campaign.audience is not None:
+        tests.append(campaign.audience)
+    if step.condition is not None:
+        tests.append(step.condition)
+    for expression in tests:
+        try:
+            if not expression.evaluate(ctx):
+                return False
+        except ExpressionError:
+            continue
+    if isinstance(trigger, DateTrigger):
+        try:
+            return bool(trigger.date.evaluate(ctx))
+        except ExpressionError:
+            return True
+    return True
 
 
 def _first_failure(

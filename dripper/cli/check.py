@@ -77,7 +77,7 @@ def check(as_json: bool) -> None:
         )
         problems += findings.problems
         warnings += findings.warnings
-        problems += _render_all(ctx.now(), config, campaigns, samples)
+        problems += _render_all(ctx.now(), config, campaigns, samples, warnings)
         if not problems:
             warnings += _cadence(ctx.now(), config, campaigns)
     problems += _dkim(config, warnings)
@@ -116,10 +116,16 @@ def check(as_json: bool) -> None:
 
 
 def _render_all(
-    now: datetime, config: Config, campaigns: Sequence[Campaign], samples: Sequence[Customer]
+    now: datetime,
+    config: Config,
+    campaigns: Sequence[Campaign],
+    samples: Sequence[Customer],
+    warnings: list[str] | None = None,
 ) -> list[Problem]:
-    """Every step, variant and edition for every sample: template errors as file:line."""
-    from dripper.campaigns.samplecheck import sample_event
+    """Every step, variant and edition for each sample its trigger, audience and `if`
+    could reach (a step no sample reaches is compiled, and said): template errors as
+    file:line, naming the sample and the value it lacked."""
+    from dripper.campaigns.samplecheck import reaches, sample_event
     from dripper.errors import DripperError
     from dripper.errors import Problem as Found
     from dripper.render.renderer import Renderer
@@ -136,14 +142,51 @@ def _render_all(
             found += [p for p in reading if p not in found]
             continue  # rendered, each would fail for the same reason
         for step in campaign.steps:
+            reached = [c for c in samples if reaches(campaign, step, c, now=now)]
+            if not reached:
+                try:
+                    renderer.template(step.template)  # its syntax, at least
+                except DripperError as exc:
+                    found.append(Found(campaign.file, step.line, f"steps.{step.id}", str(exc)))
+                if warnings is not None:
+                    warnings.append(
+                        f"{campaign.file}: step {step.id}: no sample customer would get it, so "
+                        "it was not rendered: add one who would to the sample sheet"
+                    )
+                continue
+            hit: dict[Problem, list[str]] = {}  # each problem, and the samples it hit
             for edition in editions:
-                for customer in samples:
+                for customer in reached:
                     for problem in renderer.check(
                         campaign, step, customer, now=now, edition=edition, event=event
                     ):
-                        if problem not in found:
-                            found.append(problem)
+                        hit.setdefault(problem, []).append(customer.email)
+            for problem, emails in hit.items():
+                named = _for_sample(problem, emails, len(reached))
+                if named not in found:
+                    found.append(named)
     return found
+
+
+def _for_sample(problem: Problem, emails: list[str], reached: int) -> Problem:
+    """The problem with the samples it happened for, and what to do about a missing value;
+    as it is when it is the template's own (every sample hit, no value missing)."""
+    from dataclasses import replace
+
+    missing = "is undefined" in problem.message
+    if not missing and len(set(emails)) >= reached:
+        return problem
+    others = len(set(emails)) - 1
+    message = f"{problem.message} (for sample customer {emails[0]}" + (
+        f" and {others} other(s)" if others else ""
+    )
+    if "is undefined" in problem.message:
+        name = problem.message.split(" is undefined", 1)[0].split()[-1].strip("'`")
+        message += (
+            f": no value for {name} in the sample sheet; give it one there, or write "
+            f"{{{{ {name}|default('') }}}} in the template"
+        )
+    return replace(problem, message=message + ")")
 
 
 CADENCE_DAYS = 365  # how far ahead `check` simulates the campaigns for silences

@@ -179,3 +179,32 @@ def test_check_warns_of_a_past_broadcast_and_over_mailing(project: Project) -> N
     line = next(x for x in result.output.splitlines() if "over-mailing:" in x)
     assert "extra0, extra1, extra2" in line
     assert "max_per_week = 3" in line
+
+
+GUARDED = """trigger: {event: purchase}
+steps:
+  - id: note
+    if: customer.vip_note is defined
+    subject: A note for you
+    template: note.html
+"""
+
+
+def test_check_renders_a_step_only_for_samples_it_could_reach(project: Project) -> None:
+    """A step whose `if` no sample meets is not rendered (so the value it guards is no
+    problem) and `check` says no sample reaches it; a template reading a value the
+    samples lack names the sample and the fix."""
+    project.write("templates/note.html", "<p>{{ customer.vip_note }} {{ unsubscribe_url }}</p>")
+    project.write("campaigns/note.yaml", GUARDED)
+    result = project.run("--now", T0, "check")
+    assert result.exit_code == 0, result.output
+    assert "step note: no sample customer would get it, so it was not rendered" in result.output
+    project.write(
+        "campaigns/note.yaml", GUARDED.replace("    if: customer.vip_note is defined\n", "")
+    )
+    result = project.run("--now", T0, "check")
+    assert result.exit_code == 1
+    line = next(x for x in result.output.splitlines() if "vip_note" in x)
+    assert "templates/note.html:1: customer.vip_note is undefined" in line
+    assert "(for sample customer ada@example.com and 6 other(s): no value for" in line
+    assert "customer.vip_note|default('')" in line
