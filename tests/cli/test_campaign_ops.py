@@ -208,3 +208,46 @@ def test_check_renders_a_step_only_for_samples_it_could_reach(project: Project) 
     assert "templates/note.html:1: customer.vip_note is undefined" in line
     assert "(for sample customer ada@example.com and 6 other(s): no value for" in line
     assert "customer.vip_note|default('')" in line
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_pause_and_resume_across_two_daemons(buying: Project) -> None:
+    """Two daemons share a PostgreSQL database: while welcome is paused neither sends its
+    day-14 offer; resumed, it goes out once, from one of them."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = buying.root
+    config = root / "config.toml"
+    config.write_text(config.read_text().replace("tick_seconds = 30", "tick_seconds = 1"))
+    assert buying.run("pause", "welcome").exit_code == 0
+    program = str(Path(sys.executable).parent / "dripper")
+    env = {**os.environ, "DRIPPER_SECRET": "campaign-ops-secret-0123456789"}
+    args = [program, "--config", str(config), "--now", DAY15, "run"]
+    logs = [(root / f"daemon{n}.log").open("wb") for n in range(2)]
+    daemons = [subprocess.Popen(args, env=env, stdout=log, stderr=log) for log in logs]
+
+    try:
+        time.sleep(3)
+        assert listed(buying)["welcome"]["pending"] == 1
+        assert buying.run("resume", "welcome").exit_code == 0
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and listed(buying)["welcome"]["pending"]:
+            time.sleep(0.2)
+        assert listed(buying)["welcome"]["pending"] == 0
+    finally:
+        for daemon in daemons:
+            daemon.send_signal(signal.SIGTERM)
+        for daemon in daemons:
+            assert daemon.wait(timeout=60) == 0
+        for log in logs:
+            log.close()
+    shown = json.loads(buying.run("customers", "show", "ada@example.com", "--json").output)
+    offers_sent = [
+        s for s in shown["sends"] if s["step"] == "second-sale" and s["status"] == "sent"
+    ]
+    assert len(offers_sent) == 1  # one daemon claimed it: no second copy
