@@ -373,8 +373,10 @@ class _CampaignFile:
         if every is not None and period is not None and period.approx < timedelta(days=1):
             written = str(every.node.value).strip()
             digits = "".join(ch for ch in written if ch.isdigit()) or "6"
-            fix = f"{digits} months is {digits}mo" if written.endswith("m") else "use 1d or more"
-            hint = f"{written} is {period}: a schedule runs at most once a day; {fix}"
+            minutes = written.endswith("m")
+            fix = f"{digits} months is {digits}mo" if minutes else "use 1d or more"
+            what = f"{digits} minutes" if minutes else str(period)
+            hint = f"{written} is {what}: a schedule runs at most once a day; {fix}"
             self.problem(every.line, every.key, hint)
             return None
         return None if period is None or first is None else Schedule(period, first)
