@@ -85,8 +85,8 @@ STEP = "steps:\n  - id: s\n    subject: Hi\n    template: t.html\n"
 @pytest.mark.parametrize(
     ("schedule", "expected"),
     [
-        ("{every: 6m, starting: 2027-01-05}", "6m is 6 minutes: a schedule runs at most once a day; "
-         "6 months is 6mo"),
+        ("{every: 6m, starting: 2027-01-05}",
+         "6m is 6 minutes: a schedule runs at most once a day; 6 months is 6mo"),
         ("{every: 12h, starting: 2027-01-05}", "use 1d or more"),
         ("{every: 0, starting: 2027-01-05}", "must be more than 0"),
         ("{once: 2027-02-14, every: 6w}", "not both: remove 'every' or 'once'"),
