@@ -82,10 +82,13 @@ def count_from(conn: Connection, ip: str, *, since: datetime) -> int:
     On PostgreSQL the IP is locked for the rest of the transaction first, so signups from
     one address at once count one after the other (READ COMMITTED would let them all see
     the same count); SQLite's write transaction already holds the one write lock."""
-    if dialect_of(conn) == "postgresql":
+    if dialect_of(conn) == "postgresql":  # the schema's own key (as store/spend.py's)
         digest = hashlib.sha256(b"dripper signup ip " + ip.encode()).digest()
         key = int.from_bytes(digest[:8], "big", signed=True)
-        conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
+        conn.execute(
+            sa.text("SELECT pg_advisory_xact_lock(:key # hashtextextended(current_schema(), 0))"),
+            {"key": key},
+        )
     t = signups.c
     query = sa.select(sa.func.count()).where(t.ip == ip, t.created_at >= since)
     return int(conn.execute(query).scalar_one())

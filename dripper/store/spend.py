@@ -65,8 +65,12 @@ _LOCK_KEY = 0x6472697070657273
 
 
 def try_lock(conn: Connection) -> bool:
-    """PostgreSQL: this transaction ranks, no other daemon's at the same time."""
-    query = sa.text("SELECT pg_try_advisory_xact_lock(:key)")
+    """PostgreSQL: this transaction ranks, no other daemon's at the same time. The key is
+    the schema's own: advisory locks are the whole database's, and two shops in two
+    schemas of one database must not wait for each other."""
+    query = sa.text(
+        "SELECT pg_try_advisory_xact_lock(:key # hashtextextended(current_schema(), 0))"
+    )
     return bool(conn.execute(query, {"key": _LOCK_KEY}).scalar_one())
 
 
