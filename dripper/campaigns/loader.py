@@ -45,6 +45,7 @@ TOP_KEYS = (
     "audience",
     "transactional",
     "topic",
+    "language",
     "editions",
     "sample_event",
     "steps",
@@ -52,6 +53,8 @@ TOP_KEYS = (
 SAMPLE_EVENT_KEYS = ("data", "id")
 TOPIC = re.compile(r"[a-z][a-z0-9_-]{0,39}")  # as [topics] in config.toml
 TOPIC_RULE = "a name from [topics] in config.toml, like news"
+LANGUAGE = re.compile(r"[a-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
+LANGUAGE_RULE = "a language tag, like en, de or pt-BR"
 TRIGGER_KEYS = ("event", "if", "date", "annually", "when", "repeat")
 TRIGGER_KINDS = {"event": ("if",), "date": ("annually",), "when": ("repeat",)}
 _OWNERS = {"if": "an 'event'", "annually": "a 'date'", "repeat": "a 'when'"}
@@ -207,6 +210,11 @@ class _CampaignFile:
                     "a transactional campaign has no topic: every customer gets it whatever "
                     "they chose; remove 'topic' or 'transactional'",
                 )
+        language = None
+        if "language" in fields:  # the language the campaign's text is written in
+            language = reader.string(
+                fields["language"], what="a language", pattern=LANGUAGE, rule=LANGUAGE_RULE
+            )
         editions: tuple[Edition, ...] = ()
         editions_dir = None
         if "editions" in fields:
@@ -240,6 +248,7 @@ class _CampaignFile:
             transactional=transactional,
             topic=topic,
             topic_line=topic_line,
+            language=language,
             steps=steps,
             editions=editions,
             editions_dir=editions_dir,

@@ -128,6 +128,7 @@ class Campaign:
     sample_event: SampleEvent | None = None
     topic: str | None = None  # `topic:` (DESIGN 13): sent only to customers who kept it
     topic_line: int | None = None
+    language: str | None = None  # `language:` (DESIGN 15): the <html lang> of its emails
 
     @property
     def recurring(self) -> bool:

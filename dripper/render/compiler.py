@@ -29,10 +29,10 @@ from jinja2.exceptions import SecurityError, UndefinedError
 
 from dripper.render.errors import LimitError, RenderError
 from dripper.render.inline import inline_css
-from dripper.render.lang import LANG_SOURCE, html_lang, with_root_lang
+from dripper.render.lang import LANG_SOURCE, LANG_VALUE, html_lang, with_root_lang
 from dripper.render.links import LinkPlan, done_marking, mark_links, marking_links
 from dripper.render.protect import Protected, protect, unconditional
-from dripper.render.sandbox import DripperSandbox, Limits, Record, end_budget, start_budget
+from dripper.render.sandbox import DripperSandbox, Limits, end_budget, start_budget
 from dripper.render.source import Flat, Flattener
 from dripper.render.text import html_to_text
 
@@ -345,9 +345,7 @@ def _compile_markup(kind: str, source: str, where: Source, lang: str) -> str:
 
 
 def _lang_of(context: dict[str, Any]) -> str:
-    customer = context.get("customer")
-    locale = customer["locale"] if isinstance(customer, Record) and "locale" in customer else None
-    return html_lang(locale)
+    return html_lang(context.get(LANG_VALUE))
 
 
 def _refuse_include(path: str) -> str:

@@ -1,11 +1,12 @@
-"""The `lang` of an email's `<html>`: the customer's own locale, in a template compiled once.
+"""The `lang` of an email's `<html>`: the language its text is written in (DESIGN 15), in a
+template compiled once.
 
 MJML writes `lang="und"` (undetermined) unless `<mjml lang="...">` says otherwise, and a
 `.html` template has whatever its `<html>` says. When a template names no language of its
-own, the compiler gives its root element a placeholder that renders, per email, as
-`{{ customer.locale|html_lang }}`: `en-GB` for an en-GB customer, `pt-BR` for `pt_BR`,
-and `und` (the honest "not known") for a customer without a locale. A template that does
-set `lang` keeps it: its author knows what language it is written in.
+own, the compiler gives its root element a placeholder that renders, per email, as the
+campaign's `language:` (else `[company] language`, else `en`): a screen reader reads an
+English email in an English voice whatever the customer's locale (dates and money still
+follow the locale). A template that does set `lang` keeps it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
-LANG_SOURCE = "{{ customer.locale|html_lang }}"
+LANG_VALUE = "dripper_lang"  # the context's name for it (the renderer sets it)
+LANG_SOURCE = "{{ dripper_lang|html_lang }}"
 UNDETERMINED = "und"
 _TAG = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
 

@@ -60,6 +60,7 @@ def render_notice(
         "unsubscribe_url": "",
         "now": now,
         "subject": subject,
+        "dripper_lang": lang,
         **values,
     }
     marked, plan, text = source.template(template).render(context, source.limits)

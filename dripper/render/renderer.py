@@ -36,6 +36,7 @@ from dripper.i18n import choose
 from dripper.render.compiler import CompiledTemplate, Compiler, Mode, run
 from dripper.render.errors import HeaderError, RenderError
 from dripper.render.filters import make_filters
+from dripper.render.lang import LANG_VALUE
 from dripper.render.links import html_footer, mark_markup_links, pixel, text_footer
 from dripper.render.mime import Address, assemble, build_headers, check_header_value
 from dripper.render.model import CampaignLike, EditionLike, RenderedEmail, StepLike
@@ -424,6 +425,8 @@ class Renderer:
             "edition": edition_record,
             "unsubscribe_url": unsubscribe_url,
             "now": now,
+            # the <html lang>: the language the campaign is written in (DESIGN 15)
+            LANG_VALUE: getattr(campaign, "language", None) or self.config.language,
         }
 
     def _listening(self, delivery: str, customer: Customer) -> dict[str, Any]:

@@ -106,14 +106,15 @@ def test_check_preview_and_run_open_no_connection(
 
 
 @SQLITE
-def test_a_newsletter_reads_as_plain_text_in_the_customers_language(project: Project) -> None:
-    """The shipped newsletter previewed for ada (en-GB): the HTML says lang="en-GB" and
-    the text part has headings and bold as plain text, not Markdown."""
+def test_a_newsletter_reads_as_plain_text_in_its_language(project: Project) -> None:
+    """The shipped newsletter previewed for ada (en-GB): the HTML says lang="en", the
+    language it is written in (DESIGN 15), and the text part has headings and bold as
+    plain text, not Markdown."""
     html = project.run(
         "preview", "value-newsletter", "--customer", "ada@example.com", "--format", "html"
     )
     assert html.exit_code == 0, html.output
-    assert html.output.startswith('<!doctype html><html lang="en-GB" ')
+    assert html.output.startswith('<!doctype html><html lang="en" ')
     text = project.run(
         "preview", "value-newsletter", "--customer", "ada@example.com", "--format", "text"
     )

@@ -1,5 +1,6 @@
-"""The HTML's `lang` is the customer's locale, set per email in a template compiled once
-(issue 9, item 16b); a template that names its own language keeps it."""
+"""The HTML's `lang` is the language the campaign is written in (DESIGN 15: `language:`,
+else `[company] language`), set per email in a template compiled once; a template that
+names its own language keeps it; the customer's locale never changes it."""
 
 from __future__ import annotations
 
@@ -21,42 +22,48 @@ def _langs(html: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("locale", "expected"),
-    [("en-GB", "en-GB"), ("pt_BR", "pt-BR"), ("da", "da"), (None, "und"), ("", "und")],
+    ("language", "locale", "expected"),
+    [(None, "ja", "en"), (None, None, "en"), ("de", "en-GB", "de"), ("pt-BR", "da", "pt-BR")],
 )
-def test_an_mjml_email_carries_the_customers_locale(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, locale: str | None, expected: str
+def test_an_mjml_email_carries_the_campaigns_language(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    language: str | None,
+    locale: str | None,
+    expected: str,
 ) -> None:
-    """MJML's `<html lang="und">` and its wrapper's lang become the customer's locale
-    (`pt_BR` written as `pt-BR`); `und` only when the customer has none."""
-    mail = render(make_renderer(tmp_path, monkeypatch), who=customer(locale=locale))
+    """MJML's `<html lang="und">` and its wrapper's lang become the language the campaign
+    is written in (`language:`, else `[company] language`, else en), whatever the
+    customer's locale (DESIGN 15: an English email is read in an English voice)."""
+    renderer = make_renderer(tmp_path, monkeypatch)
+    mail = render(renderer, who=customer(locale=locale), language=language)
     assert mail.html.startswith(f'<!doctype html><html lang="{expected}" ')
     assert _langs(mail.html) == [expected, expected]
 
 
-def test_one_compile_serves_every_locale(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Customers of different locales share one compiled template: only Jinja runs."""
+def test_one_compile_serves_every_language(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Campaigns of different languages share one compiled template: only Jinja runs."""
     renderer = make_renderer(tmp_path, monkeypatch)
-    british = render(renderer, who=customer(locale="en-GB"))
-    brazilian = render(renderer, who=customer(locale="pt_BR"))
+    german = render(renderer, language="de")
+    english = render(renderer, who=customer(locale="pt_BR"))
     assert renderer.template("welcome.mjml").mode is Mode.COMPILED
     assert renderer.compiles == 1
-    assert _langs(british.html) == ["en-GB", "en-GB"]
-    assert _langs(brazilian.html) == ["pt-BR", "pt-BR"]
+    assert _langs(german.html) == ["de", "de"]
+    assert _langs(english.html) == ["en", "en"]
 
 
-def test_an_html_email_carries_the_customers_locale(
+def test_an_html_email_carries_the_campaigns_language(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A .html template whose <html> names no language gets the customer's."""
+    """A .html template whose <html> names no language gets the campaign's."""
     page = f"<!DOCTYPE html>\n<html><head></head><body><p>Hi</p>{FOOT}</body></html>"
     renderer = make_renderer(tmp_path, monkeypatch, {"page.html": page})
-    mail = render(renderer, "page.html", who=customer(locale="en_GB"))
-    assert '<html lang="en-GB">' in mail.html
+    mail = render(renderer, "page.html", who=customer(locale="en_GB"), language="nl")
+    assert '<html lang="nl">' in mail.html
     assert renderer.compiles == 1
 
 
-def test_a_per_email_template_carries_the_customers_locale(
+def test_a_per_email_template_carries_the_campaigns_language(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Templates compiled per email (Jinja where MJML computes layout) get it too."""
@@ -65,9 +72,9 @@ def test_a_per_email_template_carries_the_customers_locale(
         f"<mj-text>{FOOT}</mj-text></mj-column></mj-section></mj-body></mjml>"
     )
     renderer = make_renderer(tmp_path, monkeypatch, {"layout-jinja.mjml": source})
-    mail = render(renderer, "layout-jinja.mjml", who=customer(locale="en-GB"))
+    mail = render(renderer, "layout-jinja.mjml", who=customer(locale="en-GB"), language="fr")
     assert renderer.template("layout-jinja.mjml").mode is Mode.PER_EMAIL
-    assert _langs(mail.html) == ["en-GB", "en-GB"]
+    assert _langs(mail.html) == ["fr", "fr"]
 
 
 @pytest.mark.parametrize(

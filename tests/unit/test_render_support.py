@@ -54,6 +54,7 @@ class Campaign:
     name: str = "welcome"
     description: str = "Thank first-time buyers"
     file: str = "campaigns/welcome.yaml"
+    language: str | None = None
 
 
 @dataclass(frozen=True)
@@ -125,10 +126,11 @@ def render(
     renderer: Renderer,
     template: str = "welcome.mjml",
     who: Customer | None = None,
+    language: str | None = None,
     **step: Any,
 ) -> RenderedEmail:
     return renderer.render(
-        Campaign(),
+        Campaign(language=language),
         Step(template=template, **step),
         who or customer(),
         now=NOW,
