@@ -15,16 +15,23 @@ from dripper.cli.common import app, config_option
 
 if TYPE_CHECKING:
     from dripper.campaigns import Campaign, Edition
+    from dripper.cli.check_lint import LintWarning
     from dripper.config import Config
     from dripper.customers.model import Customer
     from dripper.errors import Problem
+    from dripper.render.model import RenderedEmail
 
 
 @click.command()
-@click.option("--json", "as_json", is_flag=True, help="Print problems as JSON.")
+@click.option("--json", "as_json", is_flag=True, help="Print problems and warnings as JSON.")
+@click.option("--strict", is_flag=True, help="Warnings are problems too (exit 1).")
+@click.option(
+    "--no-spamassassin", "no_spamassassin", is_flag=True, help="Skip SpamAssassin's rules."
+)
 @config_option
-def check(as_json: bool) -> None:
-    """Load and render everything; print one line per problem (exit 1 if any)."""
+def check(as_json: bool, strict: bool, no_spamassassin: bool) -> None:
+    """Load and render everything; lint every email; print one line per problem (exit 1
+    if any) and per warning (exit 0, unless --strict)."""
     from dripper.campaigns import load_campaigns
     from dripper.errors import DripperError
     from dripper.errors import Problem as Found
@@ -36,6 +43,7 @@ def check(as_json: bool) -> None:
     )
     problems = list(problems)
     warnings: list[str] = []
+    lints: list[LintWarning] = []
     for campaign in campaigns:  # a broadcast dated before today never goes out (DESIGN 14)
         schedule = campaign.schedule
         if schedule is not None and schedule.once and schedule.starting < ctx.now().date():
@@ -77,7 +85,9 @@ def check(as_json: bool) -> None:
         )
         problems += findings.problems
         warnings += findings.warnings
-        problems += _render_all(ctx.now(), config, campaigns, samples, warnings)
+        problems += _render_all(
+            ctx.now(), config, campaigns, samples, warnings, lints, spam=not no_spamassassin
+        )
         if not problems:
             warnings += _cadence(ctx.now(), config, campaigns)
     problems += _dkim(config, warnings)
@@ -85,6 +95,9 @@ def check(as_json: bool) -> None:
     problems += _relays(config)
     warnings += _tracking(config)
 
+    errors = [w for w in lints if w.error]  # the text part lost its body: never a warning
+    lints = [w for w in lints if not w.error]
+    problems += [Found(w.file or "", w.line, w.rule, w.message) for w in errors]
     if as_json:
         click.echo(
             json.dumps(
@@ -94,25 +107,41 @@ def check(as_json: bool) -> None:
                         {"file": p.file, "line": p.line, "key": p.key, "message": p.message}
                         for p in problems
                     ],
-                    "warnings": warnings,
+                    "warnings": [w.as_json() for w in lints]
+                    + [
+                        {"file": None, "line": None, "campaign": None, "step": None,
+                         "rule": _rule_of(w), "message": w}
+                        for w in warnings
+                    ],
                 },
                 indent=2,
             )
-        )
+        )  # fmt: skip
     else:
         for problem in problems:
             click.echo(str(problem))
         for warning in warnings:
             click.echo(f"warning: {warning}", err=True)
+        for lint in lints:
+            click.echo(f"warning: {lint}", err=True)
         steps = sum(len(c.steps) for c in campaigns)
+        said = len(warnings) + len(lints)
         verdict = f"{len(problems)} problem(s)" if problems else "no problems"
+        if said:
+            verdict += f", {said} warning(s)" + (" (--strict: each is a problem)" if strict else "")
         click.echo(
             f"{len(campaigns)} campaign(s), {steps} step(s), {len(samples)} sample customer(s) "
             f"in {config.campaigns_dir}: {verdict}",
             err=bool(problems),
         )
-    if problems:
+    if problems or (strict and (warnings or lints)):
         click.get_current_context().exit(1)
+
+
+def _rule_of(warning: str) -> str:
+    """A warning's kind, from how it begins (`cadence:`, `over-mailing:`, a file)."""
+    head = warning.split(":", 1)[0]
+    return head if head.replace("-", "").isalpha() and len(head) < 20 else "project"
 
 
 def _render_all(
@@ -121,11 +150,15 @@ def _render_all(
     campaigns: Sequence[Campaign],
     samples: Sequence[Customer],
     warnings: list[str] | None = None,
+    lints: list[LintWarning] | None = None,
+    *,
+    spam: bool = True,
 ) -> list[Problem]:
     """Every step, variant and edition for each sample its trigger, audience and `if`
     could reach (a step no sample reaches is compiled, and said): template errors as
     file:line, naming the sample and the value it lacked."""
     from dripper.campaigns.samplecheck import reaches, sample_event
+    from dripper.cli.check_lint import Linter
     from dripper.errors import DripperError
     from dripper.errors import Problem as Found
     from dripper.render.renderer import Renderer
@@ -135,6 +168,8 @@ def _render_all(
     except DripperError as exc:
         return [Found(str(config.path or "config.toml"), None, None, str(exc))]
     found: list[Problem] = []
+    linter = Linter(renderer)
+    scored: dict[str, tuple[str, str, RenderedEmail]] = {}  # one email per subject to score
     for campaign in campaigns:
         editions: list[Edition | None] = [*campaign.editions] or [None]
         event = sample_event(campaign, now)
@@ -157,14 +192,58 @@ def _render_all(
             hit: dict[Problem, list[str]] = {}  # each problem, and the samples it hit
             for edition in editions:
                 for customer in reached:
+                    rendered: list[RenderedEmail] = []
                     for problem in renderer.check(
-                        campaign, step, customer, now=now, edition=edition, event=event
+                        campaign,
+                        step,
+                        customer,
+                        now=now,
+                        edition=edition,
+                        event=event,
+                        rendered=rendered,
                     ):
                         hit.setdefault(problem, []).append(customer.email)
+                    # An edition's text is the same for every sample: the first lints it.
+                    lint_this = edition is editions[0] or customer is reached[0]
+                    for email in rendered if lint_this else ():
+                        linter.email(campaign.name, step.id, step.template, email)
+                        if spam and email.subject not in scored:
+                            scored[email.subject] = (campaign.name, step.id, email)
             for problem, emails in hit.items():
                 named = _for_sample(problem, emails, len(reached))
                 if named not in found:
                     found.append(named)
+    if lints is not None:
+        lints += linter.warnings
+        if scored:
+            lints += _spam_scores(list(scored.values()))
+    return found
+
+
+def _spam_scores(emails: list[tuple[str, str, RenderedEmail]]) -> list[LintWarning]:
+    """Each SpamAssassin rule that fires with local tests, per email (in parallel: the
+    program takes about a second to start); nothing when it is not installed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from dripper.cli.check_lint import LintWarning, spamassassin
+
+    with ThreadPoolExecutor(4) as pool:
+        reports = list(pool.map(lambda item: spamassassin(item[2].mime), emails))
+    found: list[LintWarning] = []
+    for (campaign, step, email), fired in zip(emails, reports, strict=True):
+        for rule, score in fired or []:
+            if score != 0:
+                found.append(
+                    LintWarning(
+                        None,
+                        None,
+                        campaign,
+                        step,
+                        "spamassassin",
+                        f"{rule} ({score:+.1f}) on {email.subject!r}: see "
+                        f"https://spamassassin.apache.org/ and the docs' deliverability page",
+                    )
+                )
     return found
 
 

@@ -13,6 +13,7 @@ Babel is imported on first use: `dripper --help` and previews stay quick.
 from __future__ import annotations
 
 import functools
+import html as htmllib
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time
 from decimal import Decimal, InvalidOperation
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from jinja2 import pass_context
 from jinja2.runtime import Context
+from markupsafe import Markup
 
 from dripper.render.lang import html_lang
 from dripper.render.sandbox import Record
@@ -180,7 +182,7 @@ def make_filters(default_timezone: str, default_currency: str) -> dict[str, Call
         return str(format_percent(_as_number(value), format, locale=locale_of(context)))
 
     return {
-        "date": date_filter,
+        "breakable": breakable,
         "datetime": datetime_filter,
         "time": time_filter,
         "money": money_filter,
@@ -188,3 +190,19 @@ def make_filters(default_timezone: str, default_currency: str) -> dict[str, Call
         "percent": percent_filter,
         "html_lang": html_lang,  # the customer's locale as an HTML lang: pt_BR -> pt-BR
     }
+
+
+def breakable(value: Any) -> Markup:
+    """A long link shown as text, with a break opportunity (`<wbr>`) after each `/`, `.`,
+    `?`, `&` and every 16 characters: it wraps in mail clients that ignore `word-break`
+    instead of being cut off at the right, and copies as it is."""
+    text = str(value)
+    parts: list[str] = []
+    run = 0
+    for char in text:
+        parts.append(htmllib.escape(char, quote=True))
+        run += 1
+        if char in "/.?&=" or run >= 16:
+            parts.append("<wbr>")
+            run = 0
+    return Markup("".join(parts))  # noqa: S704 (each character escaped above)

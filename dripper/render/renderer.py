@@ -189,6 +189,7 @@ class Renderer:
         context["event"] = None if event is None else Record("event", _plain(event.as_context()))
         context.update(self._listening(delivery, customer))
         subject = self.subject(campaign, step, context, variant)
+        context["subject"] = subject  # the layout's <title> (DESIGN 15)
         compiled = self.template(step.template)
         marked, plan, text = compiled.render(context, self.limits)
 
@@ -291,16 +292,18 @@ class Renderer:
         now: datetime | None = None,
         edition: EditionLike | None = None,
         event: EventFacts | None = None,
+        rendered: list[RenderedEmail] | None = None,
     ) -> list[Problem]:
         """Every problem rendering `step` for `customer` would hit, as Problems pointing
-        at the template (or campaign) file and line."""
+        at the template (or campaign) file and line; the emails rendered go to `rendered`
+        (the linter's)."""
         from datetime import UTC
 
         problems: list[Problem] = []
         moment = now or datetime.now(UTC)
         for variant in range(max(len(step.subjects), 1)):
             try:
-                self.render(
+                email = self.render(
                     campaign,
                     step,
                     customer,
@@ -310,6 +313,8 @@ class Renderer:
                     edition=edition,
                     event=event,
                 )
+                if rendered is not None:
+                    rendered.append(email)
             except RenderError as exc:
                 key = f"steps.{step.id}" if exc.file == campaign.file else None
                 problem = exc.as_problem(key)

@@ -52,7 +52,44 @@ def tidy(text: str) -> str:
         text = text.replace("\n ", "\n")
     while "\n\n\n" in text:
         text = text.replace("\n\n\n", "\n\n")
-    return text.strip() + "\n"
+    return wrap(text.strip()) + "\n"
+
+
+WIDTH = 76  # a text part's lines: what every mail client shows without scrolling (RFC 3676)
+
+
+def wrap(text: str) -> str:
+    """Lines longer than WIDTH broken between words (a URL or any long word is never
+    broken, only put on a line of its own); a list item's continuation indented under its
+    text. Cheap when nothing is long: one pass over the lines."""
+    lines = text.split("\n")
+    if all(len(line) <= WIDTH for line in lines):
+        return text
+    out: list[str] = []
+    for line in lines:
+        if len(line) <= WIDTH:
+            out.append(line)
+            continue
+        head = line[: len(line) - len(line.lstrip())]
+        marker = line.lstrip().split(" ", 1)[0]
+        hanging = (
+            " " * (len(head) + len(marker) + 1)
+            if marker in ("-", "*") or (marker[:-1].isdigit() and marker.endswith("."))
+            else head
+        )
+        current = ""
+        for word in line.split(" "):
+            if not word:
+                continue
+            if not current:
+                current = head + word
+            elif len(current) + 1 + len(word) <= WIDTH:
+                current += " " + word
+            else:
+                out.append(current)
+                current = hanging + word
+        out.append(current)
+    return "\n".join(out)
 
 
 class _TextMaker(HTMLParser):

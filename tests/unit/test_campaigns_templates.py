@@ -93,6 +93,7 @@ def test_every_step_renders_to_html(
         loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=False
     )
     ctx = _context(CUSTOMERS[who], campaign, step, edition)
+    ctx["subject"] = env.from_string(step.subjects[0]).render(ctx).strip()  # the <title>
     mjml = env.get_template(step.template).render(ctx)
     html = mjml2html(mjml)
     assert "<mj-" not in html  # MJML passes unknown tags through instead of failing
