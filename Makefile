@@ -30,7 +30,7 @@ $(VENV)/.docs: $(VENV)/.base
 demo: $(VENV)/.base
 	rm -rf $(DEMO)
 	$(BIN)/dripper init $(DEMO)
-	cd $(DEMO) && ../$(BIN)/dripper check
+	cd $(DEMO) && ../$(BIN)/dripper check --strict
 	cd $(DEMO) && ../$(BIN)/dripper --now $(NOW) customers import customers.csv
 	cd $(DEMO) && ../$(BIN)/dripper --now $(NOW) event purchase ada@example.com --data '{"amount": 24.50}'
 	@echo "--- Grace orders in the Shopify shop; its webhook comes, and comes again (Shopify"
@@ -86,14 +86,15 @@ demo: $(VENV)/.base
 	@echo "Edit campaigns/*.yaml and templates/, then 'dripper check' and 'dripper preview welcome'."
 
 # What the tests need from the machine: Debian's chromium (browser tests) and Dovecot (IMAP
-# tests), PostgreSQL's server programs (a test's own throwaway cluster) and a running
-# PostgreSQL at 127.0.0.1:5432. As root with apt they are installed (and PostgreSQL started);
+# tests), PostgreSQL's server programs (a test's own throwaway cluster), SpamAssassin
+# (`check`'s spam rules) and a running PostgreSQL at 127.0.0.1:5432. As root with apt they are installed (and PostgreSQL started);
 # otherwise one line says what to run, before any test runs: no test ever skips for them.
 system:
 	@missing=""; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	{ [ -x /usr/sbin/dovecot ] && [ -x /usr/lib/dovecot/imap ]; } || missing="$$missing dovecot-imapd"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v spamassassin >/dev/null 2>&1 || missing="$$missing spamassassin"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    echo "make test: installing Debian's$$missing"; \

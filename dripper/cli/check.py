@@ -169,7 +169,8 @@ def _render_all(
         return [Found(str(config.path or "config.toml"), None, None, str(exc))]
     found: list[Problem] = []
     linter = Linter(renderer)
-    scored: dict[str, tuple[str, str, RenderedEmail]] = {}  # one email per subject to score
+    # SpamAssassin scores one email of each step and variant (the first sample's)
+    scored: dict[tuple[str, str, int], RenderedEmail] = {}
     for campaign in campaigns:
         editions: list[Edition | None] = [*campaign.editions] or [None]
         event = sample_event(campaign, now)
@@ -205,10 +206,10 @@ def _render_all(
                         hit.setdefault(problem, []).append(customer.email)
                     # An edition's text is the same for every sample: the first lints it.
                     lint_this = edition is editions[0] or customer is reached[0]
-                    for email in rendered if lint_this else ():
+                    for variant, email in enumerate(rendered if lint_this else ()):
                         linter.email(campaign.name, step.id, step.template, email)
-                        if spam and email.subject not in scored:
-                            scored[email.subject] = (campaign.name, step.id, email)
+                        if spam and (campaign.name, step.id, variant) not in scored:
+                            scored[(campaign.name, step.id, variant)] = email
             for problem, emails in hit.items():
                 named = _for_sample(problem, emails, len(reached))
                 if named not in found:
@@ -216,22 +217,20 @@ def _render_all(
     if lints is not None:
         lints += linter.warnings
         if scored:
-            lints += _spam_scores(list(scored.values()))
+            lints += _spam_scores(scored)
     return found
 
 
-def _spam_scores(emails: list[tuple[str, str, RenderedEmail]]) -> list[LintWarning]:
-    """Each SpamAssassin rule that fires with local tests, per email (in parallel: the
-    program takes about a second to start); nothing when it is not installed."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def _spam_scores(scored: dict[tuple[str, str, int], RenderedEmail]) -> list[LintWarning]:
+    """Each SpamAssassin rule that fires with local tests and scores, per email; nothing
+    when SpamAssassin is not installed."""
     from dripper.cli.check_lint import LintWarning, spamassassin
 
-    with ThreadPoolExecutor(4) as pool:
-        reports = list(pool.map(lambda item: spamassassin(item[2].mime), emails))
+    items = list(scored.items())
+    reports = spamassassin([email.mime for _, email in items]) or []
     found: list[LintWarning] = []
-    for (campaign, step, email), fired in zip(emails, reports, strict=True):
-        for rule, score in fired or []:
+    for ((campaign, step, _variant), email), fired in zip(items, reports, strict=False):
+        for rule, score in fired:
             if score != 0:
                 found.append(
                     LintWarning(
@@ -240,8 +239,8 @@ def _spam_scores(emails: list[tuple[str, str, RenderedEmail]]) -> list[LintWarni
                         campaign,
                         step,
                         "spamassassin",
-                        f"{rule} ({score:+.1f}) on {email.subject!r}: see "
-                        f"https://spamassassin.apache.org/ and the docs' deliverability page",
+                        f"{rule} ({score:+.1f}) on {email.subject!r}: the docs' deliverability "
+                        "page says what it means and how to fix it",
                     )
                 )
     return found

@@ -110,23 +110,52 @@ class Linter:
         return shown, None
 
 
-def spamassassin(mime: bytes) -> list[tuple[str, float]] | None:
-    """The SpamAssassin rules that fire on the message with local tests only (name,
-    score), or None when SpamAssassin is not installed."""
+def spamassassin(mimes: list[bytes]) -> list[list[tuple[str, float]]] | None:
+    """The SpamAssassin rules that fire on each message with local tests only (name,
+    score), or None when SpamAssassin is not installed. One process for them all (an mbox):
+    the program takes about a second to start, the messages a tenth each."""
     program = shutil.which("spamassassin")
-    if program is None:
+    if program is None or not mimes:
         return None
+    box = b"".join(
+        b"From dripper@localhost Mon Jan  4 15:00:00 2027\n"
+        + mime.replace(b"\r\n", b"\n").replace(b"\nFrom ", b"\n>From ")
+        + b"\n"
+        for mime in mimes
+    )
     try:
         done = subprocess.run(
-            [program, "-t", "-L", "--cf", "report_safe 0"],
-            input=mime,
+            [program, "-t", "-L", "--mbox"],
+            input=box,
             capture_output=True,
-            timeout=60,
+            timeout=120,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return parse_report(done.stdout.decode("utf-8", "replace"))
+    # Reports come in no set order: each is matched to its message by the Message-ID.
+    by_id: dict[str, list[tuple[str, float]]] = {}
+    for chunk in done.stdout.decode("utf-8", "replace").split("\nFrom dripper@localhost "):
+        head, _, report = chunk.partition("Content analysis details:")
+        message_id = next(
+            (
+                line.split(":", 1)[1].strip()
+                for line in head.splitlines()
+                if line.lower().startswith("message-id:")
+            ),
+            None,
+        )
+        if message_id is not None and report:
+            by_id[message_id] = parse_report("Content analysis details:" + report)
+    return [by_id.get(_message_id(mime), []) for mime in mimes]
+
+
+def _message_id(mime: bytes) -> str:
+    head = mime.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+    for line in head.split("\r\n"):
+        if line.lower().startswith("message-id:"):
+            return line.split(":", 1)[1].strip()
+    return ""
 
 
 def parse_report(output: str) -> list[tuple[str, float]]:

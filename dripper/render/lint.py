@@ -222,7 +222,28 @@ def lint(
         found += rule_layout_tables(reader)
     found += rule_long_words(reader)
     found += rule_text_part(text)
+    if not any(f.error for f in found):
+        found += rule_text_lost(reader, text)
     return found
+
+
+def rule_text_lost(reader: _Reader, text: str) -> list[Finding]:
+    """The text part holds far fewer words than the HTML shows: it lost its body (a
+    statement that broke the derivation, a .txt left behind)."""
+    shown = sum(
+        len(" ".join(n.text).split()) for n in reader.nodes if not n.hidden and not n.skipped
+    )
+    written = len(text.split())
+    if shown < 40 or written >= shown * 0.5:
+        return []
+    return [
+        Finding(
+            "text-lost",
+            f"the text part has {written} words, the HTML shows {shown}: it lost most of its "
+            "body; write a .txt beside the template, or see which {% %} statement moved",
+            error=True,
+        )
+    ]
 
 
 def rule_size(html: str) -> list[Finding]:

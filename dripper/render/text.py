@@ -35,6 +35,13 @@ _TRAILING = re.compile(r"[ \t]+\n")
 def html_to_text(html: str, protected: Protected | None = None) -> str:
     """Readable text for `html`. With `protected`, statement placeholders found anywhere
     (comments, attributes, skipped elements) are kept in the output."""
+    if protected is not None:
+        # A statement between elements travels as a comment; MJML may put it inside an
+        # Outlook conditional comment, and a comment in a comment ends the outer one
+        # early: the parser then read the rest of the email as broken markup and the text
+        # part lost its body. Bare, each token is comment data there and text elsewhere.
+        nonce = protected.nonce
+        html = protected.pattern.sub(lambda m: f"{nonce}{m.group(2)}", html)
     maker = _TextMaker(protected)
     maker.feed(html)
     maker.close()

@@ -63,3 +63,20 @@ def test_a_text_part_that_lost_its_body_is_a_problem(project: Project) -> None:
     result = project.run("check", "--no-spamassassin")
     assert result.exit_code == 1
     assert "text-empty" in result.output
+
+
+def test_spamassassin_scores_every_shipped_email_zero(project: Project) -> None:
+    """With SpamAssassin (installed by `make test`): the shipped emails fire no rule that
+    scores (local tests); a subject in capitals fires SUBJ_ALL_CAPS, named with its score,
+    its campaign and step."""
+    clean = project.run("check", "--strict")
+    assert clean.exit_code == 0, clean.output
+    assert "warning" not in clean.output
+    path = project.root / "campaigns" / "welcome.yaml"
+    text = path.read_text()
+    line = next(x for x in text.splitlines() if x.strip().startswith('subject: "Thank you'))
+    path.write_text(text.replace(line, '    subject: "THANK YOU FOR YOUR ORDER"'))
+    shouted = project.run("check")
+    assert shouted.exit_code == 0, shouted.output
+    assert "spamassassin: SUBJ_ALL_CAPS (+0.5) on 'THANK YOU FOR YOUR ORDER'" in shouted.output
+    assert "(welcome/thank-you)" in shouted.output

@@ -100,3 +100,12 @@ def test_a_tracked_link_is_judged_by_its_target() -> None:
     found = lint(html, GOOD_TEXT, subject="Hi", target=lambda href: "https://evil.example/")
     assert any(f.rule == "link-domain" for f in found)
     assert isinstance(found[0], Finding)
+
+
+def test_a_text_part_that_lost_most_of_the_body() -> None:
+    """Ten words of text for an HTML of a hundred: an error; the whole text: nothing."""
+    body = "<p>" + "word " * 100 + "</p>"
+    lost = lint(page(body), "Hello there\n", subject="Hi")
+    assert [f.rule for f in lost if f.error] == ["text-lost"]
+    whole = lint(page(body), "Hi\n\n" + "word " * 100 + "\n", subject="Hi")
+    assert not any(f.error for f in whole)
