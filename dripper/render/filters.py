@@ -183,6 +183,7 @@ def make_filters(default_timezone: str, default_currency: str) -> dict[str, Call
 
     return {
         "breakable": breakable,
+        "date": date_filter,
         "datetime": datetime_filter,
         "time": time_filter,
         "money": money_filter,

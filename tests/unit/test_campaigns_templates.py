@@ -92,6 +92,9 @@ def test_every_step_renders_to_html(
     env = Environment(
         loader=FileSystemLoader(TEMPLATES), undefined=StrictUndefined, autoescape=False
     )
+    from dripper.render.filters import breakable
+
+    env.filters["breakable"] = breakable  # dripper's own filter the referral email uses
     ctx = _context(CUSTOMERS[who], campaign, step, edition)
     ctx["subject"] = env.from_string(step.subjects[0]).render(ctx).strip()  # the <title>
     mjml = env.get_template(step.template).render(ctx)
