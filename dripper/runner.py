@@ -78,6 +78,7 @@ class Runner:
             transport=sender.transport,
             signer=sender.signer,
             now=now,
+            limiter=sender.limiter,
         )
         report.add(await sender.send_due(now, stop=stop))
         report.add(await self.listener.listen(now, transport=self.sender.transport))

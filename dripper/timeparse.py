@@ -130,6 +130,16 @@ class Span:
         return self.months == 0 and self.fixed == timedelta(0)
 
     @property
+    def shortest(self) -> timedelta:
+        """As short as it can be (every month a February)."""
+        return timedelta(days=self.months * 28) + self.fixed
+
+    @property
+    def longest(self) -> timedelta:
+        """As long as it can be (every month of 31 days)."""
+        return timedelta(days=self.months * 31) + self.fixed
+
+    @property
     def approx(self) -> timedelta:
         """About how long (a month as 30.44 days): for orders and warnings, never dates."""
         return timedelta(days=self.months * 30.436875) + self.fixed

@@ -388,6 +388,15 @@ class _CampaignFile:
             hint = f"{written} is {what}: a schedule runs at most once a day; {fix}"
             self.problem(every.line, every.key, hint)
             return None
+        if every is not None and period is not None and period.fixed % timedelta(days=1):
+            self.problem(
+                every.line,
+                every.key,
+                f"{str(every.node.value).strip()} is not whole days: a schedule runs on a day "
+                f"(its send_at says when); use {max(period.fixed.days, 1)}d or "
+                f"{period.fixed.days + 1}d",
+            )
+            return None
         return None if period is None or first is None else Schedule(period, first)
 
     def _goal(self, reader: NodeReader, entry: Entry) -> Goal | None:

@@ -102,7 +102,21 @@ def read_steps(reader: NodeReader, entry: Entry, templates: TemplateFolder) -> t
             after = reader.span(fields["after"])
             written = str(fields["after"].node.value)
         if after is not None:
-            if previous is not None and after.approx < previous[1].approx:
+            earlier = previous is not None and (
+                after.shortest < previous[1].longest
+                if after.months != previous[1].months
+                else after.fixed < previous[1].fixed
+            )
+            if previous is not None and earlier and after.approx >= previous[1].approx:
+                where = fields.get("after", item)
+                reader.problem(
+                    where.line,
+                    f"{item.key}.after",
+                    f"{written} may fall before {previous[2]} in {previous[0].key}: months "
+                    "are 28 to 31 days, so which comes first depends on the month; write both "
+                    "in months or both in days",
+                )
+            elif previous is not None and earlier:
                 where = fields.get("after", item)
                 reader.problem(
                     where.line,

@@ -33,6 +33,7 @@ def check(as_json: bool, strict: bool, no_spamassassin: bool) -> None:
     """Load and render everything; lint every email; print one line per problem (exit 1
     if any) and per warning (exit 0, unless --strict)."""
     from dripper.campaigns import load_campaigns
+    from dripper.engine import plan
     from dripper.errors import DripperError
     from dripper.errors import Problem as Found
 
@@ -46,7 +47,7 @@ def check(as_json: bool, strict: bool, no_spamassassin: bool) -> None:
     lints: list[LintWarning] = []
     for campaign in campaigns:  # a broadcast dated before today never goes out (DESIGN 14)
         schedule = campaign.schedule
-        if schedule is not None and schedule.once and schedule.starting < ctx.now().date():
+        if schedule is not None and plan.broadcast_passed(schedule, schedule.starting, ctx.now()):
             warnings.append(
                 f"{campaign.file}: schedule.once {schedule.starting} is in the past: it will "
                 "never run (a broadcast is sent on its date, never late)"

@@ -117,7 +117,7 @@ def pause(campaign: str) -> None:
         raise InputError(_unknown(campaign, names))
     with app().store().transaction() as conn:
         already = campaign_state.paused_campaigns(conn).get(campaign)
-        if already is not None:
+        if already is not None and already != campaign_state.NO_FILE:
             click.echo(f"{campaign} is already paused ({already})")
             return
         campaign_state.pause_campaign(conn, campaign, campaign_state.BY_HAND)

@@ -174,21 +174,27 @@ def run(once: bool, dry_run: bool, as_json: bool, metrics: str | None) -> None:
     if dry_run:
         from dripper.transport.memory import MemoryTransport
 
-        runner = make_runner(ctx, transport=MemoryTransport())
-        report = asyncio.run(runner.sender.dry_run(ctx.now()))
+        dry = make_runner(ctx, transport=MemoryTransport())
+        report = asyncio.run(dry.sender.dry_run(ctx.now()))
         print_report(report, as_json=as_json, dry_run=True)
         return
     address = metrics or str(ctx.config.sending_metrics or "")
     watch = None
+    runner: Runner | None = None  # read by /healthz's progress once the daemon has one
     if address and not once:
         from dripper.cli.watch import DaemonMetrics, parse_address
 
         host, port = parse_address(address)
-        watch = DaemonMetrics(ctx.config.tick_seconds, ping=lambda: _ping(ctx))
+        watch = DaemonMetrics(
+            ctx.config.tick_seconds,
+            ping=lambda: _ping(ctx),
+            progress=lambda: runner.sender.progress.sent if runner is not None else 0,
+        )
         watch.serve(host, port)  # before anything else: a port in use stops here, exit 2
     elif metrics and once:
         raise InputError("--metrics watches the daemon: leave out --once")
     runner = make_runner(ctx) if once else _wait_for_database(ctx)
+    assert runner is not None
     with contextlib.ExitStack() as stack:
         if watch is not None:
             stack.callback(watch.close)

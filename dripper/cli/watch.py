@@ -47,9 +47,19 @@ def parse_address(value: str) -> tuple[str, int]:
 class DaemonMetrics:
     """What the daemon's passes said, as Prometheus metrics and a health answer."""
 
-    def __init__(self, tick_seconds: int, ping: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        tick_seconds: int,
+        ping: Callable[[], None],
+        progress: Callable[[], int] = lambda: 0,
+    ) -> None:
+        """`progress`: emails sent so far, read by /healthz so a long pass (a big
+        newsletter) that keeps sending is not taken for a stuck one."""
         self.tick = tick_seconds
         self.ping = ping
+        self.progress = progress
+        self._seen_sent = 0
+        self._moved: float | None = None  # when `progress` last moved
         self.registry = CollectorRegistry()
         r = self.registry
         self.sends = Counter(
@@ -97,14 +107,21 @@ class DaemonMetrics:
         self.ambiguous.set(counts.get("ambiguous", 0))
         self.failed.set(counts.get("failed", 0))
         self.duration.observe(seconds)
-        self.mailbox_up.set(0 if report.mailbox else 1 if mailbox else 0)
+        if mailbox:  # no mailbox configured: no series, no false alert
+            self.mailbox_up.set(0 if report.mailbox else 1)
         self.last_pass.set(time.time())
         self.finished = time.monotonic()
 
     # --- asked over HTTP ---------------------------------------------------------------
     def health(self) -> tuple[int, dict[str, Any]]:
-        since = self.finished if self.finished is not None else self.started
-        age = time.monotonic() - since
+        now = time.monotonic()
+        sent = self.progress()
+        if sent != self._seen_sent:
+            self._seen_sent, self._moved = sent, now
+        since = max(
+            self.finished if self.finished is not None else self.started, self._moved or 0.0
+        )
+        age = now - since
         if age > STALE_TICKS * self.tick:
             return 503, {"status": "stuck", "last_pass_seconds_ago": round(age, 1)}
         try:

@@ -83,6 +83,8 @@ class Simulation:
         self.customers: dict[int, Customer] = {}
         self.enrollments: dict[tuple[int, str, str], _Enrollment] = {}
         self.lapsed: set[tuple[int, str, str]] = set()  # repeating `when` occurrences
+        # each customer's latest `when` occurrence of a campaign: (its number, its key)
+        self.latest_when: dict[tuple[int, str], tuple[int, tuple[int, str, str]]] = {}
         self.sends: list[_Send] = []
         self.state: dict[str, dict[str, Any]] = {}
         self.warnings: list[str] = []
@@ -225,14 +227,7 @@ class Simulation:
 
     def _repeat(self, campaign: Campaign, customer: Customer, now: datetime) -> None:
         """A repeating `when:` for one customer, as `Scheduler._repeat` does it."""
-        mine = [
-            (number, key)
-            for key in self.enrollments
-            if key[0] == customer.id
-            and key[1] == campaign.name
-            and (number := plan.occurrence_number(key[2])) is not None
-        ]
-        number, key = max(mine) if mine else (0, None)
+        number, key = self.latest_when.get((customer.id, campaign.name), (0, None))
         latest = None if key is None else (number, key in self.lapsed)
         matches = plan.when_matches(campaign, customer, now=now, warnings=self.warnings)
         step = plan.when_repeat(matches, latest)
@@ -295,6 +290,10 @@ class Simulation:
             next(self._ids), cid, new.campaign, new.occurrence, new.enrolled_at, event
         )
         self.enrollments[key] = enrollment
+        number = plan.occurrence_number(new.occurrence)
+        latest = self.latest_when.get((cid, new.campaign))
+        if number is not None and (latest is None or number > latest[0]):
+            self.latest_when[(cid, new.campaign)] = (number, key)
         for planned in new.sends:
             skipped = planned.skip_reason is not None
             send = _Send(

@@ -223,7 +223,7 @@ def lint(
     found += rule_long_words(reader)
     found += rule_text_part(text)
     if not any(f.error for f in found):
-        found += rule_text_lost(reader, text)
+        found += rule_text_lost(reader, text)  # a warning: a short .txt may be meant
     return found
 
 
@@ -240,8 +240,7 @@ def rule_text_lost(reader: _Reader, text: str) -> list[Finding]:
         Finding(
             "text-lost",
             f"the text part has {written} words, the HTML shows {shown}: it lost most of its "
-            "body; write a .txt beside the template, or see which {% %} statement moved",
-            error=True,
+            "body? Write a .txt beside the template, or see which {% %} statement moved",
         )
     ]
 
@@ -287,13 +286,21 @@ def _host(url: str) -> str:
 
 
 def _named_host(text: str) -> str:
-    """The domain a link's visible text names (`acme.test`, `https://acme.test/x`), or ""."""
-    word = text.strip().split()[0] if text.strip() else ""
+    """The domain a link's whole visible text names (`acme.test`, `www.acme.test/x`,
+    `https://acme.test`), or "": words around a dotted one ("Node.js tips", "e.g. our
+    guide") name no domain, nor does "19.99" or "U.S."."""
+    words = text.strip().split()
+    if len(words) != 1:
+        return ""
+    word = words[0]
     if "://" not in word:
+        name = word.split("/", 1)[0]
+        labels = name.split(".")
         if (
-            "." not in word
-            or "@" in word
-            or not word.replace(".", "").replace("-", "").replace("/", "").isalnum()
+            len(labels) < 2
+            or "@" in name
+            or not all(label and label.replace("-", "").isalnum() for label in labels)
+            or not (labels[-1].isalpha() and len(labels[-1]) >= 2)
         ):
             return ""
         word = "https://" + word

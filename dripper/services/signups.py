@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from dripper.config import Config
     from dripper.dkim import DkimSigner
     from dripper.i18n import Words
+    from dripper.ratelimit import RateLimiter
     from dripper.render.renderer import Renderer
     from dripper.services.planning import Planner
     from dripper.store import Store
@@ -212,6 +213,7 @@ async def send_confirmations(
     transport: Transport,
     signer: DkimSigner | None,
     now: datetime,
+    limiter: RateLimiter | None = None,
 ) -> int:
     """Send the queued confirmation emails (each claimed under a lease, checked against
     the limits, rendered, signed, sent, marked). Returns how many went out."""
@@ -221,14 +223,18 @@ async def send_confirmations(
         return 0
     sent = 0
     lease = config.lease
-    with store.transaction() as conn:  # what nobody confirmed is not kept past its day
-        signups.purge(conn, before=now - PER_ADDRESS)
+    # Kept past expiry for as long as a limit looks back on them (a day, or `per_ip`).
+    keep = max(PER_ADDRESS, config.signup.per_ip.period)
+    with store.transaction() as conn:
+        signups.purge(conn, before=now - keep)
     while True:
         with store.transaction() as conn:
             due = signups.claim(conn, now=now, lease=lease, limit=BATCH)
         if not due:
             return sent
         for signup in due:
+            if limiter is not None:  # the shared send rate counts them too
+                await limiter.wait()
             sent += await _one(config, store, signup, renderer, transport, signer, now)
         if len(due) < BATCH:
             return sent

@@ -267,18 +267,20 @@ def subscribe(conn: Connection, signup: Signup, change: ConsentChange, *, now: d
         first_name=signup.first_name or None,
         locale=signup.locale,
     )  # marketing is set below, as the person's word (an import's merge would refuse it)
+    c = customers.c
+    before = conn.execute(sa.select(c.status, c.topics).where(c.email == signup.email)).first()
     upsert_customers(conn, [given], now=now)
     cid = customer_id(conn, signup.email)
     assert cid is not None
+    topics = None if signup.topics is None else list(signup.topics)
+    if before is not None and before[0] == Status.SUBSCRIBED.value:
+        # Already a reader: a form offering fewer topics adds, never takes away.
+        kept = before[1]
+        topics = None if kept is None or topics is None else list(dict.fromkeys([*kept, *topics]))
     conn.execute(
         sa.update(customers)
-        .where(customers.c.id == cid)
-        .values(
-            status=Status.SUBSCRIBED.value,
-            unsubscribed_at=None,
-            topics=None if signup.topics is None else list(signup.topics),
-            updated_at=now,
-        )
+        .where(c.id == cid)
+        .values(status=Status.SUBSCRIBED.value, unsubscribed_at=None, topics=topics, updated_at=now)
     )
     consent.record(conn, cid, change)
     return cid

@@ -37,6 +37,7 @@ from starlette.routing import Route
 
 from dripper.customers.model import Status
 from dripper.i18n import choose
+from dripper.store.outage import describe
 from dripper.tokens import Keyring, TokenError, TokenKind
 from dripper.web import pages
 from dripper.web.fastpath import HitRoutes
@@ -230,7 +231,7 @@ async def unsubscribe(web: Web, request: Request) -> Response:
                 )
             )
         except Exception as exc:  # never claim what was not stored
-            log.error("topics not stored: %s", exc)
+            log.error("topics not stored: %s", describe(exc))
             return _unavailable(web)
         web.metrics.requests.labels("preferences").inc()
         return web.html(pages.saved(web.company, t))
@@ -240,7 +241,7 @@ async def unsubscribe(web: Web, request: Request) -> Response:
             web.listener.unsubscribe, delivery, now=web.clock(), how=how
         )
     except Exception as exc:  # never claim what was not stored: the sender retries
-        log.error("unsubscribe not stored: %s", exc)
+        log.error("unsubscribe not stored: %s", describe(exc))
         return _unavailable(web)
     web.metrics.requests.labels("unsubscribe").inc()
     web.metrics.classes.labels("unsubscribe", "new" if changed else "again").inc()
@@ -269,7 +270,7 @@ async def answer(web: Web, request: Request) -> Response:
             )
         )
     except Exception as exc:
-        log.error("answer not stored: %s", exc)
+        log.error("answer not stored: %s", describe(exc))
         return _unavailable(web)
     web.metrics.requests.labels("answer").inc()
     web.metrics.classes.labels("answer", "recorded" if recorded else "not recorded").inc()
@@ -286,7 +287,7 @@ async def referral(web: Web, request: Request) -> Response:
     try:
         referrer = await run_in_threadpool(web.listener.referrer, code, now=web.clock())
     except Exception as exc:  # the code is in the URL: the referral still works
-        log.error("referral visit not stored: %s", exc)
+        log.error("referral visit not stored: %s", describe(exc))
     else:
         if referrer is None:  # a forgotten customer's link
             raise HTTPException(404)

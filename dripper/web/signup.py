@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable
 from importlib import resources
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -31,6 +31,7 @@ from starlette.routing import Route
 from dripper.engine.signup import BODY_LIMIT, SignupInvalid
 from dripper.i18n import Words, choose, from_accept_language
 from dripper.services.signups import Answer, ConfirmOutcome, Desk
+from dripper.store.outage import describe
 from dripper.tokens import TokenKind
 from dripper.web import pages
 from dripper.web.pow import ProofOfWork
@@ -95,7 +96,13 @@ async def subscribe(web: Web, state: _State, request: Request) -> Response:
             challenge_url="/subscribe/challenge" if settings.proof_of_work else "",
             t=t,
         )
-        return _html(content, csp=pages.SIGNUP_CSP)
+        csp = pages.SIGNUP_CSP
+        if settings.redirect_url:  # the form's POST answers 303 there: Chrome checks it too
+            parts = urlsplit(settings.redirect_url)
+            csp = csp.replace(
+                "form-action 'self'", f"form-action 'self' {parts.scheme}://{parts.netloc}"
+            )
+        return _html(content, csp=csp)
     as_json = request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
     try:
         body = await read_body(request, BODY_LIMIT)
@@ -130,7 +137,7 @@ async def subscribe(web: Web, state: _State, request: Request) -> Response:
         message = str(exc) if as_json else _field_message(t, exc)
         return _refuse(web, t, as_json, exc.field, message, 400)
     except Exception as exc:  # the database: nothing is claimed that was not stored
-        log.error("signup not stored: %s", exc)
+        log.error("signup not stored: %s", describe(exc))
         if as_json:
             return JSONResponse(
                 {"error": "not stored, try again"},
@@ -201,7 +208,7 @@ async def confirm(web: Web, state: _State, request: Request) -> Response:
     except HTTPException:
         raise
     except Exception as exc:
-        log.error("confirmation not stored: %s", exc)
+        log.error("confirmation not stored: %s", describe(exc))
         response = _html(pages.unavailable(web.company, t), 503)
         response.headers["Retry-After"] = "60"
         return response

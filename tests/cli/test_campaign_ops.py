@@ -164,9 +164,9 @@ def test_a_broadcast_goes_out_once_on_its_date(
 
 
 def test_check_warns_of_a_past_broadcast_and_over_mailing(project: Project) -> None:
-    """A broadcast dated yesterday: "it will never run"; four weekly-ish campaigns on one
+    """A broadcast dated two days ago: "it will never run"; four weekly-ish campaigns on one
     sample's first week: the over-mailing warning names the sample and the campaigns."""
-    project.write("campaigns/old.yaml", BROADCAST.format(day="2027-01-03"))
+    project.write("campaigns/old.yaml", BROADCAST.format(day="2027-01-02"))
     for n in range(3):
         project.write(
             f"campaigns/extra{n}.yaml",
@@ -174,7 +174,7 @@ def test_check_warns_of_a_past_broadcast_and_over_mailing(project: Project) -> N
             f"  - {{id: s, after: {n + 1}d, subject: Hi, template: vip.mjml}}\n",
         )
     result = project.run("--now", T0, "check")
-    assert "schedule.once 2027-01-03 is in the past: it will never run" in result.output
+    assert "schedule.once 2027-01-02 is in the past: it will never run" in result.output
     assert "over-mailing:" in result.output
     line = next(x for x in result.output.splitlines() if "over-mailing:" in x)
     assert "extra0, extra1, extra2" in line

@@ -107,3 +107,22 @@ def test_repeat_goes_with_when_only(tmp_path: Path) -> None:
         campaign(tmp_path, f"trigger: {{when: 'customer.purchases > 1', repeat: true}}\n{STEP}")
         == []
     )
+
+
+def test_steps_whose_order_depends_on_the_month(tmp_path: Path) -> None:
+    """`after: 29d` then `after: 1mo`: February makes the month shorter; refused with the
+    fix. `14d` then `1mo` is fine whatever the month."""
+    steps = (
+        "trigger: {event: purchase}\nsteps:\n"
+        "  - {id: a, after: 29d, subject: A, template: t.html}\n"
+        "  - {id: b, after: 1mo, subject: B, template: t.html}\n"
+    )
+    problems = campaign(tmp_path, steps)
+    assert any("depends on the month" in p for p in problems), problems
+    assert campaign(tmp_path, steps.replace("29d", "14d")) == []
+
+
+def test_every_is_whole_days(tmp_path: Path) -> None:
+    """`every: 36h` is refused: a schedule runs on a day."""
+    problems = campaign(tmp_path, f"schedule: {{every: 36h, starting: 2027-01-05}}\n{STEP}")
+    assert any("36h is not whole days" in p for p in problems), problems

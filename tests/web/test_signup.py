@@ -21,7 +21,8 @@ import sqlalchemy as sa
 from dripper.engine.signup import consent_hash
 from dripper.store import open_store
 from dripper.store.schema import consent_records, customers, events, signups
-from tests.support.serve import ServeProcess, Shop, links, make_shop
+from dripper.tokens import Keyring
+from tests.support.serve import SECRET, ServeProcess, Shop, links, make_shop
 
 NOW = "2027-01-04T15:00:00Z"
 LATER = "2027-01-12T15:00:00Z"  # eight days on: a 7-day confirmation link has expired
@@ -409,3 +410,26 @@ def test_the_per_ip_limit_holds_under_concurrent_posts(sshop: Shop, sserver: Ser
     assert sorted(codes) == [200] * 3 + [429] * 17
     stored = rows(sshop, signups, signups.c.ip == same["X-Forwarded-For"])
     assert len(stored) == 3
+
+
+def test_signing_up_again_adds_topics_and_takes_none_away(
+    sshop: Shop, sserver: ServeProcess
+) -> None:
+    """A reader with `news` who signs up again choosing `offers` keeps both; one who never
+    chose (every topic) keeps every topic."""
+    for address, first, then, expected in (
+        ("both@example.com", ["news"], ["offers"], ["news", "offers"]),
+        ("all@example.com", None, ["offers"], None),
+    ):
+        data: dict[str, object] = {"email": address}
+        if first is not None:
+            data["topics"] = first
+        post(sshop, data)
+        httpx.post(confirm_link(sshop, address))
+        post(sshop, {"email": address, "topics": then})
+        (signup,) = rows(sshop, signups, signups.c.email == address, signups.c.status == "queued")
+        token = Keyring.from_secret(SECRET).sign_signup(signup["key"])
+        key_link = f"{sshop.base_url}/s/{token}"
+        assert httpx.post(key_link).status_code == 200
+        (row,) = rows(sshop, customers, customers.c.email == address)
+        assert row["topics"] == expected, address
