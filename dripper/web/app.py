@@ -274,7 +274,12 @@ async def answer(web: Web, request: Request) -> Response:
         return _unavailable(web)
     web.metrics.requests.labels("answer").inc()
     web.metrics.classes.labels("answer", "recorded" if recorded else "not recorded").inc()
-    t = choose(None, request.headers.get("accept-language"), web.config.language)
+    try:  # the thank-you in the customer's language (their locale, else the browser's)
+        customer = await run_in_threadpool(web.store.get_customer, delivery.email)
+    except Exception:
+        customer = None  # the answer is stored: a page in the browser's language will do
+    locale = customer.locale if customer is not None else None
+    t = choose(locale, request.headers.get("accept-language"), web.config.language)
     return web.html(pages.thanks(web.company, t))
 
 

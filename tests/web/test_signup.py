@@ -433,3 +433,22 @@ def test_signing_up_again_adds_topics_and_takes_none_away(
         assert httpx.post(key_link).status_code == 200
         (row,) = rows(sshop, customers, customers.c.email == address)
         assert row["topics"] == expected, address
+
+
+def test_the_answer_page_speaks_the_customers_language(
+    module_shop: Shop, module_server: ServeProcess
+) -> None:
+    """A one-click answer's thank-you page follows the customer's locale (Grace, now de),
+    whatever the browser asks for."""
+    module_shop.ok("customers", "add", "grace@example.com", "--locale", "de")
+    answer = next(
+        u
+        for m in module_shop.emails()
+        if "grace@example.com" in str(m["To"])
+        for u in links(m, module_shop.base_url)
+        if "/a/" in u
+    )
+    headers = {"user-agent": "Mozilla/5.0 (X11; Linux)", "accept-language": "fr"}
+    page = httpx.get(answer, headers=headers)
+    assert page.status_code == 200
+    assert "lang='de'" in page.text
