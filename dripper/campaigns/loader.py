@@ -46,6 +46,7 @@ TOP_KEYS = (
     "transactional",
     "topic",
     "language",
+    "from",
     "editions",
     "sample_event",
     "steps",
@@ -210,6 +211,13 @@ class _CampaignFile:
                     "a transactional campaign has no topic: every customer gets it whatever "
                     "they chose; remove 'topic' or 'transactional'",
                 )
+        sender = sender_line = None
+        if "from" in fields:  # the campaign's own From (DESIGN 16): the owner's name, say
+            sender_line = fields["from"].line
+            sender = reader.string(fields["from"], what="a From address")
+            if sender is not None and (problem := _sender_problem(sender)):
+                self.problem(sender_line, "from", problem)
+                sender = None
         language = None
         if "language" in fields:  # the language the campaign's text is written in
             language = reader.string(
@@ -249,6 +257,8 @@ class _CampaignFile:
             topic=topic,
             topic_line=topic_line,
             language=language,
+            sender=sender,
+            sender_line=sender_line,
             steps=steps,
             editions=editions,
             editions_dir=editions_dir,
@@ -461,3 +471,16 @@ class _CampaignFile:
             self.problem(parent.line, f"{parent.key}.{key}", f"missing '{key}' ({what})")
             return None
         return fields[key]
+
+
+def _sender_problem(value: str) -> str:
+    """What is wrong with a campaign's `from:` ("" for nothing): one address, with an
+    optional display name, on one line (the check `[sender] from` gets)."""
+    from dripper.errors import DripperError
+    from dripper.render.mime import Address
+
+    try:
+        Address.parse(value, "from")
+    except DripperError as exc:
+        return f"{exc}: write it like \"Ana at Acme <ana@acme.test>\""
+    return ""

@@ -129,6 +129,8 @@ class Campaign:
     topic: str | None = None  # `topic:` (DESIGN 13): sent only to customers who kept it
     topic_line: int | None = None
     language: str | None = None  # `language:` (DESIGN 15): the <html lang> of its emails
+    sender: str | None = None  # `from:` (DESIGN 16): its emails' From, else [sender] from
+    sender_line: int | None = None
 
     @property
     def recurring(self) -> bool:

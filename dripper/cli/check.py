@@ -52,6 +52,16 @@ def check(as_json: bool, strict: bool, no_spamassassin: bool) -> None:
                 f"{campaign.file}: schedule.once {schedule.starting} is in the past: it will "
                 "never run (a broadcast is sent on its date, never late)"
             )
+    dkim = (config.dkim.domain or "").lower().strip(".")
+    for campaign in campaigns:  # a campaign's own From, and DKIM alignment (DESIGN 16)
+        if campaign.sender and dkim:
+            domain = campaign.sender.rsplit("@", 1)[-1].strip(" >").lower()
+            if domain != dkim and not domain.endswith("." + dkim):
+                warnings.append(
+                    f"{campaign.file}:{campaign.sender_line}: from: {domain} is not the DKIM "
+                    f"domain {dkim}: receivers see no aligned signature and DMARC fails; send "
+                    f"from an address at {dkim}, or sign for {domain}"
+                )
     for campaign in campaigns:  # a topic must be one [topics] names (DESIGN 13)
         if campaign.topic is not None and campaign.topic not in config.topics:
             known = ", ".join(config.topics) or "none yet"

@@ -125,6 +125,29 @@ def add(
     click.echo(f"{customer.email}: {customer.status.value}")
 
 
+MAX_NOTE = 2000  # characters: a note is a line or a paragraph, not a document
+
+
+@customers.command()
+@click.argument("email")
+@click.argument("text")
+@config_option
+def note(email: str, text: str) -> None:
+    """Add a dated note to a customer's sheet (`customers show` lists them)."""
+    cleaned = text.strip()
+    if not cleaned:
+        raise InputError("the note is empty: write what you want to remember")
+    if len(cleaned) > MAX_NOTE:
+        raise InputError(f"the note has {len(cleaned):,} characters: at most {MAX_NOTE:,}")
+    if any(not (ch.isprintable() or ch in "\n\t") for ch in cleaned):
+        raise InputError("the note holds control characters: write plain text")
+    address = _address(email)
+    ctx = app()
+    if not ctx.store().add_note(address, cleaned, now=ctx.now(), source="customers note"):
+        raise InputError(f"{address}: no such customer")
+    click.echo(f"{address}: note added")
+
+
 @customers.command(context_settings={"ignore_unknown_options": True})  # -TAG is no option
 @click.argument("email")
 @click.argument("changes", nargs=-1, required=True, type=click.UNPROCESSED)

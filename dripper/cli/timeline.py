@@ -77,6 +77,10 @@ def timeline_json(timeline: Timeline) -> dict[str, Any]:
             for t in timeline.tracking
         ],
         "consent": [change.as_json() for change in timeline.consent],
+        "notes": [
+            {"at": at.isoformat(), "text": text, "source": source}
+            for at, text, source in timeline.notes
+        ],
     }
 
 
@@ -127,6 +131,8 @@ def print_timeline(timeline: Timeline) -> None:
     rows += [
         (t.at, t.kind.value, t.url or "", "machine" if t.machine else "") for t in timeline.tracking
     ]
+    for at, text, source in timeline.notes:  # notes on the sheet (DESIGN 16)
+        rows.append((at, "note", text, source))
     for change in timeline.consent:  # the consent record (DESIGN 13)
         said = [change.source] if change.source else []
         if change.ip:

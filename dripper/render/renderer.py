@@ -133,6 +133,7 @@ class Renderer:
         self._templates: dict[str, tuple[CompiledTemplate, float]] = {}
         self._subjects: dict[str, Template] = {}
         self._records: dict[tuple[str, ...], Record] = {}
+        self._senders: dict[str, Address] = {}
 
     # --- public ---------------------------------------------------------------------------
     @property
@@ -229,12 +230,13 @@ class Renderer:
             )
 
         recipient = Address(f"{customer.first_name} {customer.last_name}".strip(), customer.email)
+        sender = self._sender_of(campaign)
         unsubscribe = [unsubscribe_url]
         if self.unsubscribe_mailto:
             unsubscribe.append(f"{self.unsubscribe_mailto}?subject=unsubscribe%20{delivery}")
         try:
             headers = build_headers(
-                sender=self.sender,
+                sender=sender,
                 recipient=recipient,
                 subject=subject,
                 date=now,
@@ -246,8 +248,18 @@ class Renderer:
             raise HeaderError(f"{exc.message} (customer {customer.email})") from None
         mime = assemble(headers, f"=_{delivery}", text, html)
         return RenderedEmail(
-            message_id, self.sender.email, customer.email, subject, html, text, headers, mime
+            message_id, sender.email, customer.email, subject, html, text, headers, mime
         )
+
+    def _sender_of(self, campaign: CampaignLike) -> Address:
+        """The campaign's own `from:`, else `[sender] from` (parsed once each)."""
+        own = getattr(campaign, "sender", None)
+        if not own:
+            return self.sender
+        found = self._senders.get(own)
+        if found is None:
+            found = self._senders[own] = Address.parse(own, f"{campaign.file}: from")
+        return found
 
     def subject(
         self, campaign: CampaignLike, step: StepLike, context: dict[str, Any], variant: int = 0

@@ -26,6 +26,7 @@ from dripper.store.records import (
 )
 from dripper.store.schema import (
     consent_records,
+    customer_notes,
     customers,
     delivery_attempts,
     enrollments,
@@ -144,7 +145,7 @@ def forget(conn: Connection, email: str, *, now: datetime) -> bool:
         )
     )
     conn.execute(sa.delete(delivery_attempts).where(delivery_attempts.c.outbox_id.in_(theirs)))
-    for table in (outbox, enrollments, events, consent_records):
+    for table in (outbox, enrollments, events, consent_records, customer_notes):
         conn.execute(sa.delete(table).where(table.c.customer_id == cid))
     conn.execute(sa.delete(customers).where(customers.c.id == cid))
     conn.execute(

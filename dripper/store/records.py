@@ -168,3 +168,4 @@ class Timeline:
     tracking: tuple[TrackingRecord, ...]
     suppression: SuppressionRecord | None
     consent: tuple[ConsentChange, ...] = ()  # every change of marketing, oldest first
+    notes: tuple[tuple[datetime, str, str], ...] = ()  # (when, text, source), oldest first

@@ -318,3 +318,16 @@ consent_records = sa.Table(
     sa.Index("ix_consent_records_customer", "customer_id", "at"),
     sqlite_autoincrement=True,
 )
+
+# Notes on the customer's sheet (0014, DESIGN 16): what a person at the shop wrote down.
+customer_notes = sa.Table(
+    "customer_notes",
+    metadata,
+    _id(),
+    _customer_fk(),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("source", sa.String(64), nullable=False, server_default=""),
+    sa.Index("ix_customer_notes_customer", "customer_id", "at"),
+    sqlite_autoincrement=True,
+)

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection
 
 from dripper.customers.model import Customer
 from dripper.store import rows
-from dripper.store.schema import customers, events
+from dripper.store.schema import customer_notes, customers, events
 
 
 def set_attributes(conn: Connection, customer_id: int, values: Mapping[str, str]) -> Customer:
@@ -66,3 +66,23 @@ def buyer_of(conn: Connection, purchase_id: str) -> str | None:
         .select_from(events.join(customers, c.id == e.customer_id))
         .where(e.type == "purchase", e.ext_id == purchase_id)
     ).scalar()
+
+
+def add_note(conn: Connection, email: str, text: str, *, now: datetime, source: str = "") -> bool:
+    """A dated note on the customer's sheet; False when there is no such customer."""
+    cid = conn.execute(sa.select(customers.c.id).where(customers.c.email == email)).scalar()
+    if cid is None:
+        return False
+    conn.execute(
+        sa.insert(customer_notes).values(customer_id=cid, at=now, text=text, source=source)
+    )
+    return True
+
+
+def notes_of(conn: Connection, customer_id: int) -> list[tuple[datetime, str, str]]:
+    """A customer's notes, oldest first: (when, text, source)."""
+    n = customer_notes.c
+    query = (
+        sa.select(n.at, n.text, n.source).where(n.customer_id == customer_id).order_by(n.at, n.id)
+    )
+    return [(at, text, source) for at, text, source in conn.execute(query)]

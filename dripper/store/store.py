@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dripper.customers.model import Customer, CustomerData
 from dripper.store import customers as customer_ops
-from dripper.store import migrate, privacy, recording, rows
+from dripper.store import migrate, privacy, recording, rows, sheet
 from dripper.store.consent import history as consent_history
 from dripper.store.engine import BEGIN_MODE, CONSENT_DEFAULT, Dialect, create
 from dripper.store.records import (
@@ -220,6 +220,13 @@ class Store:
         with self.transaction() as conn:
             return customer_ops.add_customer(conn, data, now=now, source="customers add")
 
+    def add_note(self, email: str, text: str, *, now: datetime, source: str = "") -> bool:
+        """`customers note`: a dated note on the sheet; False when there is no such customer."""
+        from dripper.store import sheet
+
+        with self.transaction() as conn:
+            return sheet.add_note(conn, email, text, now=now, source=source)
+
     def change_tags(
         self, email: str, add: Sequence[str], remove: Sequence[str], *, now: datetime
     ) -> Customer | None:
@@ -359,6 +366,7 @@ class Store:
                 tracking=tuple(map(rows.tracking, conn.execute(_tracking_of(cid)).mappings())),
                 suppression=privacy.suppression_for(conn, email),
                 consent=tuple(consent_history(conn, cid)),
+                notes=tuple(sheet.notes_of(conn, cid)),
             )
 
 
