@@ -30,6 +30,7 @@ TABLES = {
     "mailbox_state",
     "signups",
     "consent_records",
+    "customer_notes",
 }
 
 # A migration after the real head: the database is then one revision behind.
