@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from datetime import datetime
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -30,11 +29,15 @@ def notice_renderer(renderer: Renderer, template: str) -> Renderer:
     return _shipped(renderer)
 
 
-@cache
 def _shipped(renderer: Renderer) -> Renderer:
-    """One per project renderer: the same config, dripper's own templates folder."""
-    config = replace(renderer.config, templates_dir=SHIPPED)
-    return Renderer(config, preview=renderer.preview, recheck_seconds=60.0)
+    """One per project renderer, kept on it (and gone with it after a live reload): the
+    same config, dripper's own templates folder."""
+    found: Renderer | None = getattr(renderer, "_shipped_notices", None)
+    if found is None:
+        config = replace(renderer.config, templates_dir=SHIPPED)
+        found = Renderer(config, preview=renderer.preview, recheck_seconds=60.0)
+        renderer._shipped_notices = found  # type: ignore[attr-defined]
+    return found
 
 
 def render_notice(

@@ -202,14 +202,13 @@ class Renderer:
             if self.track_opens
             else ""
         )
-        t = choose(customer.locale, None, self.config.language)  # the footer's words
         if not (has_link and has_address):
             tail += html_footer(
                 unsubscribe_url,
                 self.postal_address,
                 link=not has_link,
                 address=not has_address,
-                label=t("Unsubscribe"),
+                label=self._unsubscribe_word(customer),
             )
         if self.track_clicks:
             static, dynamic = self._signers(delivery, plan.encoded, unsubscribe_url)
@@ -226,7 +225,7 @@ class Renderer:
                 self.postal_address,
                 link=not text_link,
                 address=not text_address,
-                label=t("Unsubscribe"),
+                label=self._unsubscribe_word(customer),
             )
 
         recipient = Address(f"{customer.first_name} {customer.last_name}".strip(), customer.email)
@@ -250,6 +249,12 @@ class Renderer:
         return RenderedEmail(
             message_id, sender.email, customer.email, subject, html, text, headers, mime
         )
+
+    def _unsubscribe_word(self, customer: Customer) -> str:
+        """"Unsubscribe" in the customer's language, for the footer dripper adds (only an
+        email whose template shows no unsubscribe link needs it)."""
+        t = choose(customer.locale, None, self.config.language)
+        return t("Unsubscribe")
 
     def _sender_of(self, campaign: CampaignLike) -> Address:
         """The campaign's own `from:`, else `[sender] from` (parsed once each)."""

@@ -36,6 +36,7 @@ from starlette.routing import Route
 from dripper.errors import InputError
 from dripper.services.inbound import temporary
 from dripper.web import shops
+from dripper.web.shared import NO_STORE
 
 if TYPE_CHECKING:
     from dripper.customers.model import CustomerData
@@ -45,7 +46,6 @@ KEYS = ("type", "email", "at", "id", "data", "customer")
 API_LIMIT = 1 << 20  # bytes per request
 MAX_EVENTS = 1_000
 EVENT_TYPE = re.compile(r"[a-z][a-z0-9_.-]{0,63}")  # as `dripper event TYPE`
-NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 IGNORED: dict[str, Any] = {"recorded": 0, "duplicates": 0}
 
 

@@ -42,7 +42,7 @@ from dripper.tokens import Keyring, TokenError, TokenKind
 from dripper.web import pages
 from dripper.web.fastpath import HitRoutes
 from dripper.web.metrics import CONTENT_TYPE_LATEST
-from dripper.web.shared import Web, read_body
+from dripper.web.shared import NO_STORE, Web, read_body
 
 if TYPE_CHECKING:
     from dripper.campaigns import Campaign
@@ -57,7 +57,6 @@ GIF = (
     b"\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
 )
 FORM_LIMIT = 4 * 1024  # an unsubscribe POST: `List-Unsubscribe=One-Click` or the form
-NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 CONFIG_ENV = "DRIPPER_SERVE_CONFIG"  # how `--workers` processes find the config
 NOW_ENV = "DRIPPER_SERVE_NOW"  # and the instant `--now` fixed, if any
 

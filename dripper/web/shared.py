@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("dripper.serve")
 
+# What every answer that is not a page says: never cached, never a Referer with a token.
+NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
+
 
 class Web:
     """What the routes share: the config, the listening service, the keys, the queue."""
@@ -90,8 +93,12 @@ class Web:
             return None, False
         return found, True
 
-    def html(self, content: str, status: int = 200) -> HTMLResponse:
-        return HTMLResponse(content, status_code=status, headers=pages.HEADERS)
+    def html(self, content: str, status: int = 200, *, csp: str = pages.CSP) -> HTMLResponse:
+        """A page with the pages' headers (`csp`: the signup page may run its script)."""
+        headers = (
+            pages.HEADERS if csp == pages.CSP else {**pages.HEADERS, "Content-Security-Policy": csp}
+        )
+        return HTMLResponse(content, status_code=status, headers=headers)
 
 
 async def read_body(request: Request, limit: int) -> bytes:

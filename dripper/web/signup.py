@@ -35,12 +35,11 @@ from dripper.store.outage import describe
 from dripper.tokens import TokenKind
 from dripper.web import pages
 from dripper.web.pow import ProofOfWork
-from dripper.web.shared import Web, read_body
+from dripper.web.shared import NO_STORE, Web, read_body
 
 log = logging.getLogger("dripper.serve")
 
 _NEEDS_POW = "Please let the page finish its check (it needs JavaScript), then send the form again."
-NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 _SCRIPT = resources.files("dripper.web").joinpath("static/pow.js").read_bytes()
 
 
@@ -73,11 +72,6 @@ def _words(web: Web, request: Request, locale: str | None = None) -> Words:
     return choose(locale, request.headers.get("accept-language"), web.config.language)
 
 
-def _html(content: str, status: int = 200, *, csp: str = pages.CSP) -> Response:
-    headers = {**pages.HEADERS, "Content-Security-Policy": csp}
-    return Response(content, status_code=status, headers=headers, media_type="text/html")
-
-
 async def subscribe(web: Web, state: _State, request: Request) -> Response:
     t = _words(web, request)
     settings = web.config.signup
@@ -102,7 +96,7 @@ async def subscribe(web: Web, state: _State, request: Request) -> Response:
             csp = csp.replace(
                 "form-action 'self'", f"form-action 'self' {parts.scheme}://{parts.netloc}"
             )
-        return _html(content, csp=csp)
+        return web.html(content, csp=csp)
     as_json = request.headers.get("content-type", "").split(";")[0].strip() == "application/json"
     try:
         body = await read_body(request, BODY_LIMIT)
@@ -144,7 +138,7 @@ async def subscribe(web: Web, state: _State, request: Request) -> Response:
                 status_code=503,
                 headers={**NO_STORE, "Retry-After": "60"},
             )
-        response = _html(pages.unavailable(web.company, t), 503)
+        response = web.html(pages.unavailable(web.company, t), 503)
         response.headers["Retry-After"] = "60"
         return response
     web.metrics.requests.labels("subscribe").inc()
@@ -157,14 +151,14 @@ async def subscribe(web: Web, state: _State, request: Request) -> Response:
                 status_code=429,
                 headers={**NO_STORE, **retry},
             )
-        response = _html(pages.too_many(web.company, t), 429)
+        response = web.html(pages.too_many(web.company, t), 429)
         response.headers.update(retry)
         return response
     if as_json:
         return JSONResponse({"status": "pending"}, headers=NO_STORE)
     if settings.redirect_url:
         return RedirectResponse(settings.redirect_url, status_code=303, headers=NO_STORE)
-    return _html(pages.check_inbox(web.company, t))
+    return web.html(pages.check_inbox(web.company, t))
 
 
 async def challenge(web: Web, state: _State, request: Request) -> Response:
@@ -192,10 +186,10 @@ async def confirm(web: Web, state: _State, request: Request) -> Response:
                 raise HTTPException(404)
             t = _words(web, request, found.locale)
             if found.outcome is ConfirmOutcome.EXPIRED:
-                return _html(pages.expired(web.company, t), 410)
+                return web.html(pages.expired(web.company, t), 410)
             if found.outcome is ConfirmOutcome.AGAIN:
-                return _html(pages.confirmed(web.company, t))
-            return _html(pages.confirm_form(web.company, found.email, t))
+                return web.html(pages.confirmed(web.company, t))
+            return web.html(pages.confirm_form(web.company, found.email, t))
         await read_body(request, 4096)
         outcome, shown = await run_in_threadpool(
             lambda: state.desk.confirm(
@@ -209,7 +203,7 @@ async def confirm(web: Web, state: _State, request: Request) -> Response:
         raise
     except Exception as exc:
         log.error("confirmation not stored: %s", describe(exc))
-        response = _html(pages.unavailable(web.company, t), 503)
+        response = web.html(pages.unavailable(web.company, t), 503)
         response.headers["Retry-After"] = "60"
         return response
     if outcome is ConfirmOutcome.UNKNOWN:
@@ -217,10 +211,10 @@ async def confirm(web: Web, state: _State, request: Request) -> Response:
     if shown is not None:
         t = _words(web, request, shown.locale)
     if outcome is ConfirmOutcome.EXPIRED:
-        return _html(pages.expired(web.company, t), 410)
+        return web.html(pages.expired(web.company, t), 410)
     web.metrics.requests.labels("confirm").inc()
     web.metrics.classes.labels("confirm", outcome.value).inc()
-    return _html(pages.confirmed(web.company, t))
+    return web.html(pages.confirmed(web.company, t))
 
 
 def _values(body: bytes, as_json: bool) -> dict[str, object]:
@@ -248,4 +242,4 @@ def _refuse(web: Web, t: Words, as_json: bool, field: str, message: str, status:
         return JSONResponse(
             {"error": message, "field": field}, status_code=status, headers=NO_STORE
         )
-    return _html(pages.signup_refused(web.company, message, t), status)
+    return web.html(pages.signup_refused(web.company, message, t), status)
