@@ -23,8 +23,8 @@ from typing import Any
 
 from dripper.errors import ConfigError, InputError, Problem
 from dripper.money import check_currency
+from dripper.settings import SCHEMA as _SCHEMA
 from dripper.settings import (
-    SCHEMA,
     TOPIC_NAME,
     ApiSettings,
     BouncesSettings,
@@ -37,6 +37,13 @@ from dripper.settings import (
     SignupSettings,
     TrackingSettings,
     TransportSettings,
+    _schema_of,
+)
+from dripper.settings_personal import (
+    PERSONAL_SECTIONS,
+    Person,
+    TasksSettings,
+    WebhooksSettings,
 )
 
 __all__ = [
@@ -48,17 +55,21 @@ __all__ = [
     "ConsentSettings",
     "DkimSettings",
     "FrequencyCap",
+    "Person",
     "ReferralsSettings",
     "RepliesSettings",
     "ServeSettings",
     "SignupSettings",
+    "TasksSettings",
     "TrackingSettings",
     "TransportSettings",
+    "WebhooksSettings",
     "find_config",
     "load_config",
 ]
 
 CONFIG_NAME = "config.toml"
+SCHEMA = {**_SCHEMA, **{name: _schema_of(cls) for name, cls in PERSONAL_SECTIONS.items()}}
 
 
 FREE_FORM = {"company", "topics"}  # any keys; templates see them as company.*
@@ -102,6 +113,8 @@ class Config:
     serve: ServeSettings = field(default_factory=ServeSettings)
     signup: SignupSettings = field(default_factory=SignupSettings)
     consent: ConsentSettings = field(default_factory=ConsentSettings)
+    tasks: TasksSettings = field(default_factory=TasksSettings)
+    webhooks: WebhooksSettings = field(default_factory=WebhooksSettings)
     # `[topics]`: name -> label, in the file's order (DESIGN 13)
     topics: Mapping[str, str] = field(default_factory=dict)
     language: str = "en"  # `[company] language`: pages and footers without a locale
@@ -295,6 +308,8 @@ def _build(path: Path | None, base: Path, data: dict[str, Any], text: str = "") 
         serve=ServeSettings(**section_dict("serve")),
         signup=SignupSettings(**section_dict("signup")),
         consent=ConsentSettings(**section_dict("consent")),
+        tasks=TasksSettings(**section_dict("tasks")),
+        webhooks=WebhooksSettings(**section_dict("webhooks")),
         topics=topics,
         language=language,
         cadence=get("project", "cadence"),

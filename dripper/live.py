@@ -71,11 +71,15 @@ def load_version(config: Config) -> Version | list[str]:
     campaigns, problems = load_campaigns(
         config.campaigns_dir, config.templates_dir, display_base=Path.cwd()
     )
+    if not problems:  # an assignee or a webhook host config.toml does not know (DESIGN 16)
+        from dripper.campaigns.personal import personal_problems
+
+        problems = personal_problems(campaigns, config.tasks, config.webhooks)
     if problems:
         return [str(p) for p in problems]
     renderer = Renderer(config, recheck_seconds=FROZEN)
     found: list[str] = []
-    for template in sorted({step.template for c in campaigns for step in c.steps}):
+    for template in sorted({s.template for c in campaigns for s in c.steps if not s.personal}):
         try:
             renderer.template(template)
         except DripperError as exc:

@@ -66,6 +66,7 @@ class Runner:
     async def run_once(self, now: datetime, *, stop: asyncio.Event | None = None) -> Report:
         """Plan, send what is due, take in what came back. `stop` (SIGTERM) is honoured
         between batches: a batch in flight is finished and recorded."""
+        from dripper.services.digests import send_digests
         from dripper.services.signups import send_confirmations
 
         report = self.planner.plan(now)
@@ -81,5 +82,14 @@ class Runner:
             limiter=sender.limiter,
         )
         report.add(await sender.send_due(now, stop=stop))
+        # The people's morning digests of their tasks, after this pass made today's.
+        report.digests += await send_digests(
+            self.config,
+            self.store,
+            renderer=sender.renderer,
+            transport=sender.transport,
+            signer=sender.signer,
+            now=now,
+        )
         report.add(await self.listener.listen(now, transport=self.sender.transport))
         return report

@@ -55,6 +55,7 @@ class TokenKind(enum.StrEnum):
     ANSWER = "a"
     REFERRAL = "r"
     SIGNUP = "s"
+    TASK = "t"  # a task's one-click "done" link in a person's digest (DESIGN 16)
 
 
 # How many dot-separated parts each kind's message has (key id and kind included).
@@ -65,6 +66,7 @@ _PARTS = {
     TokenKind.ANSWER: 5,
     TokenKind.REFERRAL: 3,
     TokenKind.SIGNUP: 3,
+    TokenKind.TASK: 3,
 }
 _KINDS = {kind.value: kind for kind in TokenKind}
 QUESTION = re.compile(r"[a-z][a-z0-9_]{0,39}")  # becomes a customer attribute name
@@ -162,6 +164,10 @@ class Keyring:
     def sign_signup(self, key: str) -> str:
         """A pending signup's confirm link: it names the signup's random key only."""
         return self._sign(f"{self._prefix}s.{_checked_delivery(key)}")
+
+    def sign_task(self, key: str) -> str:
+        """A task's "done" link: it names the task's random link key only."""
+        return self._sign(f"{self._prefix}t.{_checked_delivery(key)}")
 
     def _sign(self, message: str) -> str:
         return f"{message}.{self._mac.sign(message.encode('ascii'))}"

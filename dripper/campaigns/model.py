@@ -7,7 +7,7 @@ kept where a later error must point back at the file (expressions carry their ow
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
@@ -70,9 +70,20 @@ class Goal:
 
 
 @dataclass(frozen=True)
+class Webhook:
+    """`webhook: {url: ..., body: {...}}` (DESIGN 16): a JSON POST handing the step to another
+    system; every string in `body` is a template rendered per customer."""
+
+    url: str
+    body: Mapping[str, Any]
+    line: int  # of `webhook:`, for check's messages
+
+
+@dataclass(frozen=True)
 class Step:
-    """One email of a campaign, due `after` the enrollment (not the previous step; 0 when the
-    file leaves it out)."""
+    """One step of a campaign, due `after` the enrollment (not the previous step; 0 when the
+    file leaves it out): an email (`template:`), a task for a person (`task:`) or a webhook
+    (`webhook:`)."""
 
     id: str
     after: Span
@@ -84,6 +95,47 @@ class Step:
     # A receipt-like email (a first-purchase thank-you) that must go at once: it ignores the
     # frequency cap and quiet hours, never an unsubscribe or a suppression.
     transactional: bool = False
+    # DESIGN 16: `task:` (a template of one line), its `assignee` (a key of [tasks] people;
+    # None: the first) and `due` (how long the person has); or `webhook:`.
+    task: str | None = None
+    assignee: str | None = None
+    assignee_line: int | None = None
+    due: Span | None = None
+    webhook: Webhook | None = None
+
+    @property
+    def kind(self) -> str:
+        """What the step does when it falls due: "email", "task" or "webhook"."""
+        if self.task is not None:
+            return "task"
+        return "webhook" if self.webhook is not None else "email"
+
+    @property
+    def personal_sources(self) -> tuple[str, ...]:
+        """The templates of a task's text or of a webhook's body (none for an email)."""
+        if self.task is not None:
+            return (self.task,)
+        if self.webhook is not None:
+            return tuple(text for _where, text in template_strings(self.webhook.body))
+        return ()
+
+    @property
+    def personal(self) -> bool:
+        """A task or a webhook: not an email, so neither the unsubscribe nor the frequency
+        cap nor quiet hours apply (a complaint or a `forget` still end it)."""
+        return self.kind != "email"
+
+
+def template_strings(value: object, where: str = "") -> Iterator[tuple[str, str]]:
+    """Every string in a webhook body, with its path (`card.message`, `lines.0`)."""
+    if isinstance(value, str):
+        yield where or "body", value
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from template_strings(item, f"{where}.{key}" if where else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from template_strings(item, f"{where}.{i}" if where else str(i))
 
 
 @dataclass(frozen=True)

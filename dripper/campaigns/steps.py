@@ -8,16 +8,32 @@ import difflib
 import re
 from collections.abc import Iterable
 from pathlib import Path, PurePosixPath, PureWindowsPath
+from typing import Any
 
 from jinja2 import TemplateError, TemplateSyntaxError, nodes
 from jinja2.sandbox import SandboxedEnvironment
 
 from dripper.campaigns.expressions import Expression, ExpressionError
 from dripper.campaigns.model import Step
+from dripper.campaigns.personal_steps import read_assignee, read_due, read_task, read_webhook
 from dripper.campaigns.yamlnodes import Entry, NodeReader
 from dripper.timeparse import Span
 
-STEP_KEYS = ("id", "after", "send_at", "if", "subject", "template", "transactional")
+STEP_KEYS = (
+    "id",
+    "after",
+    "send_at",
+    "if",
+    "subject",
+    "template",
+    "transactional",
+    "task",
+    "assignee",
+    "due",
+    "webhook",
+)
+EMAIL_ONLY = ("subject", "template", "transactional")
+TASK_ONLY = ("assignee", "due")
 STEP_ID = re.compile(r"[a-z0-9-]+")
 TEMPLATE_SUFFIXES = (".mjml", ".html")
 
@@ -127,6 +143,20 @@ def read_steps(reader: NodeReader, entry: Entry, templates: TemplateFolder) -> t
             previous = (item, after, written)
         send_at = reader.time_of_day(fields["send_at"]) if "send_at" in fields else None
         condition = read_expression(reader, fields["if"]) if "if" in fields else None
+        if "task" in fields or "webhook" in fields:
+            personal = _personal(reader, item, fields)
+            if len(reader.problems) > before or step_id is None or after is None:
+                continue
+            if personal is not None:
+                steps.append(
+                    Step(step_id, after, send_at, condition, (), "", item.line, **personal)
+                )
+            continue
+        for key in TASK_ONLY:
+            if key in fields:
+                reader.problem(
+                    fields[key].line, fields[key].key, f"'{key}' belongs to a task step (task:)"
+                )
         subjects = _subjects(reader, item, fields)
         template = _template(reader, item, fields, templates)
         transactional = False
@@ -147,6 +177,45 @@ def read_steps(reader: NodeReader, entry: Entry, templates: TemplateFolder) -> t
             )
         )
     return tuple(steps)
+
+
+def _personal(reader: NodeReader, item: Entry, fields: dict[str, Entry]) -> dict[str, Any] | None:
+    """A task step's or a webhook step's own fields (DESIGN 16); None when one is wrong."""
+    if "task" in fields and "webhook" in fields:
+        reader.problem(
+            fields["webhook"].line,
+            f"{item.key}.webhook",
+            "a step is a task or a webhook, not both: make two steps",
+        )
+        return None
+    kind = "task" if "task" in fields else "webhook"
+    for key in EMAIL_ONLY:
+        if key in fields:
+            reader.problem(
+                fields[key].line,
+                fields[key].key,
+                f"a {kind} step has no '{key}': it is not an email (remove '{key}', or "
+                f"'{kind}' to make the step an email)",
+            )
+    if kind == "webhook":
+        for key in TASK_ONLY:
+            if key in fields:
+                reader.problem(
+                    fields[key].line, fields[key].key, f"'{key}' belongs to a task step (task:)"
+                )
+        webhook = read_webhook(reader, fields["webhook"])
+        return None if webhook is None else {"webhook": webhook}
+    task = read_task(reader, fields["task"])
+    assignee = read_assignee(reader, fields["assignee"]) if "assignee" in fields else None
+    due = read_due(reader, fields["due"]) if "due" in fields else None
+    if task is None:
+        return None
+    return {
+        "task": task,
+        "assignee": assignee,
+        "assignee_line": fields["assignee"].line if "assignee" in fields else None,
+        "due": due,
+    }
 
 
 def _step_id(
@@ -218,7 +287,8 @@ def _template(
         reader.problem(
             item.line,
             f"{item.key}.template",
-            "missing 'template' (a file in the templates folder, like welcome.mjml)",
+            "missing 'template' (a file in the templates folder, like welcome.mjml; or "
+            "'task:' for a task for a person, 'webhook:' to hand the step to another system)",
         )
         return None
     entry = fields["template"]

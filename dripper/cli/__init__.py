@@ -32,6 +32,7 @@ COMMANDS = {
     "serve": "dripper.cli.serve:serve",
     "inbound": "dripper.cli.inbound:inbound",
     "stats": "dripper.cli.stats:stats",
+    "tasks": "dripper.cli.tasks:tasks",
 }
 
 

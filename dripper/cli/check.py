@@ -75,6 +75,11 @@ def check(as_json: bool, strict: bool, no_spamassassin: bool) -> None:
                 )
             )
 
+    from dripper.cli import check_personal  # tasks and webhooks against config (DESIGN 16)
+
+    problems += check_personal.config_problems(config, campaigns)
+    warnings += check_personal.config_warnings(config, campaigns)
+
     samples = []
     if not config.samples_path.is_file():
         warnings.append(
@@ -190,6 +195,12 @@ def _render_all(
             continue  # rendered, each would fail for the same reason
         for step in campaign.steps:
             reached = [c for c in samples if reaches(campaign, step, c, now=now)]
+            if step.personal:  # a task or a webhook: its text, no email (DESIGN 16)
+                from dripper.cli.check_personal import render_problems
+
+                shown = reached or samples[:1]
+                found += render_problems(renderer, campaign, step, shown, now=now, event=event)
+                continue
             if not reached:
                 try:
                     renderer.template(step.template)  # its syntax, at least

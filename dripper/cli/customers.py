@@ -128,12 +128,8 @@ def add(
 MAX_NOTE = 2000  # characters: a note is a line or a paragraph, not a document
 
 
-@customers.command()
-@click.argument("email")
-@click.argument("text")
-@config_option
-def note(email: str, text: str) -> None:
-    """Add a dated note to a customer's sheet (`customers show` lists them)."""
+def clean_note(text: str) -> str:
+    """A note as stored (a customer's, or a closed task's): trimmed plain text."""
     cleaned = text.strip()
     if not cleaned:
         raise InputError("the note is empty: write what you want to remember")
@@ -141,6 +137,16 @@ def note(email: str, text: str) -> None:
         raise InputError(f"the note has {len(cleaned):,} characters: at most {MAX_NOTE:,}")
     if any(not (ch.isprintable() or ch in "\n\t") for ch in cleaned):
         raise InputError("the note holds control characters: write plain text")
+    return cleaned
+
+
+@customers.command()
+@click.argument("email")
+@click.argument("text")
+@config_option
+def note(email: str, text: str) -> None:
+    """Add a dated note to a customer's sheet (`customers show` lists them)."""
+    cleaned = clean_note(text)
     address = _address(email)
     ctx = app()
     if not ctx.store().add_note(address, cleaned, now=ctx.now(), source="customers note"):

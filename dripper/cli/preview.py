@@ -66,10 +66,21 @@ def preview(
     now = ctx.now()
     project = Project.load(ctx.config, now=now)
     chosen = project.campaign(campaign)
+    chosen_step = project.step(chosen, step)
+    if chosen_step.personal:  # a task or a webhook (DESIGN 16): what it would make
+        from dripper.preview.build import personal_preview
+
+        renderer = Renderer(ctx.config, preview=True)
+        shown = personal_preview(renderer, chosen, chosen_step, project.customer(email), now=now)
+        if output is not None:
+            output.write_text(shown + "\n")
+        else:
+            click.echo(shown)
+        return
     email_ = render(
         Renderer(ctx.config, preview=True),
         chosen,
-        project.step(chosen, step),
+        chosen_step,
         project.customer(email),
         now=now,
         edition=project.edition(chosen, edition),

@@ -127,6 +127,9 @@ def print_report(report: Report, *, as_json: bool, dry_run: bool = False) -> Non
                     "inbound": report.inbound,
                     "forwarded": report.forwarded,
                     "confirmations": report.confirmations,
+                    "tasks": report.tasks,
+                    "webhooks": report.webhooks,
+                    "digests": report.digests,
                     "mailbox": report.mailbox,
                     "warnings": report.warnings,
                     "deliveries": [

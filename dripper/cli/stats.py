@@ -190,6 +190,17 @@ def _print(console: Console, report: dict[str, Any]) -> None:
                 f"Second sale, {who}: {group['bought_again']:,} of {group['customers']:,} "
                 f"bought again ({_pct(group['share'])}){after}"
             )
+    for row in report.get("tasks", []):  # tasks for a person (DESIGN 16)
+        console.print(
+            f"Tasks {row['campaign']}/{row['step']}: {row['created']:,} created, "
+            f"{row['done']:,} done, {row['skipped']:,} skipped, {row['overdue']:,} overdue"
+            + (f", {row['cancelled']:,} cancelled" if row["cancelled"] else "")
+        )
+    for row in report.get("webhooks", []):
+        console.print(
+            f"Webhook {row['campaign']}/{row['step']}: {row['delivered']:,} delivered, "
+            f"{row['retrying']:,} retrying, {row['failed']:,} failed"
+        )
     for topic in report.get("topics", []):
         console.print(f"Topic {topic['topic']} ({topic['label']}): {topic['left']:,} left it")
     listening = report["listening"]

@@ -81,6 +81,21 @@ def timeline_json(timeline: Timeline) -> dict[str, Any]:
             {"at": at.isoformat(), "text": text, "source": source}
             for at, text, source in timeline.notes
         ],
+        "tasks": [
+            {
+                "id": task.id,
+                "text": task.text,
+                "assignee": task.assignee,
+                "campaign": task.campaign,
+                "step": task.step,
+                "created": task.created_at.isoformat(),
+                "due": task.due_at.isoformat(),
+                "status": task.status,
+                "closed": task.closed_at.isoformat() if task.closed_at else None,
+                "note": task.note,
+            }
+            for task in timeline.tasks
+        ],
     }
 
 
@@ -133,6 +148,14 @@ def print_timeline(timeline: Timeline) -> None:
     ]
     for at, text, source in timeline.notes:  # notes on the sheet (DESIGN 16)
         rows.append((at, "note", text, source))
+    for task in timeline.tasks:  # tasks for a person, closed ones with their notes
+        if task.closed_at is None:
+            detail = f"#{task.id} open for {task.assignee}, due {task.due_at:%Y-%m-%d}"
+            rows.append((task.created_at, "task", task.text, detail))
+        else:
+            detail = f"#{task.id} {task.status} ({task.closed_by})"
+            detail += f": {task.note}" if task.note else ""
+            rows.append((task.closed_at, "task", task.text, detail))
     for change in timeline.consent:  # the consent record (DESIGN 13)
         said = [change.source] if change.source else []
         if change.ip:

@@ -67,6 +67,7 @@ class PlannedSend:
     due_at: datetime
     variant: int
     skip_reason: str | None = None  # planned already too late to be worth sending
+    kind: str = "email"  # or "task", "webhook" (DESIGN 16): what an unsubscribe spares
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,7 @@ def _sends(
                 skip_reason=f"too late: due {due:%Y-%m-%d %H:%M} UTC, planned later"
                 if late
                 else None,
+                kind=step.kind,
             )
         )
     return tuple(sends)
@@ -371,12 +372,22 @@ def send_decision(
     quiet_hours: tuple[time, time] | None,
     cap: FrequencyCap | None,
     recent_sends: Sequence[datetime],
+    suppression: str | None = None,
 ) -> SendDecision:
     """The checks made when a send falls due (DESIGN 7), in order of finality.
 
     `recent_sends` are this customer's non-transactional sends within the cap period. A
     transactional campaign or step (a receipt-like thank-you) ignores the cap and quiet hours.
+    A task or a webhook step (DESIGN 16) is not an email: `personal_decision` decides it.
     """
+    if step.personal:
+        return personal_decision(
+            campaign=campaign,
+            step=step,
+            suppression=suppression,
+            enrollment_status=enrollment_status,
+            ctx=ctx,
+        )
     if suppressed or customer.unsubscribed:
         reason = "unsubscribed" if customer.unsubscribed else "suppressed"
         return SendDecision(Verdict.CANCEL, reason)
@@ -405,6 +416,37 @@ def send_decision(
     until = after_quiet_hours(until, quiet_hours, tz)
     if until > now:
         return SendDecision(Verdict.DEFER, "frequency cap or quiet hours", until)
+    return SendDecision(Verdict.SEND)
+
+
+# What ends a task or a webhook step: a complaint (the person wants nothing more from the
+# shop) or an erasure. An unsubscribe from email, a bounce or a manual suppression does not:
+# a card is not an email, and the task says they left the emails.
+ENDS_PERSONAL = frozenset({"complained", "forgotten"})
+
+
+def personal_decision(
+    *,
+    campaign: Campaign,
+    step: Step,
+    suppression: str | None,
+    enrollment_status: EnrollmentStatus,
+    ctx: Mapping[str, Any],
+) -> SendDecision:
+    """A task or a webhook step that fell due: planned, timed and checked (`if`, audience,
+    the enrollment's end) like an email; no consent to email, topic, cap or quiet hours."""
+    if suppression in ENDS_PERSONAL:
+        return SendDecision(Verdict.CANCEL, f"suppressed: {suppression}")
+    if enrollment_status is not EnrollmentStatus.ACTIVE:
+        return SendDecision(Verdict.CANCEL, f"enrollment {enrollment_status.value}")
+    warnings: list[str] = []
+    if step.condition is not None and not _holds(step.condition, ctx, warnings):
+        return SendDecision(
+            Verdict.SKIP, warnings[0] if warnings else f"if: {step.condition.source}"
+        )
+    if campaign.audience is not None and not _holds(campaign.audience, ctx, warnings):
+        reason = warnings[0] if warnings else f"audience: {campaign.audience.source}"
+        return SendDecision(Verdict.SKIP, reason)
     return SendDecision(Verdict.SEND)
 
 

@@ -20,8 +20,10 @@ SOURCES = (
     "web/app.py",
     "services/signups.py",
     "render/renderer.py",
+    "web/tasks.py",
+    "services/digests.py",
 )
-TEMPLATES = ("scaffold/templates/confirm.mjml",)
+TEMPLATES = ("scaffold/templates/confirm.mjml", "scaffold/templates/digest.mjml")
 CALLS = {"t": 0, "_para": 1, "words_for": 0}  # function name -> position of the message
 
 

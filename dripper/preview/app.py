@@ -102,7 +102,7 @@ def make_app(
     from starlette.responses import HTMLResponse, JSONResponse
     from starlette.routing import Route
 
-    from dripper.preview.build import Project, render
+    from dripper.preview.build import Project, personal_preview, render
     from dripper.render.renderer import Renderer
 
     renderer = Renderer(config, preview=True, tracking=False)
@@ -134,7 +134,7 @@ def make_app(
         for campaign in project.campaigns:
             steps = "".join(
                 f"<li><a href='/c/{_q(campaign.name)}/{_q(step.id)}'>{html.escape(step.id)}</a>"
-                f" · {html.escape(' | '.join(step.subjects))}</li>"
+                f" · {html.escape(' | '.join(step.subjects) or step.kind)}</li>"
                 for step in campaign.steps
             )
             editions = (
@@ -162,6 +162,9 @@ def make_app(
         title = f"{request.path_params['campaign']} / {request.path_params['step']}"
         try:
             campaign, step, customer, edition, variant = chosen(request, project)
+            if step.personal:  # a task or a webhook (DESIGN 16): what it would make
+                shown = personal_preview(renderer, campaign, step, customer, now=now())
+                return page(title, f"<pre id='text'>{html.escape(shown)}</pre>")
             email = render(
                 renderer, campaign, step, customer, now=now(), edition=edition, variant=variant
             )
@@ -215,6 +218,8 @@ def make_app(
         project = load()
         try:
             campaign, step, customer, edition, variant = chosen(request, project)
+            if step.personal:  # no email to show: the step page shows what it makes
+                raise DripperError(f"{campaign.name}/{step.id} is a {step.kind}, not an email")
             email = render(
                 renderer, campaign, step, customer, now=now(), edition=edition, variant=variant
             )

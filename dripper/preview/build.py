@@ -131,6 +131,43 @@ def render(
     )
 
 
+def personal_preview(
+    renderer: Renderer, campaign: Campaign, step: Step, customer: Customer, *, now: datetime
+) -> str:
+    """What a task step would put on a person's list, or what a webhook step would POST,
+    for `customer` (DESIGN 16): nothing is made or sent."""
+    import json
+
+    from dripper.campaigns.personal_steps import DEFAULT_DUE, body_shape
+    from dripper.campaigns.samplecheck import sample_event
+
+    event = sample_event(campaign, now)
+
+    def text(source: str, what: str) -> str:
+        return renderer.text_of(campaign, step, customer, source, now=now, event=event, what=what)
+
+    if step.webhook is not None:
+
+        def body(value: object) -> object:
+            if isinstance(value, str):
+                return text(value, "webhook body")
+            if isinstance(value, dict):
+                return {k: body(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [body(v) for v in value]
+            return value
+
+        shown = json.dumps(body_shape(body(step.webhook.body)), indent=2, ensure_ascii=False)
+        return f"POST {step.webhook.url} (signed, X-Dripper-Signature)\n{shown}"
+    person = renderer.config.tasks.person(step.assignee)
+    who = person.key if person else f"{step.assignee or 'nobody'} (not in [tasks] people)"
+    due = step.due or DEFAULT_DUE
+    return (
+        f"task for {who} about {customer.email}, due {due} after it is made:\n"
+        f"  {text(step.task or '', 'task')}"
+    )
+
+
 def _stored_customer(config: Config, email: str) -> Customer | None:
     """A customer from the database, if there is one (only then is the store loaded)."""
     from dripper.store.engine import parse_url

@@ -266,6 +266,39 @@ class Renderer:
             found = self._senders[own] = Address.parse(own, f"{campaign.file}: from")
         return found
 
+    def text_of(
+        self,
+        campaign: CampaignLike,
+        step: StepLike,
+        customer: Customer,
+        source: str,
+        *,
+        now: datetime,
+        event: EventFacts | None = None,
+        what: str = "task",
+    ) -> str:
+        """A task's text or a string of a webhook's body (DESIGN 16) for `customer`: the
+        text sandbox and the emails' context (no links: nothing here is tracked), each
+        source compiled once. A failure is a RenderError at the step's line."""
+        context = self._context(campaign, step, customer, now, "", None)
+        context["event"] = None if event is None else Record("event", _plain(event.as_context()))
+        file, line = campaign.file, step.line
+        template = self._subjects.get(source)
+        if template is None:
+            try:
+                template = self.text_env.from_string(source)
+            except TemplateSyntaxError as exc:
+                raise RenderError(
+                    f"{what}: template syntax: {exc.message}", file=file, line=line
+                ) from None
+            self._subjects[source] = template
+        try:
+            return run(template, context, self.limits).strip()
+        except RenderError as exc:
+            raise type(exc)(f"{what}: {exc.message}", file=file, line=line) from None
+        except Exception as exc:
+            raise RenderError(f"{what}: {exc}", file=file, line=line) from exc
+
     def subject(
         self, campaign: CampaignLike, step: StepLike, context: dict[str, Any], variant: int = 0
     ) -> str:
@@ -367,6 +400,10 @@ class Renderer:
         for step in campaign.steps:
             if any(lines(subject) for subject in step.subjects):
                 found.append(Problem(campaign.file, step.line, f"steps.{step.id}.subject", why))
+            if step.personal:  # a task's text, a webhook's body (DESIGN 16)
+                if any(lines(text) for text in step.personal_sources):
+                    found.append(Problem(campaign.file, step.line, f"steps.{step.id}", why))
+                continue
             try:
                 files = self.template_files(step.template)
             except (RenderError, OSError):

@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from dripper.store import Store
     from dripper.store.deliveries import DueSend, SendResult
     from dripper.transport.base import Transport
+    from dripper.transport.webhook import WebhookClient
 
 log = logging.getLogger("dripper.run")
 # DKIM signatures made at once, beside the rendering: two threads keep up with one
@@ -86,6 +87,7 @@ class Sender:
         # the moment the database answers again (`settle`), before anything else.
         self.parked = Parked()
         self._signing: ThreadPoolExecutor | None = None  # DKIM, begun at the first signature
+        self.webhooks = _webhook_client(config)  # webhook steps' POSTs (DESIGN 16)
 
     def use(self, campaigns: Sequence[Campaign], renderer: Renderer) -> None:
         """Another version of the campaigns and the templates, from the next batch on."""
@@ -99,6 +101,7 @@ class Sender:
     async def close(self) -> None:
         """The transport's connections closed, the signing threads ended."""
         await self.transport.close()
+        await self.webhooks.close()
         if self._signing is not None:
             self._signing.shutdown(wait=True)
             self._signing = None
@@ -315,6 +318,7 @@ class Sender:
         # render and send concurrently.
         results: dict[int, SendResult] = {}
         to_send: list[tuple[DueSend, Campaign, Any, Edition | None]] = []
+        personal: list[tuple[DueSend, Campaign, Any]] = []  # tasks and webhooks (DESIGN 16)
         for send in due:
             campaign = self.by_name.get(send.campaign)
             step = campaign.step(send.step) if campaign is not None else None
@@ -338,8 +342,11 @@ class Sender:
                 quiet_hours=self.config.quiet_hours,
                 cap=cap,
                 recent_sends=recent.get(send.customer.id, []),
+                suppression=send.suppression,
             )
-            if decision.verdict is Verdict.SEND:
+            if decision.verdict is Verdict.SEND and step.personal:
+                personal.append((send, campaign, step))
+            elif decision.verdict is Verdict.SEND:
                 if not (campaign.transactional or step.transactional):
                     recent.setdefault(send.customer.id, []).append(now)
                 to_send.append((send, campaign, step, edition))
@@ -353,8 +360,16 @@ class Sender:
                 )
                 results[send.id] = SendResult(send.id, status, decision.reason)
 
-        ready = self._render_all(to_send, results, now)
         recorded: set[int] = set()
+        if personal:
+            from dripper.services import personal as steps
+
+            made = await steps.handle(
+                self, self.renderer, personal, now, webhooks=self.webhooks, dry=dry
+            )
+            results.update((r.id, r) for r in made)
+            recorded.update(() if dry else (r.id for r in made))
+        ready = self._render_all(to_send, results, now)
         if dry:
             for send, _data in ready:
                 results[send.id] = SendResult(send.id, SendStatus.SENT, "dry run: not sent")
@@ -364,6 +379,10 @@ class Sender:
                 recorded.add(result.id)
         ordered = [results[d.id] for d in due]
         for send, result in zip(due, ordered, strict=True):
+            if send.kind != "email" and result.status is SendStatus.SENT:
+                report.tasks += send.kind == "task"
+                report.webhooks += send.kind == "webhook"
+                continue
             _count(report, result)
             if result.status is SendStatus.SENT:
                 report.deliveries.append(
@@ -442,6 +461,19 @@ class Sender:
         from dripper.services.sending import send_batch
 
         return await send_batch(self, ready, now)
+
+def _webhook_client(config: Config) -> WebhookClient:
+    from dripper.transport.webhook import WebhookClient
+
+    hooks = config.webhooks
+    return WebhookClient(
+        allowed_hosts=hooks.allowed_hosts,
+        secret=config.secret(hooks.secret_env),
+        secret_env=hooks.secret_env,
+        timeout=hooks.timeout,
+        max_answer=hooks.max_answer,
+    )
+
 
 class _Editions:
     """Which edition each newsletter run used, read once per batch and campaign."""

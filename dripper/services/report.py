@@ -19,6 +19,9 @@ _COUNTS = (
     "recorded",
     "duplicates",
     "confirmations",
+    "tasks",
+    "webhooks",
+    "digests",
 )
 
 
@@ -38,6 +41,9 @@ class Report:
     recorded: int = 0  # events stored (bulk ingestion)
     duplicates: int = 0  # events whose type and id were recorded before: nothing changed
     confirmations: int = 0  # signups' confirmation emails sent (DESIGN 13)
+    tasks: int = 0  # tasks made for a person (DESIGN 16)
+    webhooks: int = 0  # webhook steps the receiver accepted
+    digests: int = 0  # the people's morning digests of their tasks
     mailbox: str | None = None  # the reply mailbox's trouble, if it has any
     warnings: list[str] = field(default_factory=list)
     deliveries: list[tuple[datetime, str, str, str, str]] = field(default_factory=list)
@@ -66,6 +72,13 @@ class Report:
             parts.append(f"{self.forwarded} forwarded")
         if self.confirmations:
             parts.append(f"{self.confirmations} signup confirmation(s)")
+        for name, label in (
+            ("tasks", "task(s)"),
+            ("webhooks", "webhook(s)"),
+            ("digests", "digest(s)"),
+        ):
+            if getattr(self, name):
+                parts.append(f"{getattr(self, name)} {label}")
         if self.mailbox:
             parts.append(f"mailbox: {self.mailbox}")
         return ", ".join(parts)

@@ -49,6 +49,7 @@ def collect(
         )
 
     def the_rest(conn: Connection) -> tuple[Any, ...]:
+        from dripper.store import tasks, webhooks
         from dripper.store.consent import topic_choices
 
         return (
@@ -56,6 +57,8 @@ def collect(
             stats.waiting_replies(conn),
             stats.silent(conn, cadence=cadence, now=now, limit=SHOWN) if cadence else None,
             topic_choices(conn) if topics else [],
+            tasks.step_counts(conn, now=now),
+            webhooks.outcomes(conn),
         )
 
     with store.readers(2, scans=True) as (one, other):
@@ -63,15 +66,19 @@ def collect(
             with ThreadPoolExecutor(max_workers=1) as pool:
                 later = pool.submit(the_rest, other)
                 rows, converted, answers = sends(one)
-                second, waiting, silent, chosen = later.result()
+                second, waiting, silent, chosen, made, posted = later.result()
         else:
             rows, converted, answers = sends(one)
-            second, waiting, silent, chosen = the_rest(other)
+            second, waiting, silent, chosen, made, posted = the_rest(other)
     for key, found in converted.items():
         row = rows.setdefault(key, Funnel())
         row.conversions, row.revenue, row.refunds = found.count, found.revenue, found.refunds
         row.revenue_other = dict(found.revenue_other)
-    order = {c.name: [s.id for s in c.steps] for c in campaigns if campaign in (None, c.name)}
+    order = {
+        c.name: [s.id for s in c.steps if not s.personal]  # tasks and webhooks: below
+        for c in campaigns
+        if campaign in (None, c.name)
+    }
     variants = {(c.name, s.id): len(s.subjects) for c in campaigns for s in c.steps}
     report: dict[str, Any] = {"campaigns": _campaigns(rows, order, variants), "currency": currency}
     report["second_sale"] = [
@@ -110,6 +117,8 @@ def collect(
             }
             for name, label in topics.items()
         ]
+    report["tasks"] = _personal(made, campaigns, campaign, "task")  # DESIGN 16
+    report["webhooks"] = _personal(posted, campaigns, campaign, "webhook")
     if silent is not None and cadence is not None:
         count, first = silent
         report["cadence"] = {
@@ -168,6 +177,35 @@ def _campaigns(
                     )
         found.append({"campaign": name, "steps": step_rows, "variants": variant_rows})
     return found
+
+
+def _personal(
+    counts: Mapping[tuple[str, str], Mapping[str, int]],
+    campaigns: Sequence[Campaign],
+    only: str | None,
+    kind: str,
+) -> list[dict[str, Any]]:
+    """Per task (or webhook) step, in the campaigns' order, zeros for one with nothing yet;
+    then steps with history whose campaign or step left the project."""
+    keys: tuple[str, ...] = ("created", "done", "skipped", "overdue", "open", "cancelled")
+    if kind == "webhook":
+        keys = ("delivered", "retrying", "failed", "cancelled", "skipped")
+    known = [
+        (c.name, s.id)
+        for c in campaigns
+        if only in (None, c.name)
+        for s in c.steps
+        if s.kind == kind
+    ]
+    rest = sorted(k for k in counts if k not in known and only in (None, k[0]))
+    return [
+        {
+            "campaign": name,
+            "step": step,
+            **{key: counts.get((name, step), {}).get(key, 0) for key in keys},
+        }
+        for name, step in [*known, *rest]
+    ]
 
 
 def _welcome(campaigns: Sequence[Campaign]) -> list[str]:

@@ -66,6 +66,7 @@ def save_enrollments(
                         "status": (SendStatus.SKIPPED if skipped else SendStatus.PLANNED).value,
                         "reason": send.skip_reason,
                         "variant": send.variant,
+                        "kind": send.kind,
                         "created_at": now,
                         "updated_at": now,
                     }

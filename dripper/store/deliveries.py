@@ -57,6 +57,8 @@ class DueSend:
     enrollment_status: EnrollmentStatus
     event: EventFacts | None
     suppressed: bool
+    suppression: str | None = None  # why (unsubscribed, bounced, complained, ...)
+    kind: str = "email"  # or "task", "webhook" (DESIGN 16)
 
 
 def claim_due(
@@ -149,11 +151,12 @@ def _load_due(
         else {}
     )
     hashes = {address_hash(p.email): cid for cid, p in people.items()}
+    s = suppressions.c
     blocked = {
-        hashes[h]
-        for h in conn.execute(
-            sa.select(suppressions.c.address_hash).where(suppressions.c.address_hash.in_(hashes))
-        ).scalars()
+        hashes[row.address_hash]: row.reason
+        for row in conn.execute(
+            sa.select(s.address_hash, s.reason).where(s.address_hash.in_(hashes))
+        )
     }
     result = []
     for r in rows_:
@@ -173,6 +176,8 @@ def _load_due(
                 enrollment_status=EnrollmentStatus(enrollment.status),
                 event=facts.get(enrollment.event_id) if enrollment.event_id else None,
                 suppressed=r["customer_id"] in blocked,
+                suppression=blocked.get(r["customer_id"]),
+                kind=r["kind"],
             )
         )
     return result
@@ -224,6 +229,7 @@ def recent_sends(
     query = sa.select(o.customer_id, o.sent_at, o.campaign, o.step).where(
         o.customer_id.in_(ids),
         o.status == SendStatus.SENT.value,
+        o.kind == "email",  # a task or a webhook is no email: the cap does not count it
         o.sent_at > since,
         o.campaign.in_(campaigns),
     )

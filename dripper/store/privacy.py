@@ -33,6 +33,7 @@ from dripper.store.schema import (
     events,
     outbox,
     suppressions,
+    tasks,
     tracking_events,
 )
 from dripper.store.sql import chunks, insert_ignoring
@@ -72,20 +73,30 @@ def suppress(
         change = ConsentChange(now, reason.value, Status.UNSUBSCRIBED.value, source)
         consent.record(conn, cid, change)
     # Only what has not started: a row being sent right now finishes, and the send-time
-    # check stops anything that slips through.
+    # check stops anything that slips through. A task or a webhook step is not an email
+    # (DESIGN 16): only a complaint ends it, and its enrollment stays open for it.
+    o = outbox.c
+    planned = sa.and_(o.customer_id == cid, o.status == SendStatus.PLANNED.value)
+    spare = reason is not SuppressionReason.COMPLAINED
     conn.execute(
         sa.update(outbox)
-        .where(outbox.c.customer_id == cid, outbox.c.status == SendStatus.PLANNED.value)
+        .where(planned, o.kind == "email" if spare else sa.true())
         .values(status=SendStatus.CANCELLED.value, reason=why, updated_at=now)
     )
-    conn.execute(
-        sa.update(enrollments)
-        .where(
-            enrollments.c.customer_id == cid,
-            enrollments.c.status == EnrollmentStatus.ACTIVE.value,
-        )
-        .values(status=EnrollmentStatus.CANCELLED.value, ended_at=now, end_reason=why)
+    e = enrollments.c
+    ending = sa.update(enrollments).where(
+        e.customer_id == cid, e.status == EnrollmentStatus.ACTIVE.value
     )
+    if spare:
+        kept = sa.select(o.enrollment_id).where(planned, o.kind != "email")
+        ending = ending.where(e.id.not_in(kept))
+    conn.execute(
+        ending.values(status=EnrollmentStatus.CANCELLED.value, ended_at=now, end_reason=why)
+    )
+    if not spare:
+        from dripper.store import tasks as open_tasks
+
+        open_tasks.cancel_for(conn, cid, reason=why, now=now)
     return True
 
 
@@ -145,6 +156,7 @@ def forget(conn: Connection, email: str, *, now: datetime) -> bool:
         )
     )
     conn.execute(sa.delete(delivery_attempts).where(delivery_attempts.c.outbox_id.in_(theirs)))
+    conn.execute(sa.delete(tasks).where(tasks.c.customer_id == cid))
     for table in (outbox, enrollments, events, consent_records, customer_notes):
         conn.execute(sa.delete(table).where(table.c.customer_id == cid))
     conn.execute(sa.delete(customers).where(customers.c.id == cid))

@@ -10,10 +10,13 @@ import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dripper.customers.model import Customer
 from dripper.engine.model import EnrollmentStatus, SendStatus
+
+if TYPE_CHECKING:
+    from dripper.store.tasks import TaskRecord
 
 __all__ = [
     "EnrollmentRecord",
@@ -169,3 +172,4 @@ class Timeline:
     suppression: SuppressionRecord | None
     consent: tuple[ConsentChange, ...] = ()  # every change of marketing, oldest first
     notes: tuple[tuple[datetime, str, str], ...] = ()  # (when, text, source), oldest first
+    tasks: tuple[TaskRecord, ...] = ()  # tasks for a person about them (DESIGN 16), oldest first

@@ -41,6 +41,7 @@ _STEPS = sa.Table(
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("reason", sa.Text),
     sa.Column("variants", sa.Integer, nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
     prefixes=["TEMPORARY"],
 )
 
@@ -54,9 +55,9 @@ ON CONFLICT (customer_id, campaign, occurrence) DO NOTHING
 
 _SENDS = """
 INSERT INTO outbox (enrollment_id, customer_id, campaign, occurrence, step, due_at,
-                    next_attempt_at, status, reason, variant, created_at, updated_at)
+                    next_attempt_at, status, reason, variant, kind, created_at, updated_at)
 SELECT e.id, e.customer_id, e.campaign, e.occurrence, s.step, s.due_at, s.due_at, s.status,
-       s.reason, {variant}, :now, :now
+       s.reason, {variant}, s.kind, :now, :now
 FROM enrollments e
 JOIN customers c ON c.id = e.customer_id
 JOIN _run_steps s ON s.tz = COALESCE(c.timezone, '')
@@ -106,6 +107,7 @@ def enroll_run(
                 "status": (SendStatus.SKIPPED if send.skip_reason else SendStatus.PLANNED).value,
                 "reason": send.skip_reason,
                 "variants": send.variant,
+                "kind": send.kind,
             }
             for p in plans
             for send in p.sends

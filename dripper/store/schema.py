@@ -150,6 +150,9 @@ outbox = sa.Table(
     # When a person first opened / clicked this email (0005): the stats' unique counts.
     sa.Column("opened_at", UTCDateTime),
     sa.Column("clicked_at", UTCDateTime),
+    # What the step is (0015, DESIGN 16): "email", "task" or "webhook". An unsubscribe from
+    # email cancels the planned emails and spares the rest.
+    sa.Column("kind", sa.String(8), nullable=False, server_default="email"),
     sa.UniqueConstraint(
         "customer_id", "campaign", "occurrence", "step", name="uq_outbox_send_once"
     ),
@@ -330,4 +333,44 @@ customer_notes = sa.Table(
     sa.Column("source", sa.String(64), nullable=False, server_default=""),
     sa.Index("ix_customer_notes_customer", "customer_id", "at"),
     sqlite_autoincrement=True,
+)
+
+
+# Tasks for a person (0015, DESIGN 16): made when a task step falls due, closed by hand.
+tasks = sa.Table(
+    "tasks",
+    metadata,
+    _id(),
+    sa.Column(
+        "outbox_id",
+        ID,
+        sa.ForeignKey("outbox.id", ondelete="CASCADE"),
+        nullable=False,
+        unique=True,
+    ),
+    _customer_fk(),
+    sa.Column("campaign", sa.String(100), nullable=False),
+    sa.Column("step", sa.String(100), nullable=False),
+    sa.Column("assignee", sa.String(40), nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, server_default="open"),
+    sa.Column("closed_at", UTCDateTime),
+    sa.Column("closed_by", sa.String(64)),
+    sa.Column("note", sa.Text),
+    sa.Column("link_key", sa.String(32), nullable=False, unique=True),
+    sa.Index("ix_tasks_open", "status", "due_at"),
+    sa.Index("ix_tasks_customer", "customer_id"),
+    sqlite_autoincrement=True,
+)
+
+# Each person's morning digest of tasks, once a day (0015): claimed before it is sent.
+task_digests = sa.Table(
+    "task_digests",
+    metadata,
+    sa.Column("person", sa.String(40), primary_key=True),
+    sa.Column("day", sa.String(10), primary_key=True),
+    sa.Column("sent_at", UTCDateTime, nullable=False),
+    sa.Column("tasks", sa.Integer, nullable=False),
 )

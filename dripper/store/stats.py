@@ -53,7 +53,7 @@ def funnels(
         sa.func.count().filter(o.status == "failed"),
         sa.func.count().filter(sent, o.opened_at.is_not(None)),
         sa.func.count().filter(sent, o.clicked_at.is_not(None)),
-    ).where(o.status.in_(["sent", "failed"]))
+    ).where(o.status.in_(["sent", "failed"]), o.kind == "email")  # tasks: `tasks` counts them
     if campaign is not None:
         query = query.where(o.campaign == campaign)
     if since is not None:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dripper.customers.model import Customer, CustomerData
 from dripper.store import customers as customer_ops
-from dripper.store import migrate, privacy, recording, rows, sheet
+from dripper.store import migrate, privacy, recording, rows, sheet, tasks
 from dripper.store.consent import history as consent_history
 from dripper.store.engine import BEGIN_MODE, CONSENT_DEFAULT, Dialect, create
 from dripper.store.records import (
@@ -367,6 +367,7 @@ class Store:
                 suppression=privacy.suppression_for(conn, email),
                 consent=tuple(consent_history(conn, cid)),
                 notes=tuple(sheet.notes_of(conn, cid)),
+                tasks=tuple(tasks.of_customer(conn, cid)),
             )
 
 

@@ -70,7 +70,7 @@ def create_app(
 ) -> Starlette:
     """The app for `config`: its database, its campaigns (a campaign with problems is left
     out with a warning: an unsubscribe must never depend on a YAML typo) and its secret."""
-    from dripper.web import api, signup
+    from dripper.web import api, signup, tasks
 
     if store is None:
         from dripper.store import open_store
@@ -120,6 +120,7 @@ def create_app(
         Route("/metrics", timed("metrics", metrics), methods=["GET"]),
         *api.routes(web, timed),
         *signup.routes(web, timed),
+        *tasks.routes(web, timed),
     ]
 
     async def http_error(request: Request, exc: Exception) -> Response:

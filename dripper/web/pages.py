@@ -278,3 +278,24 @@ def expired(company: str, t: Words = EN) -> str:
         t, "Please sign up again: you will get a new link."
     )
     return page(t("This link has expired"), body, company, t)
+
+
+def task_form(company: str, task: str, about: str, due: str, t: Words = EN) -> str:
+    """A task from a person's digest: what it is, and one button (a GET changes nothing,
+    so a mail scanner following the link closes nothing)."""
+    body = (
+        f"<h1>{html.escape(t('A task for you'))}</h1>"
+        f"<p><strong>{html.escape(task)}</strong></p>"
+        f"<p class='small'>{html.escape(about)} · {html.escape(t('due {date}', date=due))}</p>"
+        "<form method='post'>"
+        f"<label>{html.escape(t('Note for the customer sheet (optional)'))}"
+        "<input type='text' name='note' maxlength='2000'></label>"
+        f"<button type='submit'>{html.escape(t('Mark as done'))}</button></form>"
+    )
+    return page(t("A task for you"), body, company, t)
+
+
+def task_closed(company: str, status: str, t: Words = EN) -> str:
+    """After the button, or a link to a task closed before."""
+    message = t("Done. Thank you!") if status == "done" else t("This task is closed already.")
+    return page(t("A task for you"), f"<h1>{html.escape(message)}</h1>", company, t)

@@ -31,6 +31,8 @@ TABLES = {
     "signups",
     "consent_records",
     "customer_notes",
+    "tasks",
+    "task_digests",
 }
 
 # A migration after the real head: the database is then one revision behind.
