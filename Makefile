@@ -60,6 +60,11 @@ demo: $(VENV)/.base
 	@echo "--- the new buyer orders again; the next run writes to Grace personally, and she orders again too"
 	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-19T14:00:00Z event purchase new.buyer@example.com --data '{"amount": 12}'
 	cd $(DEMO) && $(SECRET) ../$(BIN)/dripper --now 2027-01-19T16:00:00Z run --once
+	@echo "--- Grace's 'Not for me' also put a call on the owner's list (campaigns/unhappy-call.yaml),"
+	@echo "    and that run emailed the owner the day's digest of tasks: the owner calls, and closes it"
+	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-19T16:05:00Z tasks
+	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-19T16:30:00Z tasks done $$(../$(BIN)/dripper tasks --json | ../$(BIN)/python -c 'import json, sys; print(next(t["id"] for t in json.load(sys.stdin) if t["step"] == "call"))') --note "Called Grace: too dark a roast for her; a washed Kenya is on its way"
+	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-19T16:35:00Z tasks --all
 	cd $(DEMO) && ../$(BIN)/dripper --now 2027-01-19T17:00:00Z event purchase grace@example.com --data '{"amount": 18}'
 	@echo "--- four days on: both have bought twice, so their referral requests are due (as Ada's was);"
 	@echo "    Grace gets hers; the new buyer unsubscribed, so he gets nothing"

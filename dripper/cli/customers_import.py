@@ -206,11 +206,21 @@ class _DateCheck:
                 bad.add(BadDate(email, line, problem))
 
     def warnings(self) -> list[str]:
+        """One per column, naming every campaign that reads it."""
+        readers: dict[str, list[str]] = {}
+        for campaign, column in self._columns:
+            readers.setdefault(column, []).append(campaign)
         return [
-            summarize(column, self._bad[column], users=f"campaign {campaign}")
-            for campaign, column in self._columns
+            summarize(column, self._bad[column], users=_campaigns(names))
+            for column, names in readers.items()
             if self._bad[column]
         ]
+
+
+def _campaigns(names: list[str]) -> str:
+    if len(names) == 1:
+        return f"campaign {names[0]}"
+    return f"campaigns {', '.join(names[:-1])} and {names[-1]}"
 
 
 class _FirstBad(Sequence[BadDate]):

@@ -77,7 +77,12 @@ def load_version(ctx: AppContext) -> Version:
     while loaded == [MOVING]:
         loaded = load(ctx.config)  # being written as we start: read it again
     if isinstance(loaded, list):
-        load_valid_campaigns(ctx)  # the campaign problems, with their file and line
+        campaigns = load_valid_campaigns(ctx)  # the campaign problems, with file and line
+        from dripper.campaigns.personal import personal_problems
+
+        config = ctx.config  # ... and an assignee or a webhook host config.toml lacks
+        if found := personal_problems(campaigns, config.tasks, config.webhooks):
+            raise CampaignError(found)
         where = str(ctx.config.templates_dir)
         raise CampaignError([Problem(where, None, "template", text) for text in loaded])
     return loaded

@@ -116,5 +116,7 @@ def summarize(column: str, bad: Sequence[BadDate], *, users: str) -> str:
     more = f"; and {len(bad) - SHOWN} more" if len(bad) > SHOWN else ""
     return (
         f"{len(bad)} customer(s) have a {column!r} that is not a date, so {users} never "
-        f"enrolls them: " + "; ".join(shown) + more
+        f"{'enroll' if users.startswith('campaigns ') else 'enrolls'} them: "
+        + "; ".join(shown)
+        + more
     )

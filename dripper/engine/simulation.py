@@ -89,8 +89,12 @@ class Simulation:
         self.state: dict[str, dict[str, Any]] = {}
         self.warnings: list[str] = []
         self._ids = iter(range(1, 1 << 62))
+        # Not counted by the cap: transactional steps, and tasks and webhooks (no email).
         self._exempt = {
-            (c.name, s.id) for c in self.campaigns for s in c.steps if s.transactional
+            (c.name, s.id)
+            for c in self.campaigns
+            for s in c.steps
+            if s.transactional or s.personal
         }
         self._marketing = [c.name for c in self.campaigns if not c.transactional]
 
@@ -369,7 +373,9 @@ class Simulation:
                 cap=cap,
                 recent_sends=recent.get(customer.id, []),
             )
-            if decision.verdict is Verdict.SEND:
+            if decision.verdict is Verdict.SEND and step.personal:
+                send.status, send.sent_at = SendStatus.SENT, now  # a task made, no email
+            elif decision.verdict is Verdict.SEND:
                 if not (campaign.transactional or step.transactional):
                     recent.setdefault(customer.id, []).append(now)
                 send.status, send.sent_at = SendStatus.SENT, now

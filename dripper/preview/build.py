@@ -111,6 +111,11 @@ def render(
     from dripper.campaigns.samplecheck import sample_event
     from dripper.engine.plan import variant_for
 
+    if step.personal:
+        raise InputError(
+            f"{campaign.name}/{step.id} is a {step.kind} step, not an email: "
+            f"`dripper preview {campaign.name} {step.id}` shows what it makes"
+        )
     count = len(step.subjects)
     if variant is None:
         variant = variant_for(customer.email, campaign.name, step.id, count)

@@ -37,7 +37,8 @@ def active_enrollments_of(
     e, o = enrollments.c, outbox.c
     last_sent = (
         sa.select(o.step)
-        .where(o.enrollment_id == e.id, o.status == SendStatus.SENT.value)
+        # The last email: what a conversion is credited to (a task has no funnel row).
+        .where(o.enrollment_id == e.id, o.status == SendStatus.SENT.value, o.kind == "email")
         .order_by(o.sent_at.desc(), o.id.desc())
         .limit(1)
         .scalar_subquery()

@@ -72,7 +72,9 @@ def known(conn: Connection, inbound: Inbound, *, domain: str, now: datetime) -> 
     was made from (one sent under an earlier From domain is still found by the returned
     Message-ID). Run it in a read transaction: none of it needs the write lock."""
     o, c = outbox.c, customers.c
-    columns = (o.message_id, o.customer_id, c.email, o.campaign, o.step, o.sent_at, o.status)
+    columns = (
+        o.message_id, o.customer_id, c.email, o.campaign, o.step, o.sent_at, o.status, o.kind
+    )  # fmt: skip
     emails = (
         sa.select(*columns)
         .select_from(outbox.join(customers, c.id == o.customer_id))
@@ -96,7 +98,9 @@ def known(conn: Connection, inbound: Inbound, *, domain: str, now: datetime) -> 
         # it would have SQLite walk ix_outbox_claim through every email ever sent.
         recent = emails.where(c.email == address, o.sent_at >= now - RECENT)
         newest = conn.execute(recent.order_by(o.sent_at.desc()).limit(_NEWEST))
-        sent = next((row for row in newest if row.status == "sent"), None)
+        sent = next(  # an email: a task or a webhook step is nothing to reply to
+            (row for row in newest if row.status == "sent" and row.kind == "email"), None
+        )
         if sent is not None:
             by_address[address] = _ref(sent)
     return Known(by_message_id, by_delivery_id, by_address)

@@ -304,9 +304,14 @@ def silent(
     probes per customer (by index), never a maximum over every send (ten times slower)."""
     c, o = customers.c, outbox.c
     cutoff = now - cadence
-    recent = sa.exists().where(o.customer_id == c.id, o.status == "sent", o.sent_at >= cutoff)
+    # Emails only: a card on a person's list is no email from the shop.
+    email = o.kind == "email"
+    recent = sa.exists().where(
+        o.customer_id == c.id, o.status == "sent", email, o.sent_at >= cutoff
+    )
     planned = sa.exists().where(
         o.customer_id == c.id,
+        email,
         o.status.in_(["planned", "sending"]),
         o.next_attempt_at <= now + cadence,
     )
@@ -314,7 +319,7 @@ def silent(
     total = int(conn.execute(sa.select(sa.func.count()).where(who)).scalar_one())
     last = (
         sa.select(sa.func.max(o.sent_at))
-        .where(o.customer_id == c.id, o.status == "sent")
+        .where(o.customer_id == c.id, o.status == "sent", email)
         .scalar_subquery()
     )
     first = conn.execute(sa.select(c.email, last).where(who).order_by(c.email).limit(limit))

@@ -296,6 +296,6 @@ def task_form(company: str, task: str, about: str, due: str, t: Words = EN) -> s
 
 
 def task_closed(company: str, status: str, t: Words = EN) -> str:
-    """After the button, or a link to a task closed before."""
+    """After the button ("done"), or a link to a task closed before ("closed")."""
     message = t("Done. Thank you!") if status == "done" else t("This task is closed already.")
     return page(t("A task for you"), f"<h1>{html.escape(message)}</h1>", company, t)

@@ -57,8 +57,8 @@ async def task(web: Web, request: Request) -> Response:
         if found is None:
             raise HTTPException(404)
         t = _words(web, found.assignee)
-        if found.status != tasks.OPEN:
-            return web.html(pages.task_closed(web.company, found.status, t))
+        if found.status != tasks.OPEN:  # closed before: say so, change nothing
+            return web.html(pages.task_closed(web.company, "closed", t))
         if request.method == "GET":
             about = f"{found.name} <{found.email}>" if found.name else found.email
             if found.unsubscribed:

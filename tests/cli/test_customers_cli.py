@@ -234,7 +234,8 @@ def test_dates_a_date_trigger_cannot_read_are_warned_at_import(project: Project)
     (warning,) = warnings
     assert warning.startswith(
         "warning: 7 customer(s) have a 'birthday' that is not a date, "
-        "so campaign birthday never enrolls them: c0@example.com (line 2): '1990-02-30'"
+        "so campaigns birthday-card and birthday never enroll them: "
+        "c0@example.com (line 2): '1990-02-30'"
     )
     assert "c1@example.com (line 3): '1990-02-29' is not a date" in warning
     assert "c2@example.com (line 4): '31/12/1990' is not a date (use YYYY-MM-DD)" in warning

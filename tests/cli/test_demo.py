@@ -71,7 +71,15 @@ def test_make_demo_tells_its_story_and_ends_with_stats() -> None:
         # Issue 27: a campaign paused and resumed, `dripper campaigns` in between.
         assert "paused welcome: its sends wait" in out
         assert "resumed welcome (was: paused with `dripper pause`)" in out
+        # Issue 29: the "poor" answer puts a call on the owner's list; the run emails the
+        # owner the day's digest; `dripper tasks` lists it and `tasks done` closes it.
+        assert "1 task(s), 1 digest(s)" in out
+        listed = out.split("tasks done", 1)[0].rsplit("tasks\n", 1)[1]
+        assert "owner · Grace Hopper <grace@example.com>" in listed
+        assert "Call Grace: the first bag was poor." in listed
+        assert "task #1 done: Call Grace" in out
+        assert "note: Called Grace: too dark a roast for her" in out
         emails = list((folder / "outbox").iterdir())
-        assert len(emails) == 19
+        assert len(emails) == 20  # 19 to customers and readers, 1 digest to the owner
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -22,6 +22,11 @@ STEPS = {
     "vip": ["regulars"],
     "newsletter-welcome": ["welcome"],
 }
+TASKS = {  # task steps (DESIGN 16): no email, so previewed as the task they make
+    "thank-you-card": ["card"],
+    "unhappy-call": ["call"],
+    "birthday-card": ["card"],
+}
 
 
 def parse(data: bytes) -> EmailMessage:
@@ -39,8 +44,8 @@ def steps(project: Project) -> dict[str, list[str]]:
     for path in sorted((project.root / "campaigns").glob("*.yaml")):
         data = yaml.safe_load(path.read_text())
         found[data.get("name", path.stem)] = [s["id"] for s in data["steps"]]
-    assert found == STEPS
-    return found
+    assert found == {**STEPS, **TASKS}
+    return {name: ids for name, ids in found.items() if name in STEPS}
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -70,6 +75,24 @@ def test_every_shipped_step_previews_in_all_three_formats(
             text = project.run("preview", campaign, step, "--format", "text")
             assert text.exit_code == 0
             assert "<" not in text.output.split("\n")[0]
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_a_task_step_previews_as_the_task_it_makes(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task step shows whom it is for and its text, rendered for the sample customer;
+    `send-test` of one says it is no email (exit 2)."""
+    for campaign, ids in TASKS.items():
+        for step in ids:
+            shown = project.run("preview", campaign, step, "--customer", "grace@example.com")
+            assert shown.exit_code == 0, shown.output
+            assert shown.output.startswith("task for owner about grace@example.com, due ")
+            assert "Grace" in shown.output
+    monkeypatch.setenv("DRIPPER_SECRET", "preview-tests-secret-0123456789")
+    sent = project.run("send-test", "unhappy-call", "call", "--to", "me@example.com")
+    assert sent.exit_code == 2
+    assert "unhappy-call/call is a task step, not an email" in sent.output
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)

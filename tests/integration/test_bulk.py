@@ -151,13 +151,16 @@ def test_parallel_workers_keep_each_customers_events_in_order(store: Store) -> N
     assert bought == {f"p{i}@example.com": 1 + i % 3 for i in range(200)}
     repeat_buyers = sum(1 for i in range(200) if i % 3)
     # every first purchase enrolls `welcome`; a second one converts it and enrolls the
-    # referral request (only on the second: `if: customer.purchases == 2`)
+    # referral request (only on the second: `if: customer.purchases == 2`); a third, the
+    # handwritten card (`if: customer.purchases == 3`)
+    third = sum(1 for i in range(200) if i % 3 == 2)
     assert per_campaign == {
         "welcome:active": 200 - repeat_buyers,
         "welcome:converted": repeat_buyers,
         "referral-request:active": repeat_buyers,
+        "thank-you-card:active": third,
     }
-    assert report.enrolled == 200 + repeat_buyers
+    assert report.enrolled == 200 + repeat_buyers + third
 
 
 def test_a_bad_event_stops_the_workers_with_its_error(store: Store) -> None:

@@ -119,7 +119,14 @@ def test_stats_from_the_real_commands(shop: Shop, server: ServeProcess) -> None:
         shop.ok("--now", LATER, "inbound", str(path))
     report = json.loads(shop.ok("--now", LATER, "stats", "--json").output)
 
-    assert set(report) == {"campaigns", "currency", "second_sale", "listening", "topics"}
+    assert set(report) == {
+        "campaigns", "currency", "second_sale", "listening", "topics", "tasks", "webhooks"
+    }  # fmt: skip
+    # The shipped task steps, none made in this shop yet; no webhook step is shipped.
+    assert [(t["campaign"], t["step"], t["created"]) for t in report["tasks"]] == [
+        ("birthday-card", "card", 0), ("thank-you-card", "card", 0), ("unhappy-call", "call", 0)
+    ]  # fmt: skip
+    assert report["webhooks"] == []
     assert report["topics"] == [{"topic": "news", "label": "The brewing letter", "left": 0}]
     names = [c["campaign"] for c in report["campaigns"]]
     assert names == sorted(names)
