@@ -45,6 +45,7 @@ from dripper.settings_personal import (
     TasksSettings,
     WebhooksSettings,
 )
+from dripper.settings_science import SCIENCE_SECTIONS, PredictSettings, StatsSettings
 
 __all__ = [
     "CONFIG_NAME",
@@ -56,10 +57,12 @@ __all__ = [
     "DkimSettings",
     "FrequencyCap",
     "Person",
+    "PredictSettings",
     "ReferralsSettings",
     "RepliesSettings",
     "ServeSettings",
     "SignupSettings",
+    "StatsSettings",
     "TasksSettings",
     "TrackingSettings",
     "TransportSettings",
@@ -69,7 +72,10 @@ __all__ = [
 ]
 
 CONFIG_NAME = "config.toml"
-SCHEMA = {**_SCHEMA, **{name: _schema_of(cls) for name, cls in PERSONAL_SECTIONS.items()}}
+SCHEMA = {
+    **_SCHEMA,
+    **{name: _schema_of(cls) for name, cls in {**PERSONAL_SECTIONS, **SCIENCE_SECTIONS}.items()},
+}
 
 
 FREE_FORM = {"company", "topics"}  # any keys; templates see them as company.*
@@ -115,6 +121,8 @@ class Config:
     consent: ConsentSettings = field(default_factory=ConsentSettings)
     tasks: TasksSettings = field(default_factory=TasksSettings)
     webhooks: WebhooksSettings = field(default_factory=WebhooksSettings)
+    stats: StatsSettings = field(default_factory=StatsSettings)
+    predict: PredictSettings = field(default_factory=PredictSettings)
     # `[topics]`: name -> label, in the file's order (DESIGN 13)
     topics: Mapping[str, str] = field(default_factory=dict)
     language: str = "en"  # `[company] language`: pages and footers without a locale
@@ -310,6 +318,8 @@ def _build(path: Path | None, base: Path, data: dict[str, Any], text: str = "") 
         consent=ConsentSettings(**section_dict("consent")),
         tasks=TasksSettings(**section_dict("tasks")),
         webhooks=WebhooksSettings(**section_dict("webhooks")),
+        stats=StatsSettings(**section_dict("stats")),
+        predict=PredictSettings(**section_dict("predict")),
         topics=topics,
         language=language,
         cadence=get("project", "cadence"),

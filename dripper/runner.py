@@ -8,6 +8,7 @@ It never reads the clock: every pass takes `now`.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from dripper.store import Store
 
 __all__ = ["Report", "Runner"]
+log = logging.getLogger("dripper.run")
 
 
 class Runner:
@@ -92,4 +94,18 @@ class Runner:
             now=now,
         )
         report.add(await self.listener.listen(now, transport=self.sender.transport))
+        await self._refit(now, report)
         return report
+
+    async def _refit(self, now: datetime, report: Report) -> None:
+        """Once a day, the lifetime models fitted again (DESIGN 17), in a thread: a
+        million customers take seconds, and the loop's leases must stay alive."""
+        from dripper.services.predict import predict, refit_due
+
+        if not refit_due(self.store, now=now):
+            return
+        found = await asyncio.to_thread(predict, self.store, self.config, now=now)
+        if found.fitted:
+            log.info("lifetime models fitted on %d buyer(s)", found.customers)
+        else:
+            log.info("lifetime models not fitted: %s", found.reason)

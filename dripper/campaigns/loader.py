@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 
 from dripper.campaigns.editions import load_editions
+from dripper.campaigns.holdout import read_holdout
 from dripper.campaigns.model import (
     Campaign,
     DateTrigger,
@@ -45,6 +46,7 @@ TOP_KEYS = (
     "audience",
     "transactional",
     "topic",
+    "holdout",
     "language",
     "from",
     "editions",
@@ -211,6 +213,9 @@ class _CampaignFile:
                     "a transactional campaign has no topic: every customer gets it whatever "
                     "they chose; remove 'topic' or 'transactional'",
                 )
+        holdout = None
+        if "holdout" in fields:  # DESIGN 17: a share held out, to prove the campaign works
+            holdout = read_holdout(reader, fields["holdout"], transactional=transactional)
         sender = sender_line = None
         if "from" in fields:  # the campaign's own From (DESIGN 16): the owner's name, say
             sender_line = fields["from"].line
@@ -259,6 +264,7 @@ class _CampaignFile:
             language=language,
             sender=sender,
             sender_line=sender_line,
+            holdout=holdout,
             steps=steps,
             editions=editions,
             editions_dir=editions_dir,

@@ -183,6 +183,9 @@ class Campaign:
     language: str | None = None  # `language:` (DESIGN 15): the <html lang> of its emails
     sender: str | None = None  # `from:` (DESIGN 16): its emails' From, else [sender] from
     sender_line: int | None = None
+    # `holdout: 10%` (DESIGN 17): the share of customers held out (their steps marked held,
+    # never sent) so that `stats` can tell what the campaign causes.
+    holdout: float | None = None
 
     @property
     def recurring(self) -> bool:

@@ -20,7 +20,7 @@ from dripper.campaigns.model import Campaign, DateTrigger, EventTrigger, Step, W
 from dripper.customers.model import Customer
 from dripper.engine.dates import BadDate, date_problem, summarize, unknown_name_problem
 from dripper.engine.model import EventFacts
-from dripper.engine.plan import context
+from dripper.engine.plan import context, unknown_compared
 from dripper.errors import Problem
 
 
@@ -144,6 +144,8 @@ def _first_failure(
             # A sample event carries only what a sample can know: a field a real event
             # brings (`event.data.size`) is not a mistake of the campaign.
             if isinstance(exc.__cause__, UndefinedError) and "event" in expression.names:
+                continue
+            if unknown_compared(exc):  # a prediction before the first fit: no match
                 continue
             failures.append((customer, exc))
     if not failures:

@@ -285,10 +285,18 @@ def unsubscribe(email: str) -> None:
 @click.option("--limit", type=click.IntRange(0), default=20, show_default=True,
               help="List at most this many of them (the summary counts them all).")  # fmt: skip
 @click.option("--json", "as_json", is_flag=True, help="Print them as JSON.")
+@click.option(
+    "--predicted", is_flag=True, help="By predicted 365-day value (customers predict)."
+)
 @config_option
-def top(percent: int, limit: int, as_json: bool) -> None:
+def top(percent: int, limit: int, as_json: bool, predicted: bool) -> None:
     """The best customers: the top PERCENT by lifetime spend (customer.spend_percentile >=
     100 - PERCENT, ties alike), best first, and the share of revenue they bring."""
+    if predicted:  # DESIGN 17: the future, not the past
+        from dripper.cli.customers_predict import top_predicted
+
+        top_predicted(limit, as_json)
+        return
     from dripper.services.stats import top_customers
 
     ctx = app()
@@ -374,3 +382,13 @@ def answered(email: str) -> None:
         click.echo(f"{address}: no reply was waiting for an answer")
     else:
         click.echo(f"{address}: {closed} repl{'y' if closed == 1 else 'ies'} marked answered")
+
+
+def _predict_command() -> None:
+    """`customers predict` lives in its own module (DESIGN 17)."""
+    from dripper.cli.customers_predict import predict
+
+    customers.add_command(predict)
+
+
+_predict_command()

@@ -59,6 +59,7 @@ def stats(campaign: str | None, since: str | None, as_json: bool, cadence: str |
         cadence=interval,
         currency=config.currency,
         topics=config.topics,
+        min_holdout=config.stats.min_holdout,
     )
     if as_json:
         click.echo(json.dumps(report, indent=2))
@@ -180,6 +181,25 @@ def _print(console: Console, report: dict[str, Any]) -> None:
             variants = [r for r in campaign["variants"] if r["step"] == step["step"]]
             if variants:
                 console.print(f"  A/B {step['step']}: {_verdict(variants)}")
+        holdout = campaign.get("holdout")
+        if holdout is not None:  # DESIGN 17: emailed against held out
+            for label, key in (("emailed", "treated"), ("held out", "held")):
+                side = holdout[key]
+                rate, per = side["conversion_rate"], side["revenue_per_customer"]
+                console.print(
+                    f"  holdout {holdout['share']:g}%, {label}: {side['customers']:,} customers, "
+                    f"{side['conversions']:,} reached {holdout['goal']} within "
+                    f"{holdout['window_days']:g} days ({_pct(rate)}), "
+                    f"{'-' if per is None else f'{per:,.2f}'} {report['currency']} per customer"
+                )
+            console.print(f"  lift: {holdout['verdict']}")
+            lift = holdout["lift"]
+            if lift is not None:
+                low, mid, high = lift["revenue_per_customer"]
+                console.print(
+                    f"  revenue per customer: {mid:+,.2f} {report['currency']} "
+                    f"(95%: {low:+,.2f} to {high:+,.2f})"
+                )
         console.print()
     for group in report["second_sale"]:
         who = "reached by the welcome sequence" if group["reached_by_welcome"] else "not reached"
@@ -190,6 +210,13 @@ def _print(console: Console, report: dict[str, Any]) -> None:
                 f"Second sale, {who}: {group['bought_again']:,} of {group['customers']:,} "
                 f"bought again ({_pct(group['share'])}){after}"
             )
+    risk = report.get("at_risk")
+    if risk and risk["best_customers"]:  # DESIGN 17
+        console.print(
+            f"At risk: {risk['at_risk']:,} of the best {risk['best_customers']:,} customers "
+            f"(top 20% by spend) have p_alive below {risk['p_alive_below']:g}"
+            + ("" if risk["at_risk"] else " (or no prediction yet: dripper customers predict)")
+        )
     for row in report.get("tasks", []):  # tasks for a person (DESIGN 16)
         console.print(
             f"Tasks {row['campaign']}/{row['step']}: {row['created']:,} created, "

@@ -14,6 +14,20 @@ def _when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value is not None else ""
 
 
+def _predicted(c: Any) -> str:
+    """The lifetime models' values (DESIGN 17), or why there are none."""
+    if c.p_alive is None:
+        return "no prediction yet (dripper customers predict)" if c.purchases else ""
+    parts = [f"p_alive {c.p_alive:.2f}"]
+    if c.expected_purchases_365d is not None:
+        parts.append(f"{c.expected_purchases_365d:.2f} purchases")
+    if c.expected_purchases_90d is not None:
+        parts.append(f"({c.expected_purchases_90d:.2f} in 90 days)")
+    if c.predicted_clv_365d is not None:
+        parts.append(f"worth {c.predicted_clv_365d:,.2f}")
+    return ", ".join(parts)
+
+
 def timeline_json(timeline: Timeline) -> dict[str, Any]:
     c = timeline.customer
     return {
@@ -32,6 +46,10 @@ def timeline_json(timeline: Timeline) -> dict[str, Any]:
             "total_spent": f"{c.total_spent:.2f}",
             "spend_percentile": c.spend_percentile,
             "spend_rank": c.spend_rank,
+            "p_alive": c.p_alive,
+            "expected_purchases_90d": c.expected_purchases_90d,
+            "expected_purchases_365d": c.expected_purchases_365d,
+            "predicted_clv_365d": c.predicted_clv_365d,
             "first_purchase_at": c.first_purchase_at.isoformat() if c.first_purchase_at else None,
             "last_purchase_at": c.last_purchase_at.isoformat() if c.last_purchase_at else None,
             "created_at": c.created_at.isoformat(),
@@ -126,6 +144,7 @@ def print_timeline(timeline: Timeline) -> None:
             else "",
         ),
         ("first / last purchase", f"{_when(c.first_purchase_at)} / {_when(c.last_purchase_at)}"),
+        ("predicted (365 days)", _predicted(c)),
         ("added", _when(c.created_at)),
     ]
     facts += [(key, str(value)) for key, value in sorted(c.attributes.items())]

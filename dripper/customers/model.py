@@ -13,6 +13,13 @@ from typing import Any
 FIELD_COLUMNS = ("email", "first_name", "last_name", "timezone", "locale", "tags", "marketing")
 # Names computed from purchase events: never settable from a CSV or `customers add`.
 DERIVED_NAMES = ("purchases", "total_spent", "first_purchase_at", "last_purchase_at")
+# The lifetime models' values (DESIGN 17): None until a fit.
+PREDICTED_NAMES = (
+    "p_alive",
+    "expected_purchases_90d",
+    "expected_purchases_365d",
+    "predicted_clv_365d",
+)
 # Every name `Customer.as_context` gives that is not an attribute: `customer.<name>` for
 # one of these never reads a CSV column.
 BUILTIN_NAMES = frozenset(
@@ -25,6 +32,7 @@ BUILTIN_NAMES = frozenset(
         "created_at",
         "spend_percentile",
         "spend_rank",
+        *PREDICTED_NAMES,
     }
 )
 
@@ -98,6 +106,10 @@ class Customer:
     spend_percentile: int | None = None  # 0-100 by lifetime spend, ties alike
     spend_rank: int | None = None  # 1 = the customer who spent most
     topics: tuple[str, ...] | None = None  # the topics kept (DESIGN 13); None: every topic
+    p_alive: float | None = None  # DESIGN 17: P(still a customer), from the last fit
+    expected_purchases_90d: float | None = None
+    expected_purchases_365d: float | None = None
+    predicted_clv_365d: float | None = None  # in the company currency
 
     def wants(self, topic: str | None) -> bool:
         """A campaign of `topic` may reach them (no topic: every customer)."""
@@ -135,6 +147,10 @@ class Customer:
             created_at=self.created_at,
             spend_percentile=self.spend_percentile or 0,
             spend_rank=self.spend_rank,
+            p_alive=self.p_alive,
+            expected_purchases_90d=self.expected_purchases_90d,
+            expected_purchases_365d=self.expected_purchases_365d,
+            predicted_clv_365d=self.predicted_clv_365d,
         )
         return Fields(ctx)
 

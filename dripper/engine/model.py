@@ -25,6 +25,7 @@ class SendStatus(enum.StrEnum):
     SKIPPED = "skipped"
     CANCELLED = "cancelled"
     AMBIGUOUS = "ambiguous"
+    HELD = "held"  # a step of an enrollment held out (`holdout:`, DESIGN 17): never sent
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class NewEnrollment:
     enrolled_at: datetime
     event_id: int | None
     sends: tuple[PlannedSend, ...]
+    held: bool = False  # held out of the campaign (`holdout:`, DESIGN 17)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,27 @@ def variant_for(email: str, campaign: str, step: str, count: int) -> int:
     return int.from_bytes(digest[:8], "big") % count
 
 
+# The holdout's hash (DESIGN 17): `variant_for` with a "step" no step id can be (ids are
+# [a-z0-9-]) and 10,000 buckets, so a share is exact to 0.01%. The set-based planner
+# (store/schedule_runs.py) computes the same in SQL.
+HOLDOUT_KEY = "(holdout)"
+HOLDOUT_BUCKETS = 10_000
+
+
+def held_out(email: str, campaign: Campaign) -> bool:
+    """Whether the customer is in the campaign's holdout: stable per customer and
+    campaign, the same on every run and machine, independent of the A/B variants."""
+    if not campaign.holdout:
+        return False
+    bucket = variant_for(email, campaign.name, HOLDOUT_KEY, HOLDOUT_BUCKETS)
+    return bucket < holdout_threshold(campaign.holdout)
+
+
+def holdout_threshold(percent: float) -> int:
+    """The buckets (of 10,000) held out for `percent`."""
+    return round(percent * HOLDOUT_BUCKETS / 100)
+
+
 def context(
     customer: Customer,
     campaign: Campaign,
@@ -85,7 +106,14 @@ def plan_enrollment(
         now,
         lambda step: variant_for(customer.email, campaign.name, step.id, len(step.subjects)),
     )
-    return NewEnrollment(campaign.name, occurrence, enrolled_at, event_id, sends)
+    return NewEnrollment(
+        campaign.name,
+        occurrence,
+        enrolled_at,
+        event_id,
+        sends,
+        held=held_out(customer.email, campaign),
+    )
 
 
 def _sends(
@@ -120,8 +148,19 @@ def _holds(expression: Any, ctx: Mapping[str, Any], warnings: list[str]) -> bool
     try:
         return bool(expression.evaluate(ctx))
     except ExpressionError as exc:
+        if unknown_compared(exc):
+            return False  # a value not known yet (no prediction before a fit): no match
         warnings.append(str(exc))
         return False
+
+
+def unknown_compared(exc: Exception) -> bool:
+    """`customer.p_alive < 0.5` while p_alive is none: an ordering with a missing value,
+    false as SQL would have it, and not worth a warning per customer and scan."""
+    cause = exc.__cause__
+    return isinstance(cause, TypeError) and "'NoneType'" in str(cause) and (
+        "not supported between instances" in str(cause)
+    )
 
 
 def on_event(

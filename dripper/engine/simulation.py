@@ -71,6 +71,7 @@ class _Enrollment:
     event: EventFacts | None
     status: EnrollmentStatus = EnrollmentStatus.ACTIVE
     sends: list[_Send] = field(default_factory=list)
+    held: bool = False  # held out of the campaign (`holdout:`)
 
 
 class Simulation:
@@ -291,8 +292,9 @@ class Simulation:
         if key in self.enrollments:
             return
         enrollment = _Enrollment(
-            next(self._ids), cid, new.campaign, new.occurrence, new.enrolled_at, event
-        )
+            next(self._ids), cid, new.campaign, new.occurrence, new.enrolled_at, event,
+            held=new.held,
+        )  # fmt: skip
         self.enrollments[key] = enrollment
         number = plan.occurrence_number(new.occurrence)
         latest = self.latest_when.get((cid, new.campaign))
@@ -373,7 +375,9 @@ class Simulation:
                 cap=cap,
                 recent_sends=recent.get(customer.id, []),
             )
-            if decision.verdict is Verdict.SEND and step.personal:
+            if decision.verdict is Verdict.SEND and enrollment.held and not step.transactional:
+                send.status, send.reason = SendStatus.HELD, "held out"
+            elif decision.verdict is Verdict.SEND and step.personal:
                 send.status, send.sent_at = SendStatus.SENT, now  # a task made, no email
             elif decision.verdict is Verdict.SEND:
                 if not (campaign.transactional or step.transactional):

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from dripper.transport.webhook import WebhookClient
 
 log = logging.getLogger("dripper.run")
+HELD_REASON = "held out: the campaign's holdout (stats compares it with those emailed)"
 # DKIM signatures made at once, beside the rendering: two threads keep up with one
 # renderer on two cores (an RSA-2048 signature costs about what a render does).
 SIGNING_THREADS = 2
@@ -344,7 +345,10 @@ class Sender:
                 recent_sends=recent.get(send.customer.id, []),
                 suppression=send.suppression,
             )
-            if decision.verdict is Verdict.SEND and step.personal:
+            if decision.verdict is Verdict.SEND and send.held and not step.transactional:
+                # Held out (DESIGN 17): decided like a send, at the same moment, never sent.
+                results[send.id] = SendResult(send.id, SendStatus.HELD, HELD_REASON)
+            elif decision.verdict is Verdict.SEND and step.personal:
                 personal.append((send, campaign, step))
             elif decision.verdict is Verdict.SEND:
                 if not (campaign.transactional or step.transactional):
@@ -500,6 +504,8 @@ def _count(report: Report, result: SendResult) -> None:
         report.skipped += 1
     elif result.status is SendStatus.CANCELLED:
         report.cancelled += 1
+    elif result.status is SendStatus.HELD:
+        report.held += 1
     elif result.status is SendStatus.FAILED:
         report.failed += 1
     elif result.status is SendStatus.PLANNED:

@@ -22,6 +22,7 @@ _COUNTS = (
     "tasks",
     "webhooks",
     "digests",
+    "held",
 )
 
 
@@ -44,6 +45,7 @@ class Report:
     tasks: int = 0  # tasks made for a person (DESIGN 16)
     webhooks: int = 0  # webhook steps the receiver accepted
     digests: int = 0  # the people's morning digests of their tasks
+    held: int = 0  # steps of held-out enrollments marked held (`holdout:`, DESIGN 17)
     mailbox: str | None = None  # the reply mailbox's trouble, if it has any
     warnings: list[str] = field(default_factory=list)
     deliveries: list[tuple[datetime, str, str, str, str]] = field(default_factory=list)
@@ -60,7 +62,7 @@ class Report:
             parts = [f"would send {self.sent}"]
         else:
             parts = [f"{self.enrolled} enrolled", f"{self.sent} sent"]
-        for name in ("deferred", "skipped", "cancelled", "failed", "ambiguous"):
+        for name in ("held", "deferred", "skipped", "cancelled", "failed", "ambiguous"):
             if getattr(self, name):
                 parts.append(f"{getattr(self, name)} {name}")
         for name in ("recorded", "duplicates"):  # events taken in (bulk)

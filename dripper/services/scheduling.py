@@ -248,6 +248,7 @@ class Scheduler:
                         list(known.values()),
                         now=now,
                         ids=ids,
+                        holdout=plan.holdout_threshold(campaign.holdout or 0),
                     )
             return created
 

@@ -42,6 +42,7 @@ def save_enrollments(
                 "enrolled_at": new.enrolled_at,
                 "event_id": new.event_id,
                 "status": EnrollmentStatus.ACTIVE.value,
+                "held": new.held,
             }
             for cid, new in batch
         ]

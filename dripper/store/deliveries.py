@@ -59,6 +59,7 @@ class DueSend:
     suppressed: bool
     suppression: str | None = None  # why (unsubscribed, bounced, complained, ...)
     kind: str = "email"  # or "task", "webhook" (DESIGN 16)
+    held: bool = False  # its enrollment is held out (`holdout:`, DESIGN 17)
 
 
 def claim_due(
@@ -136,7 +137,12 @@ def _load_due(
     enrollment_rows = {
         r.id: r
         for r in conn.execute(
-            sa.select(enrollments.c.id, enrollments.c.status, enrollments.c.event_id).where(
+            sa.select(
+                enrollments.c.id,
+                enrollments.c.status,
+                enrollments.c.event_id,
+                enrollments.c.held,
+            ).where(
                 enrollments.c.id.in_({r["enrollment_id"] for r in rows_})
             )
         )
@@ -178,6 +184,7 @@ def _load_due(
                 suppressed=r["customer_id"] in blocked,
                 suppression=blocked.get(r["customer_id"]),
                 kind=r["kind"],
+                held=bool(enrollment.held),
             )
         )
     return result

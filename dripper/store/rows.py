@@ -49,6 +49,10 @@ def customer(row: Row | Mapping[str, Any]) -> Customer:
         spend_percentile=row.get("spend_percentile"),
         spend_rank=row.get("spend_rank"),
         topics=None if row.get("topics") is None else tuple(row["topics"]),
+        p_alive=row.get("p_alive"),
+        expected_purchases_90d=row.get("expected_purchases_90d"),
+        expected_purchases_365d=row.get("expected_purchases_365d"),
+        predicted_clv_365d=row.get("predicted_clv_365d"),
     )
 
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dripper.engine.model import SendStatus
-from dripper.engine.plan import ZonePlan, variant_for
+from dripper.engine.plan import HOLDOUT_BUCKETS, HOLDOUT_KEY, ZonePlan, variant_for
 from dripper.store.engine import dialect_of
 from dripper.store.types import UTCDateTime
 
@@ -46,8 +46,8 @@ _STEPS = sa.Table(
 )
 
 _ENROLL = """
-INSERT INTO enrollments (customer_id, campaign, occurrence, enrolled_at, event_id, status)
-SELECT c.id, :campaign, :occurrence, z.enrolled_at, NULL, 'active'
+INSERT INTO enrollments (customer_id, campaign, occurrence, enrolled_at, event_id, status, held)
+SELECT c.id, :campaign, :occurrence, z.enrolled_at, NULL, 'active', {held}
 FROM customers c JOIN _run_zones z ON z.tz = COALESCE(c.timezone, '')
 WHERE c.status = 'subscribed' AND c.id >= :low AND c.id < :high
 ON CONFLICT (customer_id, campaign, occurrence) DO NOTHING
@@ -76,6 +76,17 @@ _PG_VARIANT = """CASE WHEN s.variants <= 1 THEN 0 ELSE (SELECT CAST(
   || '\\x00'::bytea || convert_to(c.email, 'UTF8')) from 1 for 8), 'hex'))::bit(64)::bigint
   AS v) h) END"""
 _SQLITE_VARIANT = "dripper_variant(e.campaign, s.step, c.email, s.variants)"
+# plan.held_out in SQL: the variant hash of the campaign's holdout key in 10,000 buckets,
+# below the threshold (0: nobody held out).
+_PG_HELD = "(:threshold > 0 AND {} < :threshold)".format(
+    _PG_VARIANT.replace("s.variants", str(HOLDOUT_BUCKETS))
+    .replace("convert_to(s.step, 'UTF8')", f"convert_to('{HOLDOUT_KEY}', 'UTF8')")
+    .replace("convert_to(e.campaign, 'UTF8')", "convert_to(CAST(:held_campaign AS text), 'UTF8')")
+)
+_SQLITE_HELD = (
+    f"(:threshold > 0 AND dripper_variant(:held_campaign, '{HOLDOUT_KEY}', c.email, "
+    f"{HOLDOUT_BUCKETS}) < :threshold)"
+)
 
 
 def enroll_run(
@@ -86,6 +97,7 @@ def enroll_run(
     *,
     now: datetime,
     ids: tuple[int, int] = (0, ALL_IDS),
+    holdout: int = 0,
 ) -> int:
     """Enroll every subscribed customer in `campaign`'s run `occurrence` with its sends;
     returns how many enrollments were new. A customer whose time-zone value has no plan
@@ -115,8 +127,8 @@ def enroll_run(
     )
     low, high = ids
     names = {"campaign": campaign, "occurrence": occurrence, "low": low, "high": high}
-    created = conn.execute(sa.text(_ENROLL), names).rowcount
     if dialect == "postgresql":
+        enroll = _ENROLL.format(held=_PG_HELD)
         sql = _SENDS.format(variant=_PG_VARIANT)
     else:
         driver = conn.connection.driver_connection
@@ -127,7 +139,12 @@ def enroll_run(
             lambda c, s, e, n: variant_for(e, c, s, n),
             deterministic=True,
         )
+        enroll = _ENROLL.format(held=_SQLITE_HELD)
         sql = _SENDS.format(variant=_SQLITE_VARIANT)
+    # The campaign again under a name of its own: PostgreSQL types each parameter once,
+    # and here it is both a column's varchar and the hash's text.
+    held = {"threshold": holdout, "held_campaign": campaign}
+    created = conn.execute(sa.text(enroll), {**names, **held}).rowcount
     sends = sa.text(sql).bindparams(sa.bindparam("now", now, type_=UTCDateTime))
     conn.execute(sends, names)
     conn.execute(_STEPS.delete())

@@ -66,6 +66,12 @@ customers = sa.Table(
     # The topics the person kept (0012): NULL is every topic, so a topic added later
     # reaches everyone who never chose.
     sa.Column("topics", JSONType),
+    # The lifetime models' values (0016, DESIGN 17): null until a fit, and after one that
+    # could not be made.
+    sa.Column("p_alive", sa.Float),
+    sa.Column("expected_purchases_90d", sa.Float),
+    sa.Column("expected_purchases_365d", sa.Float),
+    sa.Column("predicted_clv_365d", sa.Float),
     sa.Index("ix_customers_referral_code", "referral_code", unique=True),
     sqlite_autoincrement=True,
 )
@@ -109,6 +115,8 @@ enrollments = sa.Table(
     # A repeating `when` occurrence first seen not matching (0013): the next match starts
     # the next occurrence.
     sa.Column("lapsed_at", UTCDateTime),
+    # Held out of the campaign (0016, `holdout:`): its steps are marked held, never sent.
+    sa.Column("held", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.UniqueConstraint(
         "customer_id", "campaign", "occurrence", name="uq_enrollments_customer_campaign_occ"
     ),
@@ -373,4 +381,20 @@ task_digests = sa.Table(
     sa.Column("day", sa.String(10), primary_key=True),
     sa.Column("sent_at", UTCDateTime, nullable=False),
     sa.Column("tasks", sa.Integer, nullable=False),
+)
+
+
+# Each fit of the lifetime models (0016, DESIGN 17): when, whether, why not, the parameters.
+prediction_fits = sa.Table(
+    "prediction_fits",
+    metadata,
+    _id(),
+    sa.Column("fitted_at", UTCDateTime, nullable=False),
+    sa.Column("fitted", sa.Boolean, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False, server_default=""),
+    sa.Column("customers", sa.Integer, nullable=False),
+    sa.Column("repeat_buyers", sa.Integer, nullable=False),
+    sa.Column("purchase_model", sa.JSON),
+    sa.Column("spend_model", sa.JSON),
+    sqlite_autoincrement=True,
 )

@@ -21,6 +21,7 @@ STEPS = {
     "feedback-follow-up": ["make-it-right"],
     "vip": ["regulars"],
     "newsletter-welcome": ["welcome"],
+    "win-back": ["miss-you"],
 }
 TASKS = {  # task steps (DESIGN 16): no email, so previewed as the task they make
     "thank-you-card": ["card"],

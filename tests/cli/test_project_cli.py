@@ -33,7 +33,7 @@ def test_init_then_check_is_clean(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert (tmp_path / "shop" / name).is_file(), name
     result = runner.invoke(cli, ["--config", "shop/config.toml", "check"])
     assert result.exit_code == 0, result.output
-    assert "10 campaign(s)" in result.stdout
+    assert "11 campaign(s)" in result.stdout
     assert "no problems" in result.stdout
     assert "cadence" not in result.stderr  # the shipped campaigns keep in touch all year
 

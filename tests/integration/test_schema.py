@@ -33,6 +33,7 @@ TABLES = {
     "customer_notes",
     "tasks",
     "task_digests",
+    "prediction_fits",
 }
 
 # A migration after the real head: the database is then one revision behind.

@@ -142,12 +142,16 @@ def test_shipped_campaigns_load_without_problems() -> None:
     assert problems == []
     assert sorted(c.name for c in campaigns) == [
         "birthday",
+        "birthday-card",
         "feedback-follow-up",
         "newsletter-welcome",
         "referral-request",
+        "thank-you-card",
+        "unhappy-call",
         "value-newsletter",
         "vip",
         "welcome",
+        "win-back",
     ]
 
 

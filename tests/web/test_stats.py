@@ -120,7 +120,8 @@ def test_stats_from_the_real_commands(shop: Shop, server: ServeProcess) -> None:
     report = json.loads(shop.ok("--now", LATER, "stats", "--json").output)
 
     assert set(report) == {
-        "campaigns", "currency", "second_sale", "listening", "topics", "tasks", "webhooks"
+        "campaigns", "currency", "second_sale", "listening", "topics", "tasks", "webhooks",
+        "at_risk",
     }  # fmt: skip
     # The shipped task steps, none made in this shop yet; no webhook step is shipped.
     assert [(t["campaign"], t["step"], t["created"]) for t in report["tasks"]] == [
