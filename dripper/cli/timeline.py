@@ -20,9 +20,11 @@ def _predicted(c: Any) -> str:
         return "no prediction yet (dripper customers predict)" if c.purchases else ""
     parts = [f"p_alive {c.p_alive:.2f}"]
     if c.expected_purchases_365d is not None:
-        parts.append(f"{c.expected_purchases_365d:.2f} purchases")
-    if c.expected_purchases_90d is not None:
-        parts.append(f"({c.expected_purchases_90d:.2f} in 90 days)")
+        soon = c.expected_purchases_90d
+        parts.append(
+            f"{c.expected_purchases_365d:.2f} purchases"
+            + (f" ({soon:.2f} in 90 days)" if soon is not None else "")
+        )
     if c.predicted_clv_365d is not None:
         parts.append(f"worth {c.predicted_clv_365d:,.2f}")
     return ", ".join(parts)

@@ -223,12 +223,14 @@ def holdout_report(
 
 
 def _verdict_of(found: Any) -> str:
-    low, mid, high = found.conversion
+    """The conversion lift in words: percentage points, with its 95% interval."""
+    low, mid, high = (100 * v for v in found.conversion)
+    span = f"{mid:+.1f} points (95%: {low:+.1f} to {high:+.1f})"
     if low > 0:
-        return f"the campaign raises conversion by {mid:+.1%} (95%: {low:+.1%} to {high:+.1%})"
+        return f"the emails raise conversion: {span}"
     if high < 0:
-        return f"the campaign lowers conversion by {mid:+.1%} (95%: {low:+.1%} to {high:+.1%})"
-    return f"no clear effect on conversion yet: {mid:+.1%} (95%: {low:+.1%} to {high:+.1%})"
+        return f"the emails lower conversion: {span}"
+    return f"no clear effect on conversion yet: {span}"
 
 
 def _personal(

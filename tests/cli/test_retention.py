@@ -292,9 +292,8 @@ def test_predict_fits_the_databases_summaries_and_stores_every_value(project: Pr
 
 
 def test_no_purchases_and_free_orders_say_why(project: Project) -> None:
-    """No buyer at all: not fitted, the reason said, --json with nulls; repeat orders all
-    free: the purchase model fits, the spend model cannot, predicted_clv_365d stays empty
-    and no NaN is stored or shown."""
+    """No buyer at all, then only one-time buyers: not fitted, the reason said, --json with
+    nulls; with some repeat orders free: fitted, and no NaN is stored or shown."""
     fit = json.loads(ok(project, T0, "customers", "predict", "--json"))
     assert fit == {
         "fitted": False, "customers": 0, "repeat_buyers": 0, "purchase_model": None,
@@ -302,6 +301,11 @@ def test_no_purchases_and_free_orders_say_why(project: Project) -> None:
         "reason": "0 buyer(s), 200 needed ([predict] min_customers): nothing fitted, "
         "the predicted values stay empty",
     }  # fmt: skip
+    once = [("purchase", f"one{i}@example.com", T0 - timedelta(days=i % 90), f"one{i}", 9.0)
+            for i in range(250)]  # fmt: skip
+    ok(project, T0, "events", "import", str(write_events(project, once)))
+    said = ok(project, T0, "customers", "predict")
+    assert said.startswith("not fitted: 0 repeat buyer(s) of 250, 50 needed ([predict] min_repeat)")
     rows = [
         (t, e, at, i, 0.0 if i.endswith("-1") or i.endswith("-2") else amount)
         for t, e, at, i, amount in history(300, seed=9)
@@ -310,7 +314,14 @@ def test_no_purchases_and_free_orders_say_why(project: Project) -> None:
     config = project.root / "config.toml"
     config.write_text(config.read_text().replace("min_repeat = 50 ", "min_repeat = 20 "))
     out = ok(project, T0, "customers", "predict")
-    assert out.startswith("fitted on 300 buyer(s)")
+    assert out.startswith("fitted on 550 buyer(s)")
+    days: dict[str, set[str]] = {}
+    for _t, email, at, _i, _amount in rows:
+        days.setdefault(email, set()).add(at.date().isoformat())
+    free = next(e for e, d in days.items() if len(d) == 2)  # one repeat day, and it was free
+    sheet = json.loads(project.run("customers", "show", free, "--json").output)["customer"]
+    assert isinstance(sheet["p_alive"], float)
+    assert sheet["predicted_clv_365d"] is None
     shown = json.loads(ok(project, T0, "customers", "predict", "--json"))
     text = json.dumps(shown)
     assert "NaN" not in text

@@ -51,6 +51,8 @@ def _steps() -> list[tuple[Campaign, Step, Edition | None]]:
     cases: list[tuple[Campaign, Step, Edition | None]] = []
     for campaign in campaigns:
         for step in campaign.steps:
+            if step.personal:
+                continue  # a task: no template (tests/unit/test_personal_steps.py)
             cases += [(campaign, step, edition) for edition in campaign.editions or (None,)]
     return cases
 

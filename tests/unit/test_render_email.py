@@ -264,6 +264,8 @@ def test_shipped_campaigns_render_completely(tmp_path: Path) -> None:
     steps = 0
     for campaign in campaigns:
         for step in campaign.steps:
+            if step.personal:
+                continue  # a task: no email
             edition = campaign.editions[0] if campaign.editions else None
             mail = renderer.render(
                 campaign, step, customer(), now=NOW, message_id=renderer.new_message_id(),

@@ -131,10 +131,11 @@ def test_stats_from_the_real_commands(shop: Shop, server: ServeProcess) -> None:
     assert report["topics"] == [{"topic": "news", "label": "The brewing letter", "left": 0}]
     names = [c["campaign"] for c in report["campaigns"]]
     assert names == sorted(names)
-    assert len(names) == 7
+    assert len(names) == 8
     by_name = {c["campaign"]: c for c in report["campaigns"]}
     for campaign in report["campaigns"]:
-        assert set(campaign) == {"campaign", "steps", "variants"}
+        extra = {"holdout"} if campaign["campaign"] == "welcome" else set()  # holdout: 10%
+        assert set(campaign) == {"campaign", "steps", "variants"} | extra
         for row in campaign["steps"]:
             assert set(row) == ROW_KEYS
             assert row["variant"] is None
@@ -142,6 +143,11 @@ def test_stats_from_the_real_commands(shop: Shop, server: ServeProcess) -> None:
             assert set(row) == ROW_KEYS | {"chance_best", "chance_on"}
     assert by_name["vip"]["steps"][0]["sent"] == 0
 
+    held = by_name["welcome"]["holdout"]  # DESIGN 17: a shop this small says so
+    assert held["held"]["customers"] == 0
+    assert held["treated"]["customers"] == held["treated"]["customers"] > 0
+    assert held["lift"] is None
+    assert held["verdict"].startswith("not enough data: ")
     thanks, offers = by_name["welcome"]["steps"]
     assert thanks["step"] == "thank-you"
     assert offers["step"] == "second-sale"

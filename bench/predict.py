@@ -1,0 +1,153 @@
+"""`dripper customers predict` over a large shop (DESIGN 17; issue 30's target: 1M
+customers and 5M purchases on PostgreSQL in under 60 s): the database's summaries, the
+BG/NBD and Gamma-Gamma fits, the scoring and the writing of four values per customer.
+
+The shop is built in the database with generate_series (a seeded random()): N customers,
+each first buying 1 to 700 days before now and then 0 to many more times (4 on average, a
+geometric count), amounts of 10 to 60, some on the same day.
+
+    .venv/bin/python bench/predict.py [--customers 1000000] [--keep] [--reuse]
+
+Prints the build's seconds and rows, then `dripper customers predict --json` run as its own
+process: its wall time, its peak RSS (wait4), and the fit it reports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+DB = "dripper_bench_predict"
+PG_URL = f"postgresql+psycopg://postgres@127.0.0.1:5432/{DB}"
+NOW = datetime(2027, 6, 1, 12, tzinfo=UTC)
+
+SEED = [
+    "SELECT setseed(0.42)",
+    """INSERT INTO customers (id, email, tags, attributes, status, created_at, updated_at)
+       SELECT i, 'c' || i || '@example.com', '[]', '{}', 'subscribed',
+              :now - interval '800 days', :now - interval '800 days'
+       FROM generate_series(1, :n) AS i""",
+    # The first purchase `age` days ago; k - 1 more at random times since (some land on
+    # the first day, or on one another's: one purchase each day, summed).
+    """INSERT INTO events (customer_id, type, at, data, recorded_at)
+       SELECT c.i, 'purchase',
+              :now - c.age * (CASE WHEN j = 1 THEN 1 ELSE random() END) * interval '1 day',
+              jsonb_build_object('amount', round((10 + random() * 50)::numeric, 2)), :now
+       FROM (SELECT i, 1 + floor(random() * 700) AS age,
+                    1 + floor(-ln(1 - random()) * 4)::int AS k
+             FROM generate_series(1, :n) AS i) c
+       CROSS JOIN LATERAL generate_series(1, c.k) AS j""",
+]
+
+
+def build(url: str, customers: int) -> None:
+    from dripper.store import open_store
+
+    store = open_store(url)
+    store.ensure_schema()
+    with store.transaction() as conn:
+        for statement in SEED:
+            conn.execute(
+                sa.text(statement.replace(":now", "CAST(:now AS timestamptz)")),
+                {"n": customers, "now": NOW},
+            )
+        for table in ("customers", "events"):
+            conn.exec_driver_sql(
+                f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                f"(SELECT max(id) FROM {table}))"
+            )
+    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE")
+    store.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--customers", type=int, default=1_000_000)
+    parser.add_argument("--keep", action="store_true", help="Keep the database afterwards.")
+    parser.add_argument("--reuse", action="store_true", help="Measure a kept database.")
+    args = parser.parse_args()
+    from click.testing import CliRunner
+
+    from dripper.cli import cli
+
+    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    built = 0.0
+    if not args.reuse:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+            conn.exec_driver_sql(f"CREATE DATABASE {DB}")
+        start = time.perf_counter()
+        build(PG_URL, args.customers)
+        built = time.perf_counter() - start
+    engine = sa.create_engine(PG_URL)
+    with engine.connect() as conn:
+        rows = {
+            t: conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()  # noqa: S608
+            for t in ("customers", "events")
+        }
+    engine.dispose()
+
+    with tempfile.TemporaryDirectory(prefix="dripper-bench-predict-") as tmp:
+        root = Path(tmp) / "shop"
+        assert CliRunner().invoke(cli, ["init", str(root)]).exit_code == 0
+        config = root / "config.toml"
+        config.write_text(
+            config.read_text().replace('url = "sqlite:///dripper.db"', f'url = "{PG_URL}"')
+        )
+        start = time.perf_counter()
+        child = subprocess.Popen(
+            [
+                str(Path(sys.executable).parent / "dripper"),
+                "--config",
+                str(config),
+                "--now",
+                NOW.isoformat(),
+                "customers",
+                "predict",
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            env=os.environ,
+        )
+        assert child.stdout is not None
+        output = child.stdout.read()
+        _pid, status, usage = os.wait4(child.pid, 0)
+        seconds = time.perf_counter() - start
+        assert status == 0, output
+    fit = json.loads(output)
+    page = resource.getpagesize() if sys.platform == "darwin" else 1024  # ru_maxrss units
+    print(
+        json.dumps(
+            {
+                "db": "postgresql",
+                "rows": rows,
+                "build_seconds": round(built, 1),
+                "predict_seconds": round(seconds, 1),
+                "predict_peak_rss_mb": round(usage.ru_maxrss * page / 2**20, 1),
+                "fit": fit,
+            },
+            indent=2,
+        )
+    )
+    if not args.keep:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {DB} WITH (FORCE)")
+    admin.dispose()
+
+
+if __name__ == "__main__":
+    main()
