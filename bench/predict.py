@@ -3,13 +3,15 @@ customers and 5M purchases on PostgreSQL in under 60 s): the database's summarie
 BG/NBD and Gamma-Gamma fits, the scoring and the writing of four values per customer.
 
 The shop is built in the database with generate_series (a seeded random()): N customers,
-each first buying 1 to 700 days before now and then 0 to many more times (4 on average, a
-geometric count), amounts of 10 to 60, some on the same day.
+each first buying 1 to 700 days before now and then 0 to many more times (5 purchases a
+customer on average, a geometric count), amounts of 10 to 60, some on the same day.
 
     .venv/bin/python bench/predict.py [--customers 1000000] [--keep] [--reuse]
 
 Prints the build's seconds and rows, then `dripper customers predict --json` run as its own
-process: its wall time, its peak RSS (wait4), and the fit it reports.
+process: its wall time, its peak RSS (wait4), and the fit it reports; then the same work
+in this process, phase by phase (the database's summaries, each fit, the scoring, the
+writing).
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ SEED = [
               :now - c.age * (CASE WHEN j = 1 THEN 1 ELSE random() END) * interval '1 day',
               jsonb_build_object('amount', round((10 + random() * 50)::numeric, 2)), :now
        FROM (SELECT i, 1 + floor(random() * 700) AS age,
-                    1 + floor(-ln(1 - random()) * 4)::int AS k
+                    1 + floor(-ln(1 - random()) * 4.5)::int AS k
              FROM generate_series(1, :n) AS i) c
        CROSS JOIN LATERAL generate_series(1, c.k) AS j""",
 ]
@@ -72,6 +74,44 @@ def build(url: str, customers: int) -> None:
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.exec_driver_sql("VACUUM ANALYZE")
     store.close()
+
+
+def measure_phases(url: str) -> dict[str, float]:
+    """`services.predict.predict`'s steps, timed one by one in this process."""
+    import numpy as np
+
+    from dripper.engine import clv
+    from dripper.store import open_store
+    from dripper.store import predict as stored
+
+    store = open_store(url)
+    found: dict[str, float] = {}
+    start = time.perf_counter()
+    with store.reading() as conn:
+        s = stored.summaries(conn, now=NOW, currency="USD")
+    found["summaries"] = time.perf_counter() - start
+    x, t_x, T = s.x, s.last_day - s.first_day, NOW.timestamp() / 86400 - s.first_day
+    start = time.perf_counter()
+    (cx, ctx, cT), weights = clv.compress(x, t_x, T)
+    model = clv.fit_bgnbd(cx, ctx, cT, weights)
+    found["bg_nbd_fit"] = time.perf_counter() - start
+    start = time.perf_counter()
+    alive = clv.p_alive(model, x, t_x, T)
+    in_90 = clv.expected_purchases(model, 90.0, x, t_x, T)
+    in_365 = clv.expected_purchases(model, 365.0, x, t_x, T)
+    found["scoring"] = time.perf_counter() - start
+    start = time.perf_counter()
+    mean = np.where(x > 0, s.repeat_spent / np.where(x > 0, x, 1), 0.0)
+    usable = (x > 0) & (mean > 0)
+    spend = clv.fit_gamma_gamma(x[usable], mean[usable])
+    value = in_365 * clv.expected_spend(spend, x, mean)
+    found["gamma_gamma_fit"] = time.perf_counter() - start
+    start = time.perf_counter()
+    with store.transaction() as conn:
+        stored.save(conn, s.ids, [alive, in_90, in_365, value])
+    found["writing"] = time.perf_counter() - start
+    store.close()
+    return {k: round(v, 1) for k, v in found.items()}
 
 
 def main() -> None:
@@ -129,6 +169,7 @@ def main() -> None:
         seconds = time.perf_counter() - start
         assert status == 0, output
     fit = json.loads(output)
+    phases = measure_phases(PG_URL)
     page = resource.getpagesize() if sys.platform == "darwin" else 1024  # ru_maxrss units
     print(
         json.dumps(
@@ -138,6 +179,7 @@ def main() -> None:
                 "build_seconds": round(built, 1),
                 "predict_seconds": round(seconds, 1),
                 "predict_peak_rss_mb": round(usage.ru_maxrss * page / 2**20, 1),
+                "phases_seconds": phases,
                 "fit": fit,
             },
             indent=2,

@@ -48,6 +48,11 @@ SELECT customer_id, count(*) - 1,
 FROM ranked GROUP BY customer_id
 """
 
+_PG_ARRAYS = (  # a constant: the summaries as five arrays
+    "SELECT array_agg(s.a), array_agg(s.b), array_agg(s.c), array_agg(s.d), "  # noqa: S608
+    f"array_agg(s.e) FROM ({_PG}) AS s(a, b, c, d, e)"
+)
+
 _SQLITE = """
 WITH days AS (
   SELECT customer_id, substr(at, 1, 10) AS day,
@@ -86,9 +91,24 @@ class Summaries:
 
 
 def summaries(conn: Connection, *, now: datetime, currency: str) -> Summaries:
-    sql = _PG if dialect_of(conn) == "postgresql" else _SQLITE
-    query = sa.text(sql).bindparams(sa.bindparam("now", now, type_=UTCDateTime))
-    rows = conn.execute(query, {"currency": currency.upper()}).all()
+    values = {"currency": currency.upper()}
+    if dialect_of(conn) == "postgresql":
+        # The grouping sorts a few million (customer, day) rows: in memory, not on disk,
+        # and no JIT compilation for one statement. The million rows come back as five
+        # arrays (psycopg parses them in C), not as a million Python rows.
+        conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+        conn.exec_driver_sql("SET LOCAL jit = off")
+        query = sa.text(_PG_ARRAYS).bindparams(sa.bindparam("now", now, type_=UTCDateTime))
+        columns = conn.execute(query, values).one()
+        if columns[0] is None:
+            empty = np.zeros(0)
+            return Summaries(empty.astype(np.int64), empty, empty, empty, empty)
+        return Summaries(
+            np.asarray(columns[0], dtype=np.int64),
+            *(np.asarray(column, dtype=np.float64) for column in columns[1:]),
+        )
+    query = sa.text(_SQLITE).bindparams(sa.bindparam("now", now, type_=UTCDateTime))
+    rows = conn.execute(query, values).all()
     if not rows:
         empty = np.zeros(0)
         return Summaries(empty.astype(np.int64), empty, empty, empty, empty)
