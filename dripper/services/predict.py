@@ -55,6 +55,10 @@ def predict(store: Store, config: Config, *, now: datetime) -> Prediction:
 
     with store.reading() as conn:
         found = stored.summaries(conn, now=now, currency=config.currency)
+        last = stored.latest_fit(conn)
+    # Buyers only grow while the clock moves on: a customer given values by an earlier
+    # fit is among today's buyers, and nobody else needs clearing (a scan of every row).
+    onward = last is not None and last["fitted"] and now >= last["fitted_at"]
     buyers = len(found)
     repeat = int(np.count_nonzero(found.x > 0))
     rules = config.predict
@@ -105,7 +109,7 @@ def predict(store: Store, config: Config, *, now: datetime) -> Prediction:
         value = np.full(buyers, np.nan)
     values = [np.round(v, 6) for v in (alive, in_90, in_365, value)]
     with store.transaction() as conn:
-        stored.save(conn, found.ids, values)
+        stored.save(conn, found.ids, values, others=not onward)
         stored.record_fit(
             conn,
             now=now,

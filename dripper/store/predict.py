@@ -118,8 +118,13 @@ def summaries(conn: Connection, *, now: datetime, currency: str) -> Summaries:
     )
 
 
-def save(conn: Connection, ids: np.ndarray, values: Sequence[np.ndarray]) -> None:
-    """Each customer's four values (NaN: null); every other customer's cleared."""
+def save(
+    conn: Connection, ids: np.ndarray, values: Sequence[np.ndarray], *, others: bool = True
+) -> None:
+    """Each customer's four values (NaN: null); every other customer's cleared, unless
+    `others` is False (the caller knows no customer outside `ids` has values: buyers
+    only grow while the clock moves forward, so a customer with values is a buyer still).
+    """
     rows = [
         [int(i), *(None if not np.isfinite(v) else float(v) for v in row)]
         for i, *row in zip(ids.tolist(), *(v.tolist() for v in values), strict=True)
@@ -140,6 +145,8 @@ def save(conn: Connection, ids: np.ndarray, values: Sequence[np.ndarray]) -> Non
         conn.execute(
             sa.text(f"UPDATE customers c SET {sets} FROM _predicted p WHERE c.id = p.id")  # noqa: S608
         )
+        if not others:
+            return
         nulls = ", ".join(f"{name} = NULL" for name in VALUES)
         conn.execute(
             sa.text(
@@ -148,7 +155,8 @@ def save(conn: Connection, ids: np.ndarray, values: Sequence[np.ndarray]) -> Non
             )
         )
         return
-    conn.execute(sa.update(customers).values(dict.fromkeys(VALUES)))
+    if others:
+        conn.execute(sa.update(customers).values(dict.fromkeys(VALUES)))
     if rows:
         conn.execute(
             sa.update(customers)

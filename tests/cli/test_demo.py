@@ -79,6 +79,12 @@ def test_make_demo_tells_its_story_and_ends_with_stats() -> None:
         assert "Call Grace: the first bag was poor." in listed
         assert "task #1 done: Call Grace" in out
         assert "note: Called Grace: too dark a roast for her" in out
+        # Issue 30: the welcome campaign's holdout is honest about its size, and the
+        # lifetime models say why they predict nothing yet.
+        assert "lift: not enough data: " in out
+        assert "not fitted: " in out
+        assert "[predict] min_customers" in out
+        assert "No predicted values: " in out
         emails = list((folder / "outbox").iterdir())
         assert len(emails) == 20  # 19 to customers and readers, 1 digest to the owner
     finally:
