@@ -103,6 +103,7 @@ async def _timeline(
     from dripper.services.delivery import Sender
     from dripper.store import enrollments
     from dripper.transport.memory import MemoryTransport
+    from dripper.transport.webhook import WebhookClient
 
     transport = MemoryTransport()
     sends: list[SimulatedSend] = []
@@ -113,6 +114,9 @@ async def _timeline(
         renderer=Renderer(config, preview=True),
         transport=transport,
         owner="simulate",
+        webhooks=WebhookClient(
+            allowed_hosts=(), secret=None, secret_env="", timeout=1, max_answer=1, simulated=True
+        ),
     )
     runner = Runner(config, store, campaigns, sender=sender)
     end = now + timedelta(days=days)

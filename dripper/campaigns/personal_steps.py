@@ -122,6 +122,11 @@ def url_problem(url: str) -> str | None:
         return f"not a URL: {exc}"
     if parts.scheme not in ("https", "http") or not parts.hostname:
         return f"expected an https:// URL, got {url!r}"
+    if not parts.hostname.isascii():
+        return (
+            f"write the host {parts.hostname!r} in ASCII (its punycode, xn--...): it goes "
+            "into the Host header and the TLS check as it is"
+        )
     if parts.username is not None or parts.password is not None:
         return "no user or password in the URL: the request is signed ([webhooks] secret_env)"
     if "{{" in url or "{%" in url:

@@ -63,6 +63,7 @@ class Sender:
         owner: str | None = None,
         signer: DkimSigner | None = None,
         limiter: RateLimiter | None = None,
+        webhooks: WebhookClient | None = None,
     ) -> None:
         """`signer`: DKIM (None: unsigned). `limiter`: the shared send rate (None: as fast
         as the transport's pool goes). `owner` names this daemon on its leases (default:
@@ -88,7 +89,8 @@ class Sender:
         # the moment the database answers again (`settle`), before anything else.
         self.parked = Parked()
         self._signing: ThreadPoolExecutor | None = None  # DKIM, begun at the first signature
-        self.webhooks = _webhook_client(config)  # webhook steps' POSTs (DESIGN 16)
+        # Webhook steps' POSTs (DESIGN 16); `simulate` passes one that posts nothing.
+        self.webhooks = webhooks or _webhook_client(config)
 
     def use(self, campaigns: Sequence[Campaign], renderer: Renderer) -> None:
         """Another version of the campaigns and the templates, from the next batch on."""
@@ -345,7 +347,13 @@ class Sender:
                 recent_sends=recent.get(send.customer.id, []),
                 suppression=send.suppression,
             )
-            if decision.verdict is Verdict.SEND and send.held and not step.transactional:
+            if step.kind != send.kind:  # edited from an email into a task, or back
+                results[send.id] = SendResult(
+                    send.id,
+                    SendStatus.CANCELLED,
+                    f"the step is a {step.kind} now; it was planned as a {send.kind}",
+                )
+            elif decision.verdict is Verdict.SEND and send.held and not step.transactional:
                 # Held out (DESIGN 17): decided like a send, at the same moment, never sent.
                 results[send.id] = SendResult(send.id, SendStatus.HELD, HELD_REASON)
             elif decision.verdict is Verdict.SEND and step.personal:
@@ -367,10 +375,16 @@ class Sender:
         recorded: set[int] = set()
         if personal:
             from dripper.services import personal as steps
+            from dripper.services.sending import keep_leases
 
-            made = await steps.handle(
-                self, self.renderer, personal, now, webhooks=self.webhooks, dry=dry
-            )
+            # Webhooks may take a while: the batch's leases are kept alive meanwhile.
+            heartbeat = asyncio.create_task(keep_leases(self, [d.id for d in due]))
+            try:
+                made = await steps.handle(
+                    self, self.renderer, personal, now, webhooks=self.webhooks, dry=dry
+                )
+            finally:
+                heartbeat.cancel()
             results.update((r.id, r) for r in made)
             recorded.update(() if dry else (r.id for r in made))
         ready = self._render_all(to_send, results, now)

@@ -104,9 +104,10 @@ async def _webhooks(
 ) -> list[SendResult]:
     from dripper.campaigns.personal_steps import body_shape
     from dripper.errors import DripperError
-    from dripper.services.sending import delivery_of, result_of
+    from dripper.services.sending import result_of
     from dripper.store import deliveries
     from dripper.store.deliveries import SendResult
+    from dripper.tokens import delivery_id
 
     results: dict[int, SendResult] = {}
     ready: list[tuple[DueSend, Step, bytes]] = []
@@ -136,7 +137,7 @@ async def _webhooks(
         assert step.webhook is not None
         async with at_once:
             outcome = await client.post(
-                step.webhook.url, data, delivery=delivery_of(send.message_id), step=step.id
+                step.webhook.url, data, delivery=delivery_id(send.message_id), step=step.id
             )
         return result_of(sender, send, outcome, now)
 

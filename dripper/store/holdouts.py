@@ -29,9 +29,9 @@ def groups(
     e, ev = enrollments.c, events.c
     days = window.total_seconds() / 86400
     if dialect_of(conn) == "postgresql":
-        end = e.enrolled_at + sa.func.make_interval(0, 0, 0, 0, 0, 0, days * 86400)
-    else:
-        end = sa.func.datetime(e.enrolled_at, f"+{days * 86400:.0f} seconds")
+        within = ev.at <= e.enrolled_at + sa.func.make_interval(0, 0, 0, 0, 0, 0, days * 86400)
+    else:  # as numbers: SQLite's datetime() text drops the microseconds the times keep
+        within = sa.func.julianday(ev.at) <= sa.func.julianday(e.enrolled_at) + days
     amount = sa.func.coalesce(ev.data["amount"].as_float(), 0.0)
     code = sa.func.upper(sa.func.coalesce(ev.data["currency"].as_string(), currency))
     spent = sa.case((sa.and_(ev.type == "purchase", code == currency.upper()), amount), else_=0.0)
@@ -46,7 +46,7 @@ def groups(
                     ev.customer_id == e.customer_id,
                     ev.type.in_(sorted({goal, "purchase"})),
                     ev.at > e.enrolled_at,
-                    ev.at <= end,
+                    within,
                     ev.at <= at_now,
                 ),
             )

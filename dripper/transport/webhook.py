@@ -48,6 +48,46 @@ async def system_resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
+# Never reached unless listed, whatever `is_global` says of them: special-purpose ranges
+# (IETF protocol assignments, benchmarking, documentation, shared, reserved, multicast).
+BLOCKED = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16",
+        "172.16.0.0/12", "192.0.0.0/24", "192.0.2.0/24", "192.168.0.0/16", "198.18.0.0/15",
+        "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+        "::/96", "::1/128", "100::/64", "2001:db8::/32", "fc00::/7", "fe80::/10", "ff00::/8",
+    )
+)  # fmt: skip
+NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+
+
+def embedded_ipv4(address: Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 one carries and reaches: IPv4-mapped (::ffff:a.b.c.d),
+    IPv4-compatible (::a.b.c.d), 6to4 (2002::/16), Teredo's client, NAT64 (64:ff9b::)."""
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if any(address in net for net in NAT64) or int(address) >> 32 == 0:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+def _reachable(address: Address) -> bool:
+    """Public, not special-purpose, and so is any IPv4 address it carries."""
+    inner = embedded_ipv4(address)
+    if inner is not None and not _reachable(inner):
+        return False
+    if any(address in net for net in BLOCKED if net.version == address.version):
+        return False
+    return address.is_global and not address.is_multicast
+
+
 def address_problem(host: str, addresses: Sequence[str], allowed: Sequence[str]) -> str | None:
     """Whether every address `host` resolved to may be reached: public, or listed."""
     if not addresses:
@@ -60,7 +100,7 @@ def address_problem(host: str, addresses: Sequence[str], allowed: Sequence[str])
         mapped = getattr(address, "ipv4_mapped", None)
         if mapped is not None:
             address = mapped  # ::ffff:127.0.0.1 is 127.0.0.1
-        if str(address) in allowed or (address.is_global and not address.is_multicast):
+        if str(address) in allowed or _reachable(address):
             continue
         kind = (
             "loopback"
@@ -90,22 +130,30 @@ class WebhookClient:
         timeout: float,
         max_answer: int,
         resolve: Resolver = system_resolve,
+        simulated: bool = False,
     ) -> None:
+        """`simulated`: nothing is ever posted (`dripper simulate`): every step "goes"."""
         self.allowed = tuple(allowed_hosts)
         self.secret = secret
         self.secret_env = secret_env
         self.timeout = timeout
         self.max_answer = max_answer
         self.resolve = resolve
-        self._client: httpx.AsyncClient | None = None
+        self.simulated = simulated
+        # One client (and connection pool) per host name: a pool is keyed by the address
+        # connected to, so two names on one address must never share a connection whose
+        # TLS was checked for the other.
+        self._clients: dict[str, httpx.AsyncClient] = {}
 
     async def close(self) -> None:
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
 
     async def post(self, url: str, body: bytes, *, delivery: str, step: str) -> Outcome:
         """POST `body` (JSON) to `url`: the outcome, never an exception."""
+        if self.simulated:
+            return Outcome(OutcomeKind.SENT, reply="simulated: not posted")
         wrong = host_problem(url, self.allowed)
         if wrong is not None:
             return Outcome(OutcomeKind.FAILED, reply=f"refused: {wrong}")
@@ -140,21 +188,22 @@ class WebhookClient:
             return await asyncio.wait_for(self._exchange(target, host, body, headers), self.timeout)
         except TimeoutError:
             return Outcome(OutcomeKind.DEFERRED, reply=f"no answer within {self.timeout:g}s")
-        except httpx.HTTPError as exc:
+        except Exception as exc:  # the receiver's or the network's doing: retried, said
             return Outcome(OutcomeKind.DEFERRED, reply=f"{type(exc).__name__}: {exc}"[:300])
 
     async def _exchange(
         self, target: str, host: str, body: bytes, headers: dict[str, str]
     ) -> Outcome:
-        if self._client is None:
+        client = self._clients.get(host)
+        if client is None:
             # trust_env=False: no proxy from the environment, whose host was never checked.
-            self._client = httpx.AsyncClient(
+            client = self._clients[host] = httpx.AsyncClient(
                 follow_redirects=False, trust_env=False, timeout=self.timeout
             )
-        request = self._client.build_request(
+        request = client.build_request(
             "POST", target, content=body, headers=headers, extensions={"sni_hostname": host}
         )
-        response = await self._client.send(request, stream=True)
+        response = await client.send(request, stream=True)
         try:
             answer = bytearray()
             async for chunk in response.aiter_raw():

@@ -206,7 +206,7 @@ async def unsubscribe(web: Web, request: Request) -> Response:
         web.config.language,
     )
     gone = customer is None or customer.status is Status.UNSUBSCRIBED
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and the HEAD starlette adds: they change nothing
         if gone:
             return web.html(pages.unsubscribed(web.company, delivery.email, t))
         if web.config.topics and customer is not None:

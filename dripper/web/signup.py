@@ -75,7 +75,7 @@ def _words(web: Web, request: Request, locale: str | None = None) -> Words:
 async def subscribe(web: Web, state: _State, request: Request) -> Response:
     t = _words(web, request)
     settings = web.config.signup
-    if request.method == "GET":
+    if request.method != "POST":  # GET, and the HEAD starlette adds
         form_id = request.query_params.get("form", "default")
         form = settings.form(form_id)
         if form is None:
@@ -180,7 +180,7 @@ async def confirm(web: Web, state: _State, request: Request) -> Response:
     t = _words(web, request)
     now = web.clock()
     try:
-        if request.method == "GET":
+        if request.method != "POST":  # GET and HEAD change nothing
             found = await run_in_threadpool(state.desk.pending, key, now=now)
             if found is None:
                 raise HTTPException(404)

@@ -59,7 +59,7 @@ async def task(web: Web, request: Request) -> Response:
         t = _words(web, found.assignee)
         if found.status != tasks.OPEN:  # closed before: say so, change nothing
             return web.html(pages.task_closed(web.company, "closed", t))
-        if request.method == "GET":
+        if request.method != "POST":  # GET and HEAD change nothing (scanners)
             about = f"{found.name} <{found.email}>" if found.name else found.email
             if found.unsubscribed:
                 about += f" ({t('unsubscribed from email')})"

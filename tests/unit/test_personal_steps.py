@@ -94,6 +94,7 @@ def test_task_and_webhook_steps_load(tmp_path: Path) -> None:
         ),
         ("subject: Hi\n    template: t.mjml\n    due: 2d", "c.yaml:7: steps[0].due: 'due' belongs"),
         ("webhook: {url: ftp://a.example/x}", "expected an https:// URL"),
+        ('webhook: {url: "https://bücher.example/x"}', "in ASCII (its punycode"),
         ('webhook: {url: "https://u:p@a.example/"}', "no user or password in the URL"),
         ("webhook: {body: {}}", "missing 'url'"),
         ('webhook: {url: "https://a.example", body: [1]}', "expected a mapping"),
@@ -216,6 +217,12 @@ def test_a_task_goes_whatever_the_email_consent_but_not_after_a_complaint(
         (["fe80::1"], [], "(link-local)"),
         (["100.64.0.1"], [], "(not public)"),
         (["93.184.216.34", "10.0.0.1"], [], "10.0.0.1 (private)"),  # every address counts
+        (["64:ff9b::a00:1"], [], "not public"),  # NAT64 carrying 10.0.0.1
+        (["2002:7f00:1::"], [], "not public"),  # 6to4 carrying 127.0.0.1
+        (["2001:0:4136:e378:8000:63bf:3fff:fdd2"], [], "refused"),  # Teredo
+        (["::7f00:1"], [], "not public"),  # IPv4-compatible 127.0.0.1
+        (["192.0.0.8"], [], "not public"),  # IETF protocol assignments
+        (["64:ff9b::5db8:d822"], [], None),  # NAT64 carrying a public address
         (["127.0.0.1"], ["127.0.0.1"], None),
         ([], [], "resolves to no address"),
     ],

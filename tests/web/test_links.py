@@ -147,6 +147,7 @@ def test_one_click_unsubscribe_is_stored_and_the_next_run_sends_nothing(
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     url = re.findall(r"<(http[^>]+)>", header)[0]
     assert httpx.get(url).status_code == 200  # GET changes nothing
+    assert httpx.head(url).status_code == 200  # nor does a link checker's HEAD
     assert rows(shop, customers, customers.c.email == "grace@example.com")[0].status == (
         "subscribed"
     )

@@ -41,6 +41,8 @@ def test_the_digest_link_shows_the_task_and_its_button_closes_it(
         return dict(listed[0])
 
     with ServeProcess(shop, now=MORNING):
+        assert httpx.head(link).status_code == 200  # a link checker's HEAD closes nothing
+        assert task()["status"] == "open"
         for _ in range(2):  # a scanner, then the person: neither changes anything
             page = httpx.get(link)
             assert page.status_code == 200
