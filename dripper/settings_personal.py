@@ -13,12 +13,12 @@ from typing import Any
 
 from email_validator import EmailNotValidError, validate_email
 
+from dripper.i18n import LANGUAGES
 from dripper.settings import _env_name, _int_range, _key, _show, _str
 from dripper.timeparse import parse_time_of_day
 
 PERSON = re.compile(r"[a-z][a-z0-9_-]{0,39}")  # a key of `people`: a step's `assignee`
 PERSON_KEYS = ("email", "language", "name")
-LANGUAGES = ("en", "de", "fr", "es", "nl")  # as config.LANGUAGES: the catalogs there are
 
 
 @dataclass(frozen=True)

@@ -58,7 +58,7 @@ def line_of(task: TaskRecord, now: datetime) -> str:
     else:
         when = f" {task.closed_at:%Y-%m-%d}" if task.closed_at else ""
         state = f"{task.status}{when}"
-    who = f"{task.name} <{task.email}>" if task.name else task.email
+    who = task.who
     flag = " (unsubscribed from email)" if task.unsubscribed else ""
     note = f"\n      note: {task.note}" if task.note else ""
     return (

@@ -135,13 +135,21 @@ class _BgNbdLikelihood:
 
 def p_alive(model: PurchaseModel, x: Array, t_x: Array, T: Array) -> Array:
     """P(still a customer | history) (FHL 2005, equation 13); 1 for no repeat purchase."""
+    return np.asarray(1.0 / (1.0 + _dropped_odds(model, x, t_x, T)), dtype=np.float64)
+
+
+def _dropped_odds(model: PurchaseModel, x: Array, t_x: Array, T: Array) -> Array:
+    """The odds that the customer left after their last purchase (0 with no repeat
+    purchase): P(alive) is 1 / (1 + odds), and the expectation is divided by the same."""
     r, alpha, a, b = model.r, model.alpha, model.a, model.b
     xr = np.where(x > 0, x, 1.0)
-    log_ratio = (
-        np.log(a) - np.log(b + xr - 1) + (r + xr) * (np.log(alpha + T) - np.log(alpha + t_x))
-    )
-    odds = np.where(x > 0, np.exp(np.minimum(log_ratio, 700.0)), 0.0)
-    return np.asarray(1.0 / (1.0 + odds), dtype=np.float64)
+    with np.errstate(all="ignore"):
+        log_ratio = (
+            np.log(a) - np.log(b + xr - 1) + (r + xr) * (np.log(alpha + T) - np.log(alpha + t_x))
+        )
+        return np.asarray(
+            np.where(x > 0, np.exp(np.minimum(log_ratio, 700.0)), 0.0), dtype=np.float64
+        )
 
 
 def expected_purchases(model: PurchaseModel, t: float, x: Array, t_x: Array, T: Array) -> Array:
@@ -171,19 +179,15 @@ def distinct(*columns: Array) -> tuple[list[Array], NDArray[np.intp]]:
 
 
 def _expected_purchases(model: PurchaseModel, t: float, x: Array, t_x: Array, T: Array) -> Array:
+    odds = _dropped_odds(model, x, t_x, T)
     r, alpha, a, b = model.r, model.alpha, model.a, model.b
     if abs(a - 1.0) < 1e-9:
         a = 1.0 + 1e-9  # the closed form divides by a - 1
-    xr = np.where(x > 0, x, 1.0)
     z = t / (alpha + T + t)
     with np.errstate(all="ignore"):
         hyp = hyp2f1(r + x, b + x, a + b + x - 1, z)
         head = (a + b + x - 1) / (a - 1)
         tail = 1.0 - np.exp((r + x) * (np.log(alpha + T) - np.log(alpha + T + t))) * hyp
-        log_ratio = (
-            np.log(a) - np.log(b + xr - 1) + (r + xr) * (np.log(alpha + T) - np.log(alpha + t_x))
-        )
-        odds = np.where(x > 0, np.exp(np.minimum(log_ratio, 700.0)), 0.0)
         value = head * tail / (1.0 + odds)
     value = np.where(np.isfinite(value) & (value >= 0), value, np.nan)
     return np.asarray(value, dtype=np.float64)

@@ -143,34 +143,21 @@ def personal_preview(
     for `customer` (DESIGN 16): nothing is made or sent."""
     import json
 
-    from dripper.campaigns.personal_steps import DEFAULT_DUE, body_shape
+    from dripper.campaigns.personal_steps import DEFAULT_DUE
     from dripper.campaigns.samplecheck import sample_event
 
     event = sample_event(campaign, now)
-
-    def text(source: str, what: str) -> str:
-        return renderer.text_of(campaign, step, customer, source, now=now, event=event, what=what)
-
     if step.webhook is not None:
+        from dripper.services.personal import webhook_body
 
-        def body(value: object) -> object:
-            if isinstance(value, str):
-                return text(value, "webhook body")
-            if isinstance(value, dict):
-                return {k: body(v) for k, v in value.items()}
-            if isinstance(value, list):
-                return [body(v) for v in value]
-            return value
-
-        shown = json.dumps(body_shape(body(step.webhook.body)), indent=2, ensure_ascii=False)
+        body = webhook_body(renderer, campaign, step, customer, now=now, event=event)
+        shown = json.dumps(body, indent=2, ensure_ascii=False)
         return f"POST {step.webhook.url} (signed, X-Dripper-Signature)\n{shown}"
     person = renderer.config.tasks.person(step.assignee)
     who = person.key if person else f"{step.assignee or 'nobody'} (not in [tasks] people)"
     due = step.due or DEFAULT_DUE
-    return (
-        f"task for {who} about {customer.email}, due {due} after it is made:\n"
-        f"  {text(step.task or '', 'task')}"
-    )
+    text = renderer.text_of(campaign, step, customer, step.task or "", now=now, event=event)
+    return f"task for {who} about {customer.email}, due {due} after it is made:\n  {text}"
 
 
 def _stored_customer(config: Config, email: str) -> Customer | None:

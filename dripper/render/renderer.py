@@ -282,7 +282,13 @@ class Renderer:
         source compiled once. A failure is a RenderError at the step's line."""
         context = self._context(campaign, step, customer, now, "", None)
         context["event"] = None if event is None else Record("event", _plain(event.as_context()))
-        file, line = campaign.file, step.line
+        return self._line(source, context, what, campaign.file, step.line)
+
+    def _line(
+        self, source: str, context: dict[str, Any], what: str, file: str, line: int
+    ) -> str:
+        """A short text template (a subject, a task) rendered and trimmed, compiled once per
+        source; a failure is a RenderError naming `what` at the step's line."""
         template = self._subjects.get(source)
         if template is None:
             try:
@@ -309,21 +315,7 @@ class Renderer:
             )
         source = step.subjects[variant % len(step.subjects)]
         file, line = campaign.file, step.line
-        template = self._subjects.get(source)
-        if template is None:
-            try:
-                template = self.text_env.from_string(source)
-            except TemplateSyntaxError as exc:
-                raise RenderError(
-                    f"subject: template syntax: {exc.message}", file=file, line=line
-                ) from None
-            self._subjects[source] = template
-        try:
-            subject = run(template, context, self.limits).strip()
-        except RenderError as exc:
-            raise type(exc)(f"subject: {exc.message}", file=file, line=line) from None
-        except Exception as exc:
-            raise RenderError(f"subject: {exc}", file=file, line=line) from exc
+        subject = self._line(source, context, "subject", file, line)
         if "\r" in subject or "\n" in subject:
             raise HeaderError(
                 f"subject of step {step.id!r} contains a line break (from the template or a "

@@ -129,7 +129,7 @@ def _shown(
     and its one-click link."""
     shown = []
     for task in theirs:
-        about = f"{task.name} <{task.email}>" if task.name else task.email
+        about = task.who
         if task.unsubscribed:
             about += f" ({t('unsubscribed from email')})"
         shown.append(

@@ -19,6 +19,8 @@ from dripper.engine.timing import zone
 
 if TYPE_CHECKING:
     from dripper.campaigns import Campaign, Step
+    from dripper.customers.model import Customer
+    from dripper.engine.model import EventFacts
     from dripper.render.renderer import Renderer
     from dripper.services.sending import Sender
     from dripper.store.deliveries import DueSend, SendResult
@@ -102,7 +104,6 @@ async def _webhooks(
     *,
     dry: bool,
 ) -> list[SendResult]:
-    from dripper.campaigns.personal_steps import body_shape
     from dripper.errors import DripperError
     from dripper.services.sending import result_of
     from dripper.store import deliveries
@@ -114,11 +115,11 @@ async def _webhooks(
     for send, campaign, step in items:
         assert step.webhook is not None
         try:
-            body = _render_body(renderer, campaign, step, send, step.webhook.body, now)
+            body = webhook_body(renderer, campaign, step, send.customer, now=now, event=send.event)
         except DripperError as exc:
             results[send.id] = SendResult(send.id, SendStatus.FAILED, f"render: {exc}")
             continue
-        data = json.dumps(body_shape(body), ensure_ascii=False, separators=(",", ":"))
+        data = json.dumps(body, ensure_ascii=False, separators=(",", ":"))
         ready.append((send, step, data.encode("utf-8")))
     if dry or client is None:
         done = [
@@ -148,19 +149,32 @@ async def _webhooks(
     return every
 
 
-def _render_body(
-    renderer: Renderer, campaign: Campaign, step: Step, send: DueSend, value: Any, now: datetime
+def webhook_body(
+    renderer: Renderer,
+    campaign: Campaign,
+    step: Step,
+    customer: Customer,
+    *,
+    now: datetime,
+    event: EventFacts | None,
 ) -> Any:
-    """Every string of the body rendered for the customer; the rest as written."""
-    if isinstance(value, str):
-        return renderer.text_of(
-            campaign, step, send.customer, value, now=now, event=send.event, what="webhook body"
-        )
-    if isinstance(value, dict):
-        return {k: _render_body(renderer, campaign, step, send, v, now) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_render_body(renderer, campaign, step, send, v, now) for v in value]
-    return value
+    """A webhook step's body for `customer`, as JSON will carry it: every string rendered,
+    the rest as written (what is POSTed, and what `preview` shows)."""
+    from dripper.campaigns.personal_steps import body_shape
+
+    def rendered(value: Any) -> Any:
+        if isinstance(value, str):
+            return renderer.text_of(
+                campaign, step, customer, value, now=now, event=event, what="webhook body"
+            )
+        if isinstance(value, dict):
+            return {k: rendered(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [rendered(v) for v in value]
+        return value
+
+    assert step.webhook is not None
+    return body_shape(rendered(step.webhook.body))
 
 
 def _dry(result: SendResult, reason: str) -> SendResult:

@@ -169,11 +169,8 @@ def save(
 
 def clear(conn: Connection) -> None:
     """No fit: every customer's values null (never a stale one beside a "not fitted")."""
-    c = customers.c
-    conn.execute(sa.update(customers).where(c.p_alive.is_not(None)).values(dict.fromkeys(VALUES)))
-    conn.execute(
-        sa.update(customers).where(c.predicted_clv_365d.is_not(None)).values(dict.fromkeys(VALUES))
-    )
+    held = sa.or_(*(customers.c[name].is_not(None) for name in VALUES))
+    conn.execute(sa.update(customers).where(held).values(dict.fromkeys(VALUES)))
 
 
 def record_fit(

@@ -60,6 +60,11 @@ class TaskRecord:
     link_key: str
     unsubscribed: bool  # from email (the task goes on; a card is not an email)
 
+    @property
+    def who(self) -> str:
+        """The customer as lists show them: `Ada Lovelace <ada@example.com>`."""
+        return f"{self.name} <{self.email}>" if self.name else self.email
+
     def overdue(self, now: datetime) -> bool:
         return self.status == OPEN and self.due_at < now
 

@@ -60,7 +60,7 @@ async def task(web: Web, request: Request) -> Response:
         if found.status != tasks.OPEN:  # closed before: say so, change nothing
             return web.html(pages.task_closed(web.company, "closed", t))
         if request.method != "POST":  # GET and HEAD change nothing (scanners)
-            about = f"{found.name} <{found.email}>" if found.name else found.email
+            about = found.who
             if found.unsubscribed:
                 about += f" ({t('unsubscribed from email')})"
             due = f"{found.due_at:%Y-%m-%d %H:%M} UTC"
